@@ -1,0 +1,232 @@
+"""Answer -> Slack messages: Markdown split within Slack's limits, sources, feedback buttons.
+
+All text that came from the model or the docs goes through bot.mrkdwn before it is placed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from bot import mrkdwn
+from bot.records import Answer, Source, Status
+
+# Slack: markdown blocks take 12,000 characters per message in total, and messages are refused a
+# little above 13,000 characters of blocks in all; keep room for the sources and buttons.
+MARKDOWN_LIMIT = 11_000
+MESSAGE_BLOCKS_BUDGET = 12_500
+SECTION_LIMIT = 3_000
+
+ACTION_UP = "feedback_up"
+ACTION_DOWN = "feedback_down"
+FEEDBACK_VIEW = "feedback_reason"
+REASON_BLOCK = "reason"
+REASON_ACTION = "reason"
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str  # mrkdwn: what notifications and clients without blocks show
+    blocks: list[Block]
+
+
+def status_line(event: Status) -> str:
+    if event.stage == "searching":
+        return "Searching the docs…"
+    if event.stage == "reading":
+        n = event.documents
+        return f"Reading {n} document{'' if n == 1 else 's'}…"
+    if event.stage == "thinking":
+        return "Thinking…"
+    return "Writing the answer…"
+
+
+def split_markdown(text: str, limit: int = MARKDOWN_LIMIT) -> list[str]:
+    """Split Markdown into parts of at most `limit` characters, at paragraph, line or word breaks.
+
+    Nothing is dropped: joining the parts gives the text back, except that a code block cut in two
+    is closed at the end of one part and reopened at the start of the next.
+    """
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        budget = limit - 8  # room to close a code fence
+        window = rest[:budget]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            at = window.rfind(sep)
+            if at >= budget // 2:
+                cut = at + len(sep)
+                break
+        if cut == -1:
+            cut = budget
+        head, rest = rest[:cut], rest[cut:]
+        fence = _open_fence(head)
+        if fence is not None:
+            head += ("" if head.endswith("\n") else "\n") + "```"
+            rest = fence + "\n" + rest
+        parts.append(head)
+    parts.append(rest)
+    return parts
+
+
+def _open_fence(text: str) -> str | None:
+    """The opening line of a ``` code block left open at the end of `text`, if any."""
+    opened: str | None = None
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            opened = None if opened is not None else line.strip()
+    return opened
+
+
+def answer_text(answer: Answer) -> str:
+    """The answer as it is shown: neutralised Markdown, never empty."""
+    text = mrkdwn.neutralize(answer.text.strip())
+    if text:
+        return text
+    return "I couldn't find anything in the docs that answers this." if answer.mode == "not_found" else "…"
+
+
+def source_line(source: Source, stale_days: int, today: date) -> str:
+    if source.url:
+        name = mrkdwn.link(source.url, source.title or source.path)
+    else:
+        name = f"*{mrkdwn.escape(source.title)}* `{mrkdwn.escape(source.path)}`" if source.title \
+            else f"`{mrkdwn.escape(source.path)}`"
+    line = f"[{source.n}] {name}"
+    if source.heading_path:
+        line += f" · {mrkdwn.escape(source.heading_path)}"
+    if source.page:
+        line += f" · p. {source.page}"
+    if source.updated:
+        line += f" · updated {mrkdwn.escape(source.updated)}"
+        if is_stale(source.updated, stale_days, today):
+            line += f" :warning: _older than {stale_days} days, may be out of date_"
+    return line
+
+
+def is_stale(updated: str, stale_days: int, today: date) -> bool:
+    try:
+        when = date.fromisoformat(updated[:10])
+    except ValueError:
+        return False
+    return (today - when).days > stale_days
+
+
+def sources_blocks(answer: Answer, stale_days: int, today: date) -> list[Block]:
+    if not answer.sources:
+        return []
+    heading = "*Closest documents*" if answer.mode == "not_found" else "*Sources*"
+    blocks: list[Block] = []
+    current = heading
+    for source in answer.sources:
+        line = source_line(source, stale_days, today)[: SECTION_LIMIT - 1]
+        if len(current) + 1 + len(line) > SECTION_LIMIT:
+            blocks.append(_section(current))
+            current = line
+        else:
+            current += "\n" + line
+    blocks.append(_section(current))
+    return blocks
+
+
+def feedback_block(answer_id: int) -> Block:
+    return {
+        "type": "actions",
+        "block_id": "feedback",
+        "elements": [
+            {"type": "button", "action_id": ACTION_UP, "value": str(answer_id),
+             "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True}},
+            {"type": "button", "action_id": ACTION_DOWN, "value": str(answer_id),
+             "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True}},
+        ],
+    }
+
+
+def trailer_blocks(answer: Answer, answer_id: int, stale_days: int, today: date | None = None) -> list[Block]:
+    """What follows the answer text in its last message: sources, then the buttons. (The pipeline's
+    text itself says plainly when it is quoted passages or found nothing.)"""
+    return [*sources_blocks(answer, stale_days, today or date.today()), feedback_block(answer_id)]
+
+
+def answer_messages(answer: Answer, answer_id: int, stale_days: int, today: date | None = None) -> list[Message]:
+    """The whole answer as the messages to post, in order; the last carries sources and buttons."""
+    parts = split_markdown(answer_text(answer))
+    messages = [Message(text=mrkdwn.escape(p), blocks=[markdown_block(p)]) for p in parts]
+    trailer = trailer_blocks(answer, answer_id, stale_days, today)
+    last = messages[-1]
+    if len(parts[-1]) + blocks_size(trailer) <= MESSAGE_BLOCKS_BUDGET:
+        messages[-1] = Message(text=last.text, blocks=last.blocks + trailer)
+    else:
+        messages.append(Message(text="Sources and feedback", blocks=trailer))
+    return messages
+
+
+def markdown_block(text: str) -> Block:
+    return {"type": "markdown", "text": text}
+
+
+def blocks_size(blocks: list[Block]) -> int:
+    """Characters of text in blocks, the measure Slack's per-message limits use."""
+    total = 0
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            total += len(text.get("text", ""))
+        elif isinstance(text, str):
+            total += len(text)
+        for element in block.get("elements", []):
+            inner = element.get("text")
+            total += len(inner.get("text", "") if isinstance(inner, dict) else inner or "")
+    return total
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def feedback_modal(answer_id: int) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": FEEDBACK_VIEW,
+        "private_metadata": str(answer_id),
+        "title": {"type": "plain_text", "text": "What was wrong?"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Skip"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Tell us briefly (optional)"},
+                "element": {"type": "plain_text_input", "action_id": REASON_ACTION, "multiline": True,
+                            "max_length": 500},
+            }
+        ],
+    }
+
+
+def apology(error_id: str) -> str:
+    return f"Sorry, something went wrong while answering. Please try again in a moment " \
+           f"(error id `{error_id}`)."
+
+
+def rate_limited(wait_seconds: int) -> str:
+    return f"You're asking faster than I can keep up. Please wait about {wait_seconds} s and ask again."
+
+
+def not_enabled() -> str:
+    return "I'm not enabled in this channel. Ask an admin to add it to the bot's allowed channels, " \
+           "or send me a direct message."
+
+
+HELP = (
+    "*Ask me about the docs:* mention me in a channel (`@qwenbot how many vacation days do I get?`) "
+    "or send me a direct message. I answer in a thread and cite my sources; reply in the thread to "
+    "follow up. Rate the answer with 👍 / 👎.\n"
+    "`/qwenbot status`: index size, last indexed, model endpoint and health\n"
+    "`/qwenbot help`: this message"
+)

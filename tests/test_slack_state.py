@@ -1,0 +1,84 @@
+"""The bot's SQLite state (dedupe across restarts, feedback) and its channel policy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.policy import PolicyError, RateLimiter, load_channel_scopes
+from bot.records import Answer, Scope, Source
+from bot.state import State
+
+
+def test_dedupe_claims_survive_a_restart_and_expire(tmp_path: Path) -> None:
+    db = tmp_path / "state.sqlite3"
+    state = State(db, dedupe_ttl_hours=1)
+    assert state.claim("event:Ev1")
+    assert not state.claim("event:Ev1")
+    state.close()
+    reopened = State(db, dedupe_ttl_hours=1)
+    assert not reopened.claim("event:Ev1")  # still a duplicate after the restart
+    assert reopened.claim("event:Ev1", now=time.time() + 3601)  # the TTL passed: a new delivery
+    reopened.close()
+
+
+def test_questions_answers_sources_and_feedback_are_stored(tmp_path: Path) -> None:
+    state = State(tmp_path / "s.sqlite3")
+    qid = state.add_question(event_id="Ev1", channel="C1", thread_ts="1.1", message_ts="1.1", user="U1",
+                             text="how many days?")
+    assert not state.answered_thread("C1", "1.1")
+    answer = Answer("25 days [1]", "generated", [Source(1, "Leave", "hr/leave.md", "Leave"),
+                                                 Source(2, "Leave", "hr/leave.md", "Leave > More"),
+                                                 Source(3, "FAQ", "faq.md", "")])
+    aid = state.add_answer(qid, answer)
+    assert state.answered_thread("C1", "1.1") and state.answer_exists(aid)
+    state.record_feedback(aid, "U2", "down")
+    state.record_reason(aid, "U2", "outdated")
+    state.record_feedback(aid, "U3", "up")
+    [down] = list(state.feedback("down"))
+    assert (down.question, down.answer, down.reason, down.source_paths) == \
+        ("how many days?", "25 days [1]", "outdated", ["hr/leave.md", "faq.md"])
+    state.record_feedback(aid, "U2", "up")  # changing one's mind replaces the rating
+    assert list(state.feedback("down")) == []
+    assert state.counts() == {"questions": 1, "answers": 1, "feedback": 2}
+
+
+def test_channel_scopes_file(tmp_path: Path) -> None:
+    path = tmp_path / "scopes.yml"
+    path.write_text("default:\n  tags: [public]\nchannels:\n  C0HR:\n    path_prefixes: [hr/]\n"
+                    "  C0ENG: {path_prefixes: [engineering/, it-security/], tags: [oncall]}\n")
+    scopes = load_channel_scopes(path)
+    assert scopes.for_channel("C0HR") == Scope(path_prefixes=("hr/",))
+    assert scopes.for_channel("C0ENG") == Scope(("engineering/", "it-security/"), ("oncall",))
+    assert scopes.for_channel("C0OTHER") == Scope(tags=("public",))
+    assert load_channel_scopes(None).for_channel("C1") == Scope()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("channels: [C1]", "'channels' must map"),
+    ("channels:\n  C1: {paths: [hr/]}", "channels.C1: expected a mapping"),
+    ("channels:\n  C1: {tags: [1]}", "channels.C1.tags: expected a list"),
+    ("default: [", "not valid YAML"),
+])
+def test_bad_scopes_file_says_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "scopes.yml"
+    path.write_text(content)
+    with pytest.raises(PolicyError, match=message):
+        load_channel_scopes(path)
+
+
+def test_the_example_scopes_file_loads() -> None:
+    example = Path(__file__).resolve().parent.parent / "deploy" / "channel_scopes.example.yml"
+    scopes = load_channel_scopes(example)
+    assert scopes.channels
+
+
+def test_rate_limiter_window() -> None:
+    limiter = RateLimiter(2, window_seconds=60)
+    assert limiter.check("U1", now=0) == 0 and limiter.check("U1", now=1) == 0
+    assert limiter.check("U1", now=2) == pytest.approx(58)
+    assert limiter.check("U2", now=2) == 0  # per user
+    assert limiter.check("U1", now=60.5) == 0
+    assert RateLimiter(0).check("U1") == 0  # off
