@@ -1,0 +1,90 @@
+"""`qwenbot ask`: the Slack pipeline in the terminal. The answer streams to stdout, progress to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from bot.answer import AnswerPipeline
+from bot.llm import build_client
+from bot.records import Answer, Delta, Done, PipelineEvent, Scope, Source, Status
+from bot.settings import Settings
+from retrieval.embeddings import EmbeddingModelError
+from retrieval.search import Searcher
+from retrieval.store import StoreError, index_exists
+
+_STATUS_TEXT = {"searching": "searching the docs…", "thinking": "thinking…", "writing": "writing…"}
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    config = settings.index_config()
+    if not index_exists(config):
+        print(f"qwenbot: no index at {config.index_dir}: run `qwenbot index` first", file=sys.stderr)
+        return 1
+    scope = Scope(tuple(args.path), tuple(args.tag)) if args.path or args.tag else None
+    try:
+        with Searcher(config) as searcher:
+            pipeline = AnswerPipeline(settings, searcher, build_client(settings))
+            events = pipeline.run(args.question, [], scope)
+            answer = _final_answer(events) if args.json else _stream(events, sys.stdout, sys.stderr)
+    except (StoreError, EmbeddingModelError, ValueError) as exc:
+        print(f"qwenbot: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _final_answer(events: Iterator[PipelineEvent]) -> Answer:
+    return next(e.answer for e in events if isinstance(e, Done))
+
+
+def _stream(events: Iterator[PipelineEvent], out: TextIO, err: TextIO) -> Answer:
+    answer: Answer | None = None
+    for event in events:
+        if isinstance(event, Status):
+            text = f"reading {event.documents} documents…" if event.stage == "reading" else _STATUS_TEXT[event.stage]
+            print(f"[{text}]", file=err, flush=True)
+        elif isinstance(event, Delta):
+            out.write(event.text)
+            out.flush()
+        elif isinstance(event, Done):
+            answer = event.answer
+    assert answer is not None
+    out.write("\n")
+    if answer.model_error:
+        print(f"[model unavailable: {answer.model_error}]", file=err)
+    if answer.sources:
+        heading = "Closest documents:" if answer.mode == "not_found" else "Sources:"
+        print(f"\n{heading}", file=out)
+        for source in answer.sources:
+            print(f"  {format_source(source)}", file=out)
+    out.flush()
+    return answer
+
+
+def format_source(source: Source) -> str:
+    where = source.title
+    if source.heading_path and source.heading_path != source.title:
+        where += f" › {source.heading_path}"
+    details = [source.path + (f" p. {source.page}" if source.page else "")]
+    if source.updated:
+        details.append(f"updated {source.updated}")
+    if source.url:
+        details.append(source.url)
+    return f"[{source.n}] {where} ({', '.join(details)})"
+
+
+def answer_json(answer: Answer) -> dict[str, object]:
+    return {
+        "text": answer.text,
+        "mode": answer.mode,
+        "sources": [dataclasses.asdict(s) for s in answer.sources],
+        "usage": dataclasses.asdict(answer.usage),
+        "timings": {k: round(v, 3) for k, v in answer.timings.items()},
+        "model_error": answer.model_error,
+    }

