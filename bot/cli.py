@@ -16,7 +16,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", default=".env", help="settings file read before the environment")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("index", help="index new or changed docs (incremental)")
+    p = sub.add_parser(
+        "index",
+        help="index new or changed docs (incremental)",
+        epilog="Exit status: 0 when every file was indexed, unchanged or skipped (unsupported type); "
+        "1 when any file failed to load (each is printed as `path: reason`) or the index cannot be used.",
+    )
     p.add_argument("paths", nargs="*", type=Path, help="folders or files (default: QWENBOT_DOCS_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

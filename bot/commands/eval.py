@@ -1,0 +1,65 @@
+"""`qwenbot eval QUESTIONS.jsonl --docs DIR`: retrieval metrics on an index of DIR built for the run."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bot.settings import Settings
+from retrieval.embeddings import EmbeddingModelError
+from retrieval.evaluation import Question, QuestionsError, evaluate, load_questions
+from retrieval.indexer import Indexer, format_summary
+from retrieval.manifest import ManifestError
+from retrieval.search import Searcher
+from retrieval.store import StoreError
+
+EVAL_COLLECTION = "qwenbot-eval"
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        questions = load_questions(args.questions)
+    except QuestionsError as exc:
+        print(f"qwenbot eval: {exc}", file=sys.stderr)
+        return 2
+    if not args.docs.is_dir():
+        print(f"qwenbot eval: --docs {args.docs}: no such folder", file=sys.stderr)
+        return 2
+    if args.store is not None and args.store.resolve() == settings.index_dir.resolve():
+        print(
+            f"qwenbot eval: --store {args.store} is the bot's index (QWENBOT_INDEX_DIR); give the eval its own folder",
+            file=sys.stderr,
+        )
+        return 2
+    if args.store is not None:
+        return _run(settings, args, questions, args.store)
+    with tempfile.TemporaryDirectory(prefix="qwenbot-eval-") as tmp:
+        return _run(settings, args, questions, Path(tmp))
+
+
+def _run(settings: Settings, args: argparse.Namespace, questions: list[Question], store: Path) -> int:
+    # Always a local store of its own: the eval never reads or writes the bot's index or Chroma server.
+    config = dataclasses.replace(settings.index_config(index_dir=store), chroma_host=None, collection=EVAL_COLLECTION)
+    try:
+        stats = Indexer(config).run([args.docs], progress=sys.stderr.isatty())
+        for error in stats.errors:
+            print(error, file=sys.stderr)
+        print(format_summary(stats), file=sys.stderr)
+        with Searcher(config) as searcher:
+            report = evaluate(searcher, questions, set(searcher.document_paths()))
+    except (StoreError, ManifestError, EmbeddingModelError) as exc:
+        print(f"qwenbot eval: {exc}", file=sys.stderr)
+        return 1
+    if report.missing_sources:
+        shown = ", ".join(report.missing_sources[:5]) + (" …" if len(report.missing_sources) > 5 else "")
+        print(
+            f"qwenbot eval: warning: {len(report.missing_sources)} source(s) named in {args.questions} are not "
+            f"among the indexed documents of {args.docs}: {shown}",
+            file=sys.stderr,
+        )
+    print(json.dumps(report.to_json()) if args.json else report.to_text())
+    return 0

@@ -1,0 +1,208 @@
+"""The Chroma side of the index: opening the collection, its change stamp, and the local-folder lock.
+
+A local Chroma folder must only ever be opened by one process (Chroma does not coordinate writers
+across processes). `acquire_index_lock` enforces that with an exclusive `flock` on
+`index_dir/.lock`; with a Chroma server (`chroma_host` set) no lock is needed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrieval.config import IndexConfig
+
+# Collection metadata keys (Chroma reserves "hnsw:*"; ours are prefixed to stay clear of it).
+STAMP_KEY = "qwenbot_stamp"
+INDEXED_AT_KEY = "qwenbot_indexed_at"
+MODEL_KEY = "qwenbot_embedding_model"
+
+
+class StoreError(RuntimeError):
+    """Base for index problems whose message tells the user what to do."""
+
+
+class IndexMissingError(StoreError):
+    pass
+
+
+class ModelMismatchError(StoreError):
+    pass
+
+
+class IndexLockedError(StoreError):
+    pass
+
+
+class StoreUnavailableError(StoreError):
+    pass
+
+
+def describe(config: IndexConfig) -> str:
+    """Where the index lives, for messages."""
+    if config.chroma_host:
+        scheme = "https" if config.chroma_ssl else "http"
+        return f"collection {config.collection!r} on {scheme}://{config.chroma_host}:{config.chroma_port}"
+    return f"collection {config.collection!r} in {config.index_dir / 'chroma'}"
+
+
+def model_mismatch_message(config: IndexConfig, indexed_with: str) -> str:
+    return (
+        f"the index ({describe(config)}) was built with the embedding model {indexed_with!r}, "
+        f"but QWENBOT_EMBEDDING_MODEL is {config.embedding_model!r}; vectors from two models cannot be "
+        "mixed. Use a new index (another QWENBOT_INDEX_DIR, or QWENBOT_COLLECTION with a Chroma server), "
+        f"or delete this one ({config.index_dir}) and index again."
+    )
+
+
+def open_client(config: IndexConfig) -> Any:
+    """A Chroma client: the local folder, or the server when `chroma_host` is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False)
+    if config.chroma_host:
+        try:
+            return chromadb.HttpClient(
+                host=config.chroma_host, port=config.chroma_port, ssl=config.chroma_ssl, settings=settings
+            )
+        except Exception as exc:  # the client pings the server on creation: any failure means unreachable
+            raise StoreUnavailableError(
+                f"cannot reach the Chroma server for {describe(config)}: {exc}; is `chroma run` up? "
+                "(QWENBOT_CHROMA_HOST / QWENBOT_CHROMA_PORT)"
+            ) from None
+    return chromadb.PersistentClient(path=str(config.index_dir / "chroma"), settings=settings)
+
+
+def index_exists(config: IndexConfig) -> bool:
+    """True when a local index folder is there (always True with a server: the collection says)."""
+    return bool(config.chroma_host) or (config.index_dir / "chroma").is_dir()
+
+
+def open_collection(config: IndexConfig, create: bool = False, client: Any = None) -> Any:
+    """The collection; with `create`, made if absent (cosine space, no Chroma-side embedding)."""
+    if not create and not index_exists(config):
+        raise IndexMissingError(f"no index at {config.index_dir}: run `qwenbot index` first")
+    client = client or open_client(config)
+    if create:
+        return client.get_or_create_collection(
+            config.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+        )
+    try:
+        return client.get_collection(config.collection, embedding_function=None)
+    except Exception as exc:  # NotFoundError's module moved between Chroma releases; match on meaning
+        if "does not exist" in str(exc) or "not found" in str(exc).lower():
+            raise IndexMissingError(f"no {describe(config)}: run `qwenbot index` first") from None
+        raise
+
+
+def current_metadata(config: IndexConfig, client: Any) -> dict[str, Any]:
+    """The collection's metadata as stored now (a collection object keeps what it was opened with)."""
+    return dict(client.get_collection(config.collection, embedding_function=None).metadata or {})
+
+
+@dataclass(frozen=True)
+class Stamp:
+    value: str | None
+    indexed_at: str | None
+    model: str | None
+
+
+def read_stamp(metadata: dict[str, Any]) -> Stamp:
+    return Stamp(metadata.get(STAMP_KEY), metadata.get(INDEXED_AT_KEY), metadata.get(MODEL_KEY))
+
+
+def new_stamp(model: str) -> Stamp:
+    return Stamp(uuid.uuid4().hex, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), model)
+
+
+def write_stamp(collection: Any, stamp: Stamp) -> None:
+    """Marks the collection as changed: searchers compare the value to refresh their BM25 index."""
+    collection.modify(metadata={STAMP_KEY: stamp.value, INDEXED_AT_KEY: stamp.indexed_at, MODEL_KEY: stamp.model})
+
+
+def record_model(collection: Any, model: str) -> None:
+    """Notes the embedding model on a collection that has none yet (a new one), keeping its stamp."""
+    metadata = dict(collection.metadata or {})
+    if MODEL_KEY not in metadata:
+        collection.modify(metadata={**metadata, MODEL_KEY: model})
+
+
+def check_model(config: IndexConfig, metadata: dict[str, Any]) -> None:
+    indexed_with = metadata.get(MODEL_KEY)
+    if indexed_with and indexed_with != config.embedding_model:
+        raise ModelMismatchError(model_mismatch_message(config, indexed_with))
+
+
+# --- the local-folder lock --------------------------------------------------------------------
+
+_held: dict[Path, list[Any]] = {}  # lock path -> [open file, holders in this process]
+_held_guard = threading.Lock()
+
+
+class IndexLock:
+    """Exclusive use of a local index folder by this process; re-entrant within the process.
+
+    The bot takes it for its lifetime and indexes in-process; `qwenbot index` takes it for one run;
+    a Searcher takes it while open. `release()` (or leaving the `with` block) drops one hold.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._released = path is None
+
+    def release(self) -> None:
+        if self._released or self.path is None:
+            return
+        self._released = True
+        with _held_guard:
+            entry = _held[self.path]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[self.path]
+                entry[0].close()  # closing the file drops the flock
+
+    def __enter__(self) -> IndexLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def acquire_index_lock(config: IndexConfig) -> IndexLock:
+    """Takes the local index lock (no-op with a Chroma server). Raises IndexLockedError if another
+    process holds it. Use as a context manager, or keep it and call `release()`."""
+    if config.chroma_host:
+        return IndexLock(None)
+    config.index_dir.mkdir(parents=True, exist_ok=True)
+    path = (config.index_dir / ".lock").resolve()
+    with _held_guard:
+        entry = _held.get(path)
+        if entry is not None:
+            entry[1] += 1
+            return IndexLock(path)
+        handle = open(path, "a+")  # noqa: SIM115 - held open for as long as the lock is held
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise IndexLockedError(
+                f"the index in {config.index_dir} is in use by another process (pid {holder}, usually "
+                "`qwenbot run`). A local index folder can only be opened by one process: let the running "
+                "bot re-index on its schedule (QWENBOT_REINDEX_INTERVAL_MINUTES), stop it first, or use a "
+                "Chroma server (QWENBOT_CHROMA_HOST) so indexing and the bot can run side by side."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        _held[path] = [handle, 1]
+    return IndexLock(path)

@@ -1,0 +1,69 @@
+"""Fixtures shared across test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
+from retrieval.embeddings import Embedder, get_embedder
+
+CORPUS_DIR = Path(__file__).resolve().parent.parent / "docs_corpus"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real default model (bundled all-MiniLM-L6-v2), loaded once per test session."""
+    return get_embedder(DEFAULT_EMBEDDING_MODEL)
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """docs_corpus/ indexed once per test session; the folder to use as QWENBOT_INDEX_DIR.
+
+    Read-only for tests: index into a folder of your own to test indexing itself."""
+    from retrieval.indexer import Indexer
+
+    index_dir = tmp_path_factory.mktemp("corpus_index")
+    stats = Indexer(IndexConfig(index_dir=index_dir), embedder).run([CORPUS_DIR], progress=False)
+    assert stats.failed == 0, stats.errors
+    return index_dir
+
+
+# --- indexing and search fixtures ---------------------------------------------------------------
+
+
+def _markdown(title: str, sections: dict[str, str], tags: tuple[str, ...] = (), url: str | None = None) -> str:
+    front = [f"title: {title}"]
+    if tags:
+        front.append(f"tags: [{', '.join(tags)}]")
+    if url:
+        front.append(f"url: {url}")
+    front.append("updated: 2026-03-01")
+    body = "\n\n".join(f"## {heading}\n\n{text}" for heading, text in sections.items())
+    return "---\n" + "\n".join(front) + "\n---\n\n" + f"# {title}\n\n" + body + "\n"
+
+
+@pytest.fixture
+def write_doc():
+    """write_doc(folder, rel_path, title, sections, tags=(), url=None) -> Path: a Markdown doc with front
+    matter, one `##` section per entry of `sections` (each section becomes its own chunk when short)."""
+
+    def write(folder: Path, rel: str, title: str, sections: dict[str, str], **meta: object) -> Path:
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_markdown(title, sections, **meta), encoding="utf-8")  # type: ignore[arg-type]
+        return path
+
+    return write
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (bound to port 0, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
