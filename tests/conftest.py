@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import servers
 
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
 from retrieval.embeddings import Embedder, get_embedder
@@ -61,9 +62,5 @@ def write_doc():
 
 @pytest.fixture
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (bound to port 0, then released)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback TCP port that was free a moment ago."""
+    return servers.free_port()

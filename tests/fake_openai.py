@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from servers import free_port
+
 Responder = Callable[["_Handler", dict[str, Any]], None]
 
 
@@ -257,7 +259,4 @@ def malformed_json() -> Responder:
 
 def closed_port_url() -> str:
     """A loopback URL where nothing listens: connections are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"

