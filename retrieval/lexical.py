@@ -111,6 +111,12 @@ class LexicalIndex:
 
     def __post_init__(self) -> None:
         self._scopes: dict[SearchFilter, tuple[list[str], np.ndarray]] = {}
+        self._position = {cid: i for i, cid in enumerate(self.ids)}
+
+    def allows(self, chunk_id: str, mask: np.ndarray) -> bool:
+        """Whether `mask` (from `scope`) allows this chunk; chunks this snapshot does not know: no."""
+        i = self._position.get(chunk_id)
+        return i is not None and bool(mask[i])
 
     @classmethod
     def build(

@@ -26,12 +26,16 @@ class FileEntry:
     hash: str  # sha256 of the file's bytes
     chunk_ids: list[str]
     model: str
+    text_hashes: list[str] = field(default_factory=list)  # sha1 of each chunk's embedded text, as chunk_ids
 
 
 @dataclass
 class Manifest:
     embedding_model: str | None = None
     files: dict[str, FileEntry] = field(default_factory=dict)  # document path -> entry
+
+    def text_hashes(self) -> set[str]:
+        return {h for entry in self.files.values() for h in entry.text_hashes}
 
     def expected_ids(self) -> set[str]:
         return {cid for entry in self.files.values() for cid in entry.chunk_ids}

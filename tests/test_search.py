@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrieval import search
 from retrieval.config import IndexConfig
 from retrieval.indexer import Indexer
 from retrieval.lexical import LexicalIndex, path_in_scope, saved_stamp
@@ -106,7 +107,10 @@ def test_lexical_side_finds_rare_identifiers(searcher: Searcher) -> None:
     assert hits[0].lexical_score is not None and hits[0].lexical_score > 0
 
 
-def test_filters_never_leave_the_scope(searcher: Searcher) -> None:
+@pytest.mark.parametrize("strategy", ["over-fetch", "exact over the scope's vectors"])
+def test_filters_never_leave_the_scope(searcher: Searcher, strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Broad scopes are searched by over-fetching and filtering, narrow ones exactly: test both.
+    monkeypatch.setattr(search, "_OVERFETCH_MIN_FRACTION", 0.0 if strategy == "over-fetch" else 1.01)
     query = "vacation days per year"
     for flt, allowed in [
         (SearchFilter(path_prefixes=("eng",)), lambda h: h.path.startswith("eng/")),
