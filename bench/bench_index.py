@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from retrieval.chunking import chunk_document  # noqa: E402
 from retrieval.config import IndexConfig  # noqa: E402
-from retrieval.embeddings import get_embedder, resolve_model_path  # noqa: E402
+from retrieval.embeddings import embedder_for, resolve_model_path  # noqa: E402
 from retrieval.indexer import Indexer, format_summary  # noqa: E402
 from retrieval.loaders import LoadError, is_supported, load_document  # noqa: E402
 
@@ -52,7 +52,7 @@ def main() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
         config = IndexConfig(index_dir=Path(tmp) / "index-0")
-        embedder = get_embedder(config.embedding_model, config.embedding_device, config.embedding_batch_size)
+        embedder = embedder_for(config)
         raw_model = SentenceTransformer(resolve_model_path(config.embedding_model), device=config.embedding_device)
 
         texts = []

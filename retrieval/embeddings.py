@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
-from retrieval.config import DEFAULT_EMBEDDING_MODEL
+from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -123,6 +123,11 @@ def get_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> Embed
         embedder = copy.copy(embedder)  # same model and tokenizer, another default batch size
         embedder.batch_size = batch_size
     return embedder
+
+
+def embedder_for(config: IndexConfig) -> Embedder:
+    """The embedder an index configuration names."""
+    return get_embedder(config.embedding_model, config.embedding_device, config.embedding_batch_size)
 
 
 def _load(model: str, device: str) -> SentenceTransformer:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
-from retrieval.embeddings import Embedder, get_embedder
+from retrieval.embeddings import Embedder, embedder_for
 from retrieval.lexical import LexicalIndex, lexical_text, parse_tags, saved_stamp, tags_field
 from retrieval.loaders import LoadError, is_supported, load_document
 from retrieval.manifest import FileEntry, Manifest, load_manifest, save_manifest
@@ -139,9 +139,7 @@ class Indexer:
     def embedder(self) -> Embedder:
         # Loaded on first need: a run where nothing changed never pays for the model.
         if self._embedder is None:
-            self._embedder = get_embedder(
-                self.config.embedding_model, self.config.embedding_device, self.config.embedding_batch_size
-            )
+            self._embedder = embedder_for(self.config)
         return self._embedder
 
     def run(self, paths: list[Path], progress: bool = True) -> IndexStats:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retrieval.config import IndexConfig
-from retrieval.embeddings import Embedder, get_embedder
+from retrieval.embeddings import Embedder, embedder_for
 from retrieval.indexer import build_lexical, iter_collection
 from retrieval.lexical import LexicalIndex, in_scope, parse_tags, saved_stamp
 from retrieval.models import Hit, SearchFilter
@@ -85,9 +85,7 @@ class Searcher:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(
-                self.config.embedding_model, self.config.embedding_device, self.config.embedding_batch_size
-            )
+            self._embedder = embedder_for(self.config)
         return self._embedder
 
     # --- search ----------------------------------------------------------------------------------
