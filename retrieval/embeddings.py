@@ -34,6 +34,9 @@ _BUNDLED_ALIASES = frozenset(
 )
 
 
+_UNSET = object()
+
+
 class EmbeddingModelError(RuntimeError):
     """The configured embedding model cannot be loaded; `str()` names the setting and what it expects."""
 
@@ -45,6 +48,9 @@ class Embedder:
         self.name = name
         self.batch_size = batch_size
         self._model = model
+        self.path = resolve_model_path(name)
+        self._query_encoder: Any = _UNSET  # built on the first query: indexing never needs it
+        self._query_lock = threading.Lock()
         self.tokenizer: Any = model.tokenizer
         self.max_tokens: int = int(model.max_seq_length or self.tokenizer.model_max_length)
         # Renamed in sentence-transformers 5; older releases only have the long name.
@@ -76,6 +82,23 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One text's vector, by the fastest equivalent runtime available (see query_encoder)."""
+        if self._query_encoder is _UNSET:
+            with self._query_lock:
+                if self._query_encoder is _UNSET:
+                    from retrieval.query_encoder import build_query_encoder  # imports torch: only when asked
+
+                    self._query_encoder = build_query_encoder(self._model, self.path, self.max_tokens)
+        if self._query_encoder is None:
+            return self.encode([text])[0]
+        return self._query_encoder.encode(text)
+
+    @property
+    def query_backend(self) -> str:
+        """"onnxruntime" once the fast query path is in use, else "sentence-transformers"."""
+        return "sentence-transformers" if self._query_encoder in (None, _UNSET) else "onnxruntime"
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text`, without the special tokens the model adds around it."""

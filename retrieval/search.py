@@ -144,7 +144,7 @@ class Searcher:
                 return None
             if len(allowed) == len(lexical.paths):
                 flt = mask = None  # the filter allows everything
-        return lexical, self.embedder.encode([query])[0], flt, mask
+        return lexical, self.embedder.encode_query(query), flt, mask
 
     def _dense(
         self, vector: np.ndarray, n: int, lexical: LexicalIndex, flt: SearchFilter | None, mask: np.ndarray | None

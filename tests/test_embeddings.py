@@ -66,3 +66,13 @@ def test_a_bad_model_names_the_setting(tmp_path: Path) -> None:
 def test_a_bad_device_names_the_setting() -> None:
     with pytest.raises(EmbeddingModelError, match="QWENBOT_EMBEDDING_DEVICE='toaster' is not usable"):
         get_embedder(DEFAULT_EMBEDDING_MODEL, device="toaster")
+
+
+def test_query_fast_path_gives_the_same_vectors(embedder: Embedder) -> None:
+    short = "how many vacation days do I get?"
+    long = "on-call escalation " * 300  # past the model's 256 word pieces: truncated like encode()
+    for text in (short, long):
+        fast = embedder.encode_query(text)
+        assert fast.dtype == np.float32 and fast.shape == (embedder.dimension,)
+        assert float(fast @ embedder.encode([text])[0]) > 0.9999
+    assert embedder.query_backend == "onnxruntime"
