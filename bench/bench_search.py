@@ -138,10 +138,10 @@ def main() -> None:
             print(f"{size:>8}  {'(synthetic index built in %.0f s)' % (time.perf_counter() - started):<44}")
             with Searcher(config, model) as end_to_end, Searcher(config, precomputed) as retrieval:  # type: ignore[arg-type]
                 rows: dict[str, list[float]] = {}
-                print(f"{'':>8}  query encoder: {model.query_backend}")
                 for q in queries[:10]:  # warm-up
                     end_to_end.search(q)
                     retrieval.dense_search(q)
+                print(f"{'':>8}  query encoder: {model.query_backend}")
                 # interleaved, so that machine noise hits every measurement alike
                 for q in queries:
                     for name, fn in [
