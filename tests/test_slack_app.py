@@ -475,13 +475,19 @@ def test_run_says_which_credential_is_missing(tmp_path: Path, monkeypatch: pytes
     assert "SLACK_SIGNING_SECRET is not set" in err and BOT_TOKEN not in err
 
 
-def test_the_running_bot_reindexes_its_docs_folder_in_process(make_bot: Callable[..., Bot], tmp_path: Path,
-                                                              embedder: Embedder) -> None:
+def one_doc_index(tmp_path: Path, embedder: Embedder) -> tuple[Path, Path]:
+    """A docs folder with one document, indexed: (docs folder, index folder)."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "parking.md").write_text("# Parking\n\nVisitors park in lot B, behind the office.\n")
     index_dir = tmp_path / "index"
     Indexer(IndexConfig(index_dir=index_dir), embedder).run([docs], progress=False)
+    return docs, index_dir
+
+
+def test_the_running_bot_reindexes_its_docs_folder_in_process(make_bot: Callable[..., Bot], tmp_path: Path,
+                                                              embedder: Embedder) -> None:
+    docs, index_dir = one_doc_index(tmp_path, embedder)
     bot = make_bot(index_dir=index_dir, docs_dir=docs, reindex_interval_minutes=0.01)
     assert bot.runtime.index_info().documents == 1
     (docs / "lunch.md").write_text("# Lunch\n\nLunch is served at noon on Fridays in the atrium.\n")
@@ -495,11 +501,7 @@ def test_the_running_bot_reindexes_its_docs_folder_in_process(make_bot: Callable
 
 def test_qwenbot_run_http_serves_slack_and_healthz_and_stops_on_sigterm(tmp_path: Path,
                                                                          embedder: Embedder) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "parking.md").write_text("# Parking\n\nVisitors park in lot B, behind the office.\n")
-    index_dir = tmp_path / "index"
-    Indexer(IndexConfig(index_dir=index_dir), embedder).run([docs], progress=False)
+    docs, index_dir = one_doc_index(tmp_path, embedder)
     with FakeSlack() as slack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
         env.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
