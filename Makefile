@@ -30,8 +30,12 @@ demo: $(VENV)/.runtime
 	$(VENV)/bin/qwenbot index
 	$(VENV)/bin/qwenbot ask "$(QUESTION)"
 
-test: $(VENV)/.test
+lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(VENV)/bin/pytest -q
 
 clean:

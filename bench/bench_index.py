@@ -55,7 +55,7 @@ def main() -> None:
         embedder = embedder_for(config)
         raw_model = SentenceTransformer(resolve_model_path(config.embedding_model), device=config.embedding_device)
 
-        texts = []
+        texts: list[str] = []
         for path in sorted(p for p in docs.rglob("*") if p.is_file()):
             try:
                 doc = load_document(path, path.relative_to(docs).as_posix())

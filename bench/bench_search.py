@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,7 +28,8 @@ import numpy as np  # noqa: E402
 from retrieval.config import IndexConfig  # noqa: E402
 from retrieval.embeddings import get_embedder  # noqa: E402
 from retrieval.evaluation import percentile  # noqa: E402
-from retrieval.indexer import build_lexical, chunk_metadata, text_hash  # noqa: E402
+from retrieval.indexer import chunk_metadata, text_hash  # noqa: E402
+from retrieval.lexical import build_lexical  # noqa: E402
 from retrieval.models import Chunk, SearchFilter  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402
 from retrieval.store import new_stamp, open_collection, write_stamp  # noqa: E402
@@ -107,7 +109,7 @@ class PrecomputedEmbedder:
         return self.vectors[text]
 
 
-def latencies(fn, queries: list[str]) -> list[float]:
+def latencies(fn: Callable[[str], object], queries: list[str]) -> list[float]:
     out = []
     for q in queries:
         started = time.perf_counter()
@@ -144,7 +146,7 @@ def main() -> None:
                 print(f"{'':>8}  query encoder: {model.query_backend}")
                 # interleaved, so that machine noise hits every measurement alike
                 for q in queries:
-                    for name, fn in [
+                    cases: list[tuple[str, Callable[[str], object]]] = [
                         ("query embedding alone (MiniLM, one query)", model.encode_query),
                         ("hybrid search, end to end", end_to_end.search),
                         ("dense-only search, end to end", end_to_end.dense_search),
@@ -152,7 +154,8 @@ def main() -> None:
                         ("dense-only search, query vector given", retrieval.dense_search),
                         ("scoped hybrid, 2 of 8 folders, end to end", lambda t: end_to_end.search(t, filter=broad)),
                         ("scoped hybrid, 50 documents, end to end", lambda t: end_to_end.search(t, filter=narrow)),
-                    ]:
+                    ]
+                    for name, fn in cases:
                         rows.setdefault(name, []).extend(latencies(fn, [q]))
             for name, values in rows.items():
                 print(f"{size:>8}  {name:<44} {percentile(values, 50):>6.1f} ms {percentile(values, 95):>6.1f} ms")

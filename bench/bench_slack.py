@@ -40,8 +40,9 @@ from fake_slack import (  # noqa: E402
     post_event,
 )
 
-from bot.commands.run import BotRuntime, make_http_server  # noqa: E402
+from bot.runtime import BotRuntime  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from bot.slack.http import make_http_server  # noqa: E402
 from retrieval.indexer import Indexer  # noqa: E402
 from retrieval.store import index_exists  # noqa: E402
 
@@ -76,9 +77,16 @@ def main() -> int:
             Indexer(base.index_config(index_dir)).run([ROOT / "docs_corpus"], progress=False)
         with FakeSlack() as slack, FakeOpenAI() as llm:
             settings = load_settings(
-                None, index_dir=index_dir, state_db=Path(tmp) / "state.sqlite3", slack_api_url=slack.api_url,
-                slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, llm_base_url=llm.url,
-                rate_limit_per_minute=0, log_level="WARNING")
+                None,
+                index_dir=index_dir,
+                state_db=Path(tmp) / "state.sqlite3",
+                slack_api_url=slack.api_url,
+                slack_bot_token=BOT_TOKEN,
+                slack_signing_secret=SIGNING_SECRET,
+                llm_base_url=llm.url,
+                rate_limit_per_minute=0,
+                log_level="WARNING",
+            )
             runtime = BotRuntime(settings)
             server = make_http_server(runtime.app, "127.0.0.1", 0, runtime.health)
             threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -107,8 +115,7 @@ def run(slack: FakeSlack, llm: FakeOpenAI, url: str, n: int, concurrency: int) -
         assert delivery.status == 200, delivery
 
         def in_thread(method: str) -> list:
-            return [c for c in slack.calls_to(method)
-                    if c.args.get("channel", c.args.get("channel_id")) == channel]
+            return [c for c in slack.calls_to(method) if c.args.get("channel", c.args.get("channel_id")) == channel]
 
         final = slack.wait_for(lambda s: in_thread("chat.stopStream"), timeout=120)[0].at
         first = min(c.at for c in slack.calls if c.args.get("channel", c.args.get("channel_id")) == channel)
@@ -127,8 +134,10 @@ def report(rows: list[tuple[float, ...]], n: int, concurrency: int) -> None:
     for label, values in zip(labels, zip(*rows, strict=True), strict=True):
         ms = [v * 1000 for v in values]
         print(f"{label:32} {percentile(ms, 50):7.0f}ms {percentile(ms, 95):7.0f}ms {max(ms):7.0f}ms")
-    print(f"(mean event -> final reply {statistics.mean(r[3] for r in rows) * 1000:.0f} ms; it includes "
-          "embedding the question and the hybrid search)")
+    print(
+        f"(mean event -> final reply {statistics.mean(r[3] for r in rows) * 1000:.0f} ms; it includes "
+        "embedding the question and the hybrid search)"
+    )
 
 
 if __name__ == "__main__":

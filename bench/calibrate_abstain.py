@@ -56,8 +56,10 @@ def main() -> int:
     for t in [x / 100 for x in range(25, 46)]:
         hit = sum(s < t for s in unanswerable)
         miss = sum(s < t for s in answerable)
-        print(f"{t:>9.2f}  {hit:>3}/{len(unanswerable):<3} {hit / len(unanswerable):>7.0%}       "
-              f"{miss:>3}/{len(answerable):<3} {miss / len(answerable):>7.0%}")
+        print(
+            f"{t:>9.2f}  {hit:>3}/{len(unanswerable):<3} {hit / len(unanswerable):>7.0%}       "
+            f"{miss:>3}/{len(answerable):<3} {miss / len(answerable):>7.0%}"
+        )
     return 0
 
 

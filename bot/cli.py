@@ -8,7 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from bot.settings import SettingsError, load_settings
+from bot.errors import QwenbotError, exit_code, user_message
+from bot.settings import load_settings
+from retrieval.errors import RetrievalError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.env_file)
-    except SettingsError as exc:
-        print(f"qwenbot: bad setting: {exc}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(f"bot.commands.{args.command}")
-    try:
+        module = importlib.import_module(f"bot.commands.{args.command}")
         return int(module.main(settings, args) or 0)
+    except (QwenbotError, RetrievalError) as exc:
+        # the one place an expected failure becomes a line for the operator (bot/errors.py)
+        print(f"qwenbot {args.command}: {user_message(exc)}", file=sys.stderr)
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("qwenbot: interrupted", file=sys.stderr)
         return 130

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from bot.errors import ConfigError
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
 
 Provider = Literal["vllm", "sglang", "llamacpp", "ollama", "dashscope", "openai"]
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigError):
     """A bad setting; `str()` is one line naming the variable and what it expects."""
 
 
@@ -78,7 +79,12 @@ class Settings(BaseSettings):
     stale_source_days: int = Field(365, ge=1)
     state_db: Path = Path(".qwenbot/state.sqlite3")
     dedupe_ttl_hours: float = Field(24, gt=0)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("allowed_channels", mode="before")
     @classmethod
@@ -112,7 +118,7 @@ def _env_name(loc: tuple[object, ...]) -> str:
     return f"QWENBOT_{field.upper()}"
 
 
-def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read settings once. A bad value raises SettingsError with one line naming the variable."""
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]

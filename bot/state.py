@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.records import Answer
+from bot.answer.records import Answer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -105,8 +105,9 @@ class State:
         with self._lock:
             return self._db.execute("DELETE FROM claims WHERE created < ?", (now - self.ttl_seconds,)).rowcount
 
-    def add_question(self, *, event_id: str | None, channel: str, thread_ts: str, message_ts: str,
-                     user: str, text: str) -> int:
+    def add_question(
+        self, *, event_id: str | None, channel: str, thread_ts: str, message_ts: str, user: str, text: str
+    ) -> int:
         with self._lock:
             cur = self._db.execute(
                 "INSERT INTO questions (event_id, channel, thread_ts, message_ts, user, text, created) "
@@ -122,15 +123,13 @@ class State:
             cur = self._db.execute(
                 "INSERT INTO answers (question_id, text, mode, model_error, timings, created) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (question_id, answer.text, answer.mode, answer.model_error, json.dumps(answer.timings),
-                 time.time()),
+                (question_id, answer.text, answer.mode, answer.model_error, json.dumps(answer.timings), time.time()),
             )
             answer_id = int(cur.lastrowid or 0)
             self._db.executemany(
                 "INSERT INTO sources (answer_id, n, title, path, heading_path, url, updated, score) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(answer_id, s.n, s.title, s.path, s.heading_path, s.url, s.updated, s.score)
-                 for s in answer.sources],
+                [(answer_id, s.n, s.title, s.path, s.heading_path, s.url, s.updated, s.score) for s in answer.sources],
             )
             self._db.execute("COMMIT")
             return answer_id
@@ -156,8 +155,12 @@ class State:
     def source_paths(self, answer_id: int) -> list[str]:
         """The documents an answer cited (or, not found, the closest ones), in citation order."""
         with self._lock:
-            return [r[0] for r in self._db.execute(
-                "SELECT path FROM sources WHERE answer_id = ? GROUP BY path ORDER BY MIN(n)", (answer_id,))]
+            return [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT path FROM sources WHERE answer_id = ? GROUP BY path ORDER BY MIN(n)", (answer_id,)
+                )
+            ]
 
     def record_feedback(self, answer_id: int, user: str, rating: str) -> None:
         """One rating per person per answer; clicking again changes it (a reason is kept)."""
@@ -185,9 +188,18 @@ class State:
                 (rating, rating),
             ).fetchall()
         for row in rows:
-            yield FeedbackRecord(answer_id=row[0], user=row[1], rating=row[2], reason=row[3], question=row[4],
-                                 answer=row[5], mode=row[6], channel=row[7],
-                                 source_paths=self.source_paths(row[0]), created=row[8])
+            yield FeedbackRecord(
+                answer_id=row[0],
+                user=row[1],
+                rating=row[2],
+                reason=row[3],
+                question=row[4],
+                answer=row[5],
+                mode=row[6],
+                channel=row[7],
+                source_paths=self.source_paths(row[0]),
+                created=row[8],
+            )
 
     def counts(self) -> dict[str, int]:
         with self._lock:

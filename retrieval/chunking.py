@@ -18,6 +18,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 
 from retrieval.embeddings import Embedder
+from retrieval.errors import RetrievalConfigError
 from retrieval.models import Chunk, Document
 
 _SPECIAL_TOKENS = 2  # [CLS] and [SEP] (or the model's equivalents) around every input
@@ -75,7 +76,14 @@ def chunk_document(doc: Document, embedder: Embedder, max_tokens: int = 200, ove
     """Chunks in document order; ids are stable for the same path and position."""
     limit = min(max_tokens, embedder.max_tokens - _SPECIAL_TOKENS)
     if limit < _MIN_TOKENS:
-        raise ValueError(f"chunks must hold at least {_MIN_TOKENS} tokens, got max_tokens={max_tokens}")
+        if max_tokens < _MIN_TOKENS:
+            raise RetrievalConfigError(
+                f"QWENBOT_CHUNK_TOKENS={max_tokens} is too small; set it to {_MIN_TOKENS} or more"
+            )
+        raise RetrievalConfigError(
+            f"the embedding model {embedder.name!r} takes only {embedder.max_tokens} tokens, too few to chunk for; "
+            "set QWENBOT_EMBEDDING_MODEL to another model"
+        )
     id_prefix = hashlib.sha1(doc.path.encode("utf-8")).hexdigest()[:12]
     chunks: list[Chunk] = []
     for (headings, page), section in itertools.groupby(doc.blocks, key=lambda b: (b.headings, b.page)):
@@ -84,8 +92,8 @@ def chunk_document(doc: Document, embedder: Embedder, max_tokens: int = 200, ove
         budget = limit - embedder.count_tokens(header)
         pieces: list[_Piece] = []
         for block in section:
-            text = _Measured(block.text, embedder)
-            pieces.extend(_split(text, *text.strip(0, len(text.text)), "\n\n", budget, 0))
+            measured = _Measured(block.text, embedder)
+            pieces.extend(_split(measured, *measured.strip(0, len(block.text)), "\n\n", budget, 0))
         for body in _pack(pieces, budget, overlap_tokens):
             for text in _fit(header, body, limit, embedder):
                 ordinal = len(chunks)

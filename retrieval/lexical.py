@@ -12,25 +12,31 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from retrieval.fusion import top_k_indices
 from retrieval.models import SearchFilter
+from retrieval.store import iter_collection
 
 # Single characters are words too ("vitamin D", "plan B", "step 3"); function words, question words
 # included ("how", "what", "do"), are not: people ask in whole sentences. On SciFact (chunk level)
 # these two choices took BM25 from nDCG@10 0.673 (Lucene's stop list, 2+ letter words) to 0.684.
 _WORD = re.compile(r"\w+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
-_stemmer = Stemmer.Stemmer("english")
+# A Stemmer must not be called from two threads at once (answer threads and the re-index thread
+# tokenize concurrently): each thread gets its own.
+_local = threading.local()
 # Lucene defaults; bm25s's "lucene" method is the BM25 variant Elasticsearch and Anserini score with.
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -38,9 +44,16 @@ BM25_B = 0.75
 ANALYZER = f"w1-enplus-snowball-k{BM25_K1}-b{BM25_B}"
 
 
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer: Stemmer.Stemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
 def tokenize(text: str) -> list[str]:
     words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
-    return _stemmer.stemWords(words)
+    return _stemmer().stemWords(words)
 
 
 def lexical_text(title: str, heading_path: str, text: str) -> str:
@@ -164,10 +177,7 @@ class LexicalIndex:
         scores = self.bm25.get_scores_from_ids(token_ids)
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return [(self.ids[i], float(scores[i])) for i in top_k_indices(scores, k) if scores[i] > 0]
 
     # --- persistence --------------------------------------------------------------------------
 
@@ -210,3 +220,18 @@ class LexicalIndex:
             [tuple(t) for t in meta["tags"]],
             bm25,
         )
+
+
+def build_lexical(collection: Any, stamp: str | None) -> LexicalIndex:
+    """The BM25 index of everything in the Chroma collection, in the collection's current state."""
+    ids: list[str] = []
+    texts: list[str] = []
+    paths: list[str] = []
+    tags: list[tuple[str, ...]] = []
+    for page in iter_collection(collection, ["documents", "metadatas"]):
+        for cid, doc, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+            ids.append(cid)
+            texts.append(lexical_text(meta.get("title", ""), meta.get("heading_path", ""), doc or ""))
+            paths.append(meta["path"])
+            tags.append(parse_tags(meta.get("tags")))
+    return LexicalIndex.build(stamp, ids, texts, paths, tags)

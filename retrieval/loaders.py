@@ -17,16 +17,13 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from retrieval.errors import LoadError
 from retrieval.models import Block, Document
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"})
-
-
-class LoadError(Exception):
-    """A file that cannot be turned into a Document; `str()` says what is wrong with it."""
 
 
 def is_supported(path: Path) -> bool:

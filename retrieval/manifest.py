@@ -13,11 +13,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from retrieval.errors import ManifestError
+
 MANIFEST_VERSION = 1
-
-
-class ManifestError(RuntimeError):
-    pass
 
 
 @dataclass

@@ -84,10 +84,14 @@ def _exported(transformer: Any, model_path: str) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LastHiddenState(transformer.eval()), (sample, sample, torch.zeros_like(sample)), str(tmp),
-            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
+            _LastHiddenState(transformer.eval()),
+            (sample, sample, torch.zeros_like(sample)),
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["hidden"],
             dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
-            opset_version=17, dynamo=False,
+            opset_version=17,
+            dynamo=False,
         )
     os.replace(tmp, path)  # never leave a half-written model where the next process looks
     return path

@@ -15,13 +15,14 @@ import numpy as np
 
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, embedder_for
-from retrieval.indexer import build_lexical, iter_collection
-from retrieval.lexical import LexicalIndex, in_scope, parse_tags, saved_stamp
+from retrieval.fusion import fuse_top, top_k_indices
+from retrieval.lexical import LexicalIndex, build_lexical, in_scope, parse_tags, saved_stamp
 from retrieval.models import Hit, SearchFilter
 from retrieval.store import (
     acquire_index_lock,
     check_model,
     current_metadata,
+    iter_collection,
     open_client,
     open_collection,
     read_stamp,
@@ -40,17 +41,6 @@ class IndexInfo:
     documents: int
     last_indexed: str | None  # ISO timestamp of the last indexer run that changed something
     embedding_model: str | None
-
-
-def fuse(rankings: list[tuple[float, list[str]]], rrf_k: int) -> dict[str, float]:
-    """Weighted reciprocal rank fusion: sum over rankings of weight / (rrf_k + rank), rank from 1."""
-    fused: dict[str, float] = {}
-    for weight, ids in rankings:
-        if weight <= 0:
-            continue
-        for rank, cid in enumerate(ids, start=1):
-            fused[cid] = fused.get(cid, 0.0) + weight / (rrf_k + rank)
-    return fused
 
 
 class Searcher:
@@ -99,15 +89,15 @@ class Searcher:
         n = self.config.candidates
         dense = self._dense(vector, n, lexical, flt, mask)
         sparse = lexical.search(query, n, mask)
-        fused = fuse(
+        top = fuse_top(
             [
                 (self.config.dense_weight, [cid for cid, _ in dense]),
                 (self.config.lexical_weight, [c for c, _ in sparse]),
             ],
             self.config.rrf_k,
+            k,
         )
-        top = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
-        return self._hits(top, fused, vector, dict(sparse), filter)
+        return self._hits([cid for cid, _ in top], dict(top), vector, dict(sparse), filter)
 
     def dense_search(self, query: str, k: int = 6, filter: SearchFilter | None = None) -> list[Hit]:
         """Dense retrieval alone (for comparison): scores are cosine similarities."""
@@ -165,9 +155,7 @@ class Searcher:
         if not ids:
             return []
         sims = matrix @ vector
-        top = np.argsort(-sims, kind="stable")[:n] if len(ids) <= n else np.argpartition(-sims, n - 1)[:n]
-        top = top[np.argsort(-sims[top], kind="stable")]
-        return [(ids[i], float(sims[i])) for i in top]
+        return [(ids[i], float(sims[i])) for i in top_k_indices(sims, n)]
 
     def _scope_vectors(
         self, lexical: LexicalIndex, flt: SearchFilter, mask: np.ndarray

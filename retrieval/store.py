@@ -1,4 +1,5 @@
-"""The Chroma side of the index: opening the collection, its change stamp, and the local-folder lock.
+"""The Chroma side of the index: opening the collection, reading it page by page, its change stamp,
+and the local-folder lock.
 
 A local Chroma folder must only ever be opened by one process (Chroma does not coordinate writers
 across processes). `acquire_index_lock` enforces that with an exclusive `flock` on
@@ -12,36 +13,19 @@ import fcntl
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from retrieval.config import IndexConfig
+from retrieval.errors import IndexLockedError, IndexMissingError, ModelMismatchError, StoreUnavailableError
 
 # Collection metadata keys (Chroma reserves "hnsw:*"; ours are prefixed to stay clear of it).
 STAMP_KEY = "qwenbot_stamp"
 INDEXED_AT_KEY = "qwenbot_indexed_at"
 MODEL_KEY = "qwenbot_embedding_model"
-
-
-class StoreError(RuntimeError):
-    """Base for index problems whose message tells the user what to do."""
-
-
-class IndexMissingError(StoreError):
-    pass
-
-
-class ModelMismatchError(StoreError):
-    pass
-
-
-class IndexLockedError(StoreError):
-    pass
-
-
-class StoreUnavailableError(StoreError):
-    pass
+PAGE = 5000  # rows per Chroma read or write; below Chroma's own batch limit
 
 
 def describe(config: IndexConfig) -> str:
@@ -100,6 +84,14 @@ def open_collection(config: IndexConfig, create: bool = False, client: Any = Non
         if "does not exist" in str(exc) or "not found" in str(exc).lower():
             raise IndexMissingError(f"no {describe(config)}: run `qwenbot index` first") from None
         raise
+
+
+def iter_collection(collection: Any, include: list[str], ids: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The collection (or the rows `ids`), page by page. One get() of everything fails on a large one
+    (SQLite's variable limit); pages go by id, as offset paging rescans from the start for each page."""
+    ids = collection.get(include=[])["ids"] if ids is None else ids
+    for start in range(0, len(ids), PAGE):
+        yield collection.get(ids=ids[start : start + PAGE], include=include)
 
 
 def current_metadata(config: IndexConfig, client: Any) -> dict[str, Any]:

@@ -157,8 +157,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _chunk(model: str, delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None) -> dict:
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
-    out: dict[str, Any] = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-                           "model": model, "choices": choices}
+    out: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": choices,
+    }
     if usage is not None:
         out["usage"] = usage
     return out
@@ -183,8 +188,11 @@ def answer(
     after that many content pieces, drop the connection / send an event that is not JSON.
     """
     pieces = [pieces] if isinstance(pieces, str) else list(pieces)
-    usage_obj = None if usage is None else {
-        "prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[0] + usage[1]}
+    usage_obj = (
+        None
+        if usage is None
+        else {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[0] + usage[1]}
+    )
 
     def respond(h: _Handler, body: dict[str, Any]) -> None:
         model = body.get("model", "fake")
@@ -192,9 +200,17 @@ def answer(
             message = {"role": "assistant", "content": "".join(pieces)}
             if reasoning:
                 message[reasoning_field] = "".join(reasoning)
-            h.send_json(200, {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": model,
-                              "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop"}],
-                              "usage": usage_obj})
+            h.send_json(
+                200,
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop"}],
+                    "usage": usage_obj,
+                },
+            )
             return
         h.start_sse()
         h.sse(_chunk(model, {"role": "assistant", "content": ""}))

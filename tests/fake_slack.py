@@ -120,8 +120,15 @@ class FakeSlack:
         return f"{self.base}/respond/{name}"
 
     # --- scripting ---
-    def fail(self, method: str, error: str = "ratelimited", *, status: int = 200,
-             retry_after: float | None = None, times: int = 1) -> None:
+    def fail(
+        self,
+        method: str,
+        error: str = "ratelimited",
+        *,
+        status: int = 200,
+        retry_after: float | None = None,
+        times: int = 1,
+    ) -> None:
         """The next `times` calls to `method` fail (status 429 sends Retry-After when given)."""
         with self._cond:
             self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times))
@@ -129,8 +136,9 @@ class FakeSlack:
     def next_ts(self) -> str:
         return f"{self._epoch}.{next(self._seq):06d}"
 
-    def add_message(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
-                    bot_id: str | None = None) -> str:
+    def add_message(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None, bot_id: str | None = None
+    ) -> str:
         """A message someone posted (as the events about it would describe). Returns its ts."""
         with self._cond:
             ts = self.next_ts()
@@ -148,9 +156,13 @@ class FakeSlack:
 
     def bot_messages(self, channel: str | None = None, thread_ts: str | None = None) -> list[Message]:
         with self._cond:
-            found = [m for m in self.messages.values() if m.user == BOT_USER
-                     and (channel is None or m.channel == channel)
-                     and (thread_ts is None or m.thread_ts == thread_ts)]
+            found = [
+                m
+                for m in self.messages.values()
+                if m.user == BOT_USER
+                and (channel is None or m.channel == channel)
+                and (thread_ts is None or m.thread_ts == thread_ts)
+            ]
         return sorted(found, key=lambda m: m.ts)
 
     def wait_for(self, predicate: Callable[[FakeSlack], Any], timeout: float = 30.0) -> Any:
@@ -203,8 +215,16 @@ class FakeSlack:
         return 200, handler(args), {}
 
     def _api_auth_test(self, args: dict) -> dict:
-        return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "qwenbot",
-                "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake",
+            "user": "qwenbot",
+            "team_id": TEAM,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _post(self, args: dict, text: str, blocks: list, streaming: bool = False) -> dict:
         channel = args.get("channel")
@@ -245,8 +265,9 @@ class FakeSlack:
     def _api_chat_startStream(self, args: dict) -> dict:
         if not args.get("thread_ts"):
             return {"ok": False, "error": "invalid_arguments"}
-        if not args["channel"].startswith("D") and not (args.get("recipient_user_id")
-                                                         and args.get("recipient_team_id")):
+        if not args["channel"].startswith("D") and not (
+            args.get("recipient_user_id") and args.get("recipient_team_id")
+        ):
             return {"ok": False, "error": "missing_recipient_user_id"}
         return self._post(args, args.get("markdown_text") or "", [], streaming=True)
 
@@ -299,10 +320,12 @@ class FakeSlack:
         channel, ts = args.get("channel"), args.get("ts")
         if (channel, ts) not in self.messages:
             return {"ok": False, "error": "thread_not_found"}
-        thread = [m for m in self.messages.values()
-                  if m.channel == channel and (m.ts == ts or m.thread_ts == ts) and not m.streaming]
-        return {"ok": True, "messages": [m.as_api() for m in sorted(thread, key=lambda m: m.ts)],
-                "has_more": False}
+        thread = [
+            m
+            for m in self.messages.values()
+            if m.channel == channel and (m.ts == ts or m.thread_ts == ts) and not m.streaming
+        ]
+        return {"ok": True, "messages": [m.as_api() for m in sorted(thread, key=lambda m: m.ts)], "has_more": False}
 
     def _api_views_open(self, args: dict) -> dict:
         view = args.get("view")
@@ -402,17 +425,40 @@ def event_body(event: dict[str, Any], event_id: str | None = None) -> dict[str, 
 
 
 def mention_event(channel: str, user: str, text: str, ts: str, thread_ts: str | None = None) -> dict[str, Any]:
-    event = {"type": "app_mention", "user": user, "text": text, "ts": ts, "channel": channel,
-             "team": TEAM, "event_ts": ts}
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "team": TEAM,
+        "event_ts": ts,
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     return event
 
 
-def message_event(channel: str, user: str, text: str, ts: str, *, thread_ts: str | None = None,
-                  channel_type: str = "channel", bot_id: str | None = None) -> dict[str, Any]:
-    event = {"type": "message", "user": user, "text": text, "ts": ts, "channel": channel,
-             "channel_type": channel_type, "team": TEAM, "event_ts": ts}
+def message_event(
+    channel: str,
+    user: str,
+    text: str,
+    ts: str,
+    *,
+    thread_ts: str | None = None,
+    channel_type: str = "channel",
+    bot_id: str | None = None,
+) -> dict[str, Any]:
+    event = {
+        "type": "message",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "channel_type": channel_type,
+        "team": TEAM,
+        "event_ts": ts,
+    }
     if thread_ts:
         event["thread_ts"] = thread_ts
     if bot_id:
@@ -420,8 +466,9 @@ def message_event(channel: str, user: str, text: str, ts: str, *, thread_ts: str
     return event
 
 
-def block_action_payload(action_id: str, value: str, *, user: str, channel: str, message_ts: str,
-                         thread_ts: str | None, response_url: str) -> dict[str, Any]:
+def block_action_payload(
+    action_id: str, value: str, *, user: str, channel: str, message_ts: str, thread_ts: str | None, response_url: str
+) -> dict[str, Any]:
     return {
         "type": "block_actions",
         "team": {"id": TEAM, "domain": "fake"},
@@ -430,11 +477,17 @@ def block_action_payload(action_id: str, value: str, *, user: str, channel: str,
         "trigger_id": f"{int(time.time())}.1234.abcdef",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
         "channel": {"id": channel, "name": "general"},
-        "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts, "user": BOT_USER,
-                    "bot_id": BOT_ID},
+        "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts, "user": BOT_USER, "bot_id": BOT_ID},
         "response_url": response_url,
-        "actions": [{"type": "button", "action_id": action_id, "block_id": "feedback", "value": value,
-                     "action_ts": str(time.time())}],
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "feedback",
+                "value": value,
+                "action_ts": str(time.time()),
+            }
+        ],
     }
 
 
@@ -445,15 +498,28 @@ def view_submission_payload(callback_id: str, private_metadata: str, values: dic
         "user": {"id": user, "team_id": TEAM},
         "api_app_id": APP_ID,
         "trigger_id": f"{int(time.time())}.5678.abcdef",
-        "view": {"id": "V0001", "type": "modal", "callback_id": callback_id,
-                 "private_metadata": private_metadata, "state": {"values": values}},
+        "view": {
+            "id": "V0001",
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {"values": values},
+        },
     }
 
 
 def command_form(text: str, *, user: str, channel: str, response_url: str) -> dict[str, str]:
-    return {"token": "legacy", "team_id": TEAM, "channel_id": channel, "user_id": user, "command": "/qwenbot",
-            "text": text, "api_app_id": APP_ID, "response_url": response_url,
-            "trigger_id": f"{int(time.time())}.9012.abcdef"}
+    return {
+        "token": "legacy",
+        "team_id": TEAM,
+        "channel_id": channel,
+        "user_id": user,
+        "command": "/qwenbot",
+        "text": text,
+        "api_app_id": APP_ID,
+        "response_url": response_url,
+        "trigger_id": f"{int(time.time())}.9012.abcdef",
+    }
 
 
 @dataclass
@@ -463,13 +529,23 @@ class Delivery:
     seconds: float
 
 
-def post_signed(url: str, body: bytes, content_type: str, *, secret: str = SIGNING_SECRET,
-                timestamp: int | None = None, retry_num: int | None = None,
-                signature: str | None = None) -> Delivery:
+def post_signed(
+    url: str,
+    body: bytes,
+    content_type: str,
+    *,
+    secret: str = SIGNING_SECRET,
+    timestamp: int | None = None,
+    retry_num: int | None = None,
+    signature: str | None = None,
+) -> Delivery:
     """POST `body` as Slack does: v0 HMAC-SHA256 signature over `v0:timestamp:body`."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
-               "X-Slack-Signature": signature or sign(secret, ts, body)}
+    headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature or sign(secret, ts, body),
+    }
     if retry_num is not None:
         headers["X-Slack-Retry-Num"] = str(retry_num)
         headers["X-Slack-Retry-Reason"] = "http_timeout"
@@ -521,8 +597,16 @@ class FakeSocketMode:
         self._thread.join(timeout=5)
 
     def _session(self, ws: ServerConnection) -> None:
-        ws.send(json.dumps({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"},
-                            "connection_info": {"app_id": APP_ID}}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "fake"},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+        )
         with self._cond:
             self.connections.append(ws)
             self._cond.notify_all()
@@ -540,15 +624,21 @@ class FakeSocketMode:
             return self.connections[-1]
 
     def send_event(self, body: dict[str, Any], *, envelope_id: str, retry_attempt: int = 0) -> None:
-        envelope = {"envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": False,
-                    "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else "",
-                    "payload": body}
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+            "payload": body,
+        }
         self.wait_connected().send(json.dumps(envelope))
 
     def wait_ack(self, envelope_id: str, timeout: float = 5.0) -> dict[str, Any]:
         with self._cond:
             found = self._cond.wait_for(
-                lambda: next((a for a in self.acks if a["envelope_id"] == envelope_id), None), timeout)
+                lambda: next((a for a in self.acks if a["envelope_id"] == envelope_id), None), timeout
+            )
         if not found:
             raise AssertionError(f"no ack for envelope {envelope_id}")
         return found

@@ -19,8 +19,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(command: list[str], ready_url: str, log_path: Path, timeout: float = 60.0,
-          env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def serve(
+    command: list[str], ready_url: str, log_path: Path, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Runs `command` until `ready_url` answers 200, yields the process, and always stops it."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

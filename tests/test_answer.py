@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, answer, closed_port_url, error
 
-from bot.answer import AnswerPipeline, retrieval_queries
-from bot.citations import CitationFilter, cited_sources, clean_citations
+from bot.answer.citations import CitationFilter, cited_sources, clean_citations
+from bot.answer.followup import retrieval_queries
+from bot.answer.pipeline import AnswerPipeline
+from bot.answer.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens, prompt_budget
+from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status, Turn
+from bot.errors import ConfigError
 from bot.llm import build_client
-from bot.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens, prompt_budget
-from bot.records import Answer, Delta, Done, PipelineEvent, Scope, Source, Status, Turn
 from bot.settings import Settings, load_settings
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
+from retrieval.models import SearchFilter
 from retrieval.search import Searcher
 
 VACATION_Q = "How many days of paid vacation do I get?"
@@ -29,14 +32,25 @@ def searcher(corpus_index: Path, embedder: Embedder) -> Iterator[Searcher]:
 
 
 def settings_for(index_dir: Path, url: str | None, **overrides: object) -> Settings:
-    values: dict[str, object] = {"index_dir": index_dir, "llm_base_url": url, "llm_retries": 1,
-                                 "llm_total_timeout": 5.0, "llm_read_timeout": 2.0, "llm_connect_timeout": 1.0}
+    values: dict[str, object] = {
+        "index_dir": index_dir,
+        "llm_base_url": url,
+        "llm_retries": 1,
+        "llm_total_timeout": 5.0,
+        "llm_read_timeout": 2.0,
+        "llm_connect_timeout": 1.0,
+    }
     values.update(overrides)
     return load_settings(None, **values)
 
 
-def run(settings: Settings, searcher: Searcher, question: str, history: list[Turn] | None = None,
-        scope: Scope | None = None) -> tuple[list[PipelineEvent], Answer]:
+def run(
+    settings: Settings,
+    searcher: Searcher,
+    question: str,
+    history: list[Turn] | None = None,
+    scope: SearchFilter | None = None,
+) -> tuple[list[PipelineEvent], Answer]:
     events = list(AnswerPipeline(settings, searcher, build_client(settings)).run(question, history or [], scope))
     assert isinstance(events[-1], Done) and not any(isinstance(e, Done) for e in events[:-1])
     answer = events[-1].answer
@@ -71,8 +85,9 @@ def test_generated_answer_streams_with_only_the_cited_sources(corpus_index: Path
 
 def test_unrelated_question_abstains_without_calling_the_model(corpus_index: Path, searcher: Searcher) -> None:
     with FakeOpenAI() as server:
-        events, result = run(settings_for(corpus_index, server.url), searcher,
-                             "What is the melting point of tungsten in kelvin?")
+        events, result = run(
+            settings_for(corpus_index, server.url), searcher, "What is the melting point of tungsten in kelvin?"
+        )
         assert server.requests == []
     assert result.mode == "not_found"
     assert "couldn't find" in result.text
@@ -130,8 +145,7 @@ def test_stream_cut_midway_keeps_the_text_once_and_says_so(corpus_index: Path, s
 
 def test_reasoning_drives_a_thinking_status_and_stays_out(corpus_index: Path, searcher: Searcher) -> None:
     with FakeOpenAI() as server:
-        server.push(answer(["<think>the user asks", " about leave</think>", "25 days [1]."],
-                           reasoning=["hmm", "..."]))
+        server.push(answer(["<think>the user asks", " about leave</think>", "25 days [1]."], reasoning=["hmm", "..."]))
         events, result = run(settings_for(corpus_index, server.url, llm_thinking=True), searcher, VACATION_Q)
     stages = [e.stage for e in events if isinstance(e, Status)]
     assert stages == ["searching", "reading", "thinking"]
@@ -142,8 +156,10 @@ def test_reasoning_drives_a_thinking_status_and_stays_out(corpus_index: Path, se
 
 def test_follow_up_is_searched_with_the_thread(corpus_index: Path, searcher: Searcher) -> None:
     history = [Turn("user", VACATION_Q), Turn("assistant", "You get 25 days a year [1].")]
-    assert retrieval_queries("and for contractors?", history) == [f"{VACATION_Q} and for contractors?",
-                                                                  "and for contractors?"]
+    assert retrieval_queries("and for contractors?", history) == [
+        f"{VACATION_Q} and for contractors?",
+        "and for contractors?",
+    ]
     assert len(retrieval_queries("Does it also apply when I travel to Lisbon for work?", history)) == 2
     long_question = "What is the hotel cap for London trips on business?"
     assert retrieval_queries(long_question, history) == [long_question]
@@ -153,17 +169,25 @@ def test_follow_up_is_searched_with_the_thread(corpus_index: Path, searcher: Sea
         run(settings_for(corpus_index, server.url), searcher, "and for contractors?", history)
         messages = server.bodies[-1]["messages"]
     # The thread goes to the model too, without the old citation numbers.
-    assert messages[1:3] == [{"role": "user", "content": VACATION_Q},
-                             {"role": "assistant", "content": "You get 25 days a year."}]
+    assert messages[1:3] == [
+        {"role": "user", "content": VACATION_Q},
+        {"role": "assistant", "content": "You get 25 days a year."},
+    ]
     sources = messages[-1]["content"]
     assert "hr/contractors-policy.md" in sources and "hr/vacation.md" in sources
 
 
 def test_scope_limits_the_sources(corpus_index: Path, searcher: Searcher) -> None:
-    _, result = run(settings_for(corpus_index, None), searcher, "How do I set up the VPN?",
-                    scope=Scope(path_prefixes=("it-security/",)))
+    _, result = run(
+        settings_for(corpus_index, None),
+        searcher,
+        "How do I set up the VPN?",
+        scope=SearchFilter(path_prefixes=("it-security/",)),
+    )
     assert result.sources and all(s.path.startswith("it-security/") for s in result.sources)
-    _, result = run(settings_for(corpus_index, None), searcher, VACATION_Q, scope=Scope(path_prefixes=("product/",)))
+    _, result = run(
+        settings_for(corpus_index, None), searcher, VACATION_Q, scope=SearchFilter(path_prefixes=("product/",))
+    )
     assert all(s.path.startswith("product/") for s in result.sources)
 
 
@@ -192,12 +216,12 @@ def test_system_prompt_comes_from_the_configured_file(corpus_index: Path, search
         server.push(answer("Arr, 25 days [1]."))
         run(settings_for(corpus_index, server.url, system_prompt_file=custom), searcher, VACATION_Q)
         assert server.bodies[0]["messages"][0] == {"role": "system", "content": "Answer like a pirate, citing [n]."}
-    with pytest.raises(ValueError, match="QWENBOT_SYSTEM_PROMPT_FILE"):
+    with pytest.raises(ConfigError, match="QWENBOT_SYSTEM_PROMPT_FILE"):
         AnswerPipeline(settings_for(corpus_index, None, system_prompt_file=tmp_path / "missing.txt"), searcher, None)
 
 
 def test_context_window_must_leave_room_for_the_prompt(corpus_index: Path, searcher: Searcher) -> None:
-    with pytest.raises(ValueError, match="QWENBOT_LLM_CONTEXT_WINDOW"):
+    with pytest.raises(ConfigError, match="QWENBOT_LLM_CONTEXT_WINDOW"):
         AnswerPipeline(settings_for(corpus_index, None, llm_context_window=1024, llm_max_tokens=1024), searcher, None)
 
 

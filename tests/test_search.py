@@ -9,10 +9,11 @@ import pytest
 
 from retrieval import search
 from retrieval.config import IndexConfig
+from retrieval.fusion import fuse, fuse_top, top_k_indices
 from retrieval.indexer import Indexer
 from retrieval.lexical import LexicalIndex, path_in_scope, saved_stamp
 from retrieval.models import SearchFilter
-from retrieval.search import Searcher, fuse
+from retrieval.search import Searcher
 from retrieval.store import IndexMissingError, open_collection, read_stamp
 
 DOCS = {
@@ -84,6 +85,28 @@ def test_fuse_is_weighted_reciprocal_rank() -> None:
     fused = fuse([(1.0, ["a", "b"]), (2.0, ["b", "c"])], rrf_k=10)
     assert fused == pytest.approx({"a": 1 / 11, "b": 1 / 12 + 2 / 11, "c": 2 / 12})
     assert fuse([(0.0, ["a"]), (1.0, ["b"])], rrf_k=60) == pytest.approx({"b": 1 / 61})
+
+
+def test_fuse_top_is_the_best_fused_ids_with_their_scores() -> None:
+    rankings = [(1.0, ["a", "b", "c"]), (1.0, ["c", "d"])]
+    fused = fuse(rankings, rrf_k=10)
+    top = fuse_top(rankings, rrf_k=10, k=3)
+    assert [cid for cid, _ in top] == ["c", "a", "b"]  # a and d tie at 1/11: the first named goes first
+    assert all(score == fused[cid] for cid, score in top)
+    assert fuse_top(rankings, rrf_k=10, k=0) == [] and len(fuse_top(rankings, rrf_k=10, k=99)) == 4
+
+
+def test_top_k_indices_is_the_best_first() -> None:
+    scores = np.array([0.5, 2.0, 0.5, 3.0, 0.5, -1.0], dtype=np.float32)
+    assert top_k_indices(scores, 2).tolist() == [3, 1]
+    assert top_k_indices(scores, 99).tolist() == [3, 1, 0, 2, 4, 5]  # all kept: ties in position order
+    assert top_k_indices(scores, 0).tolist() == [] and top_k_indices(scores[:0], 3).tolist() == []
+    rng = np.random.default_rng(7)
+    many = rng.integers(0, 20, 5000).astype(np.float64)  # many ties
+    for k in (1, 17, 500, 4999, 5000):
+        top = top_k_indices(many, k)
+        assert len(set(top.tolist())) == k
+        assert many[top].tolist() == sorted(many, reverse=True)[:k]
 
 
 def test_hits_carry_their_source(searcher: Searcher, embedder) -> None:

@@ -43,9 +43,11 @@ from fake_slack import (
 )
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot import cli, render
-from bot.commands.run import BotRuntime, make_http_server
+from bot import cli
+from bot.runtime import BotRuntime
 from bot.settings import Settings, load_settings
+from bot.slack import render
+from bot.slack.http import make_http_server
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.evaluation import load_questions
@@ -65,8 +67,9 @@ class Bot:
     settings: Settings
     url: str  # the Events API endpoint
 
-    def ask(self, text: str, *, channel: str = GENERAL, user: str = "U0ALICE", thread_ts: str | None = None,
-            **post: Any) -> tuple[str, Delivery]:
+    def ask(
+        self, text: str, *, channel: str = GENERAL, user: str = "U0ALICE", thread_ts: str | None = None, **post: Any
+    ) -> tuple[str, Delivery]:
         """Someone mentions the bot; Slack sends app_mention. Returns (message ts, delivery)."""
         ts = self.slack.add_message(channel, user, f"<@{BOT_USER}> {text}", thread_ts=thread_ts)
         event = mention_event(channel, user, f"<@{BOT_USER}> {text}", ts, thread_ts)
@@ -74,10 +77,15 @@ class Bot:
 
     def answer_in(self, channel: str, thread_ts: str, count: int = 1, timeout: float = 60) -> list[Message]:
         """Wait for `count` finished answers (a message ending in the feedback buttons) in a thread."""
+
         def done(s: FakeSlack) -> list[Message]:
-            found = [m for m in s.bot_messages(channel, thread_ts)
-                     if not m.streaming and m.blocks and m.blocks[-1]["type"] == "actions"]
+            found = [
+                m
+                for m in s.bot_messages(channel, thread_ts)
+                if not m.streaming and m.blocks and m.blocks[-1]["type"] == "actions"
+            ]
             return found if len(found) >= count else []
+
         return self.slack.wait_for(done, timeout)
 
     def thread_calls(self, channel: str, thread_ts: str) -> list[str]:
@@ -107,9 +115,15 @@ def make_bot(corpus_index: Path, tmp_path: Path) -> Iterator[Callable[..., Bot]]
         llm = FakeOpenAI().__enter__()
         stack.append(lambda: llm.__exit__(None, None, None))
         values: dict[str, Any] = {
-            "index_dir": corpus_index, "state_db": tmp_path / "state.sqlite3", "slack_api_url": slack.api_url,
-            "slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET, "llm_base_url": llm.url,
-            "llm_api_key": "sk-secret-key-never-shown", "llm_retries": 0, "channel_scopes_file": scopes,
+            "index_dir": corpus_index,
+            "state_db": tmp_path / "state.sqlite3",
+            "slack_api_url": slack.api_url,
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SIGNING_SECRET,
+            "llm_base_url": llm.url,
+            "llm_api_key": "sk-secret-key-never-shown",
+            "llm_retries": 0,
+            "channel_scopes_file": scopes,
         }
         values.update(overrides)
         settings = load_settings(None, **values)
@@ -194,11 +208,11 @@ def test_follow_up_in_the_thread_without_a_mention_uses_the_history(make_bot: Ca
 
     # the bot's own messages and other bots' messages in that thread are not questions
     own_ts = bot.slack.add_message(GENERAL, BOT_USER, "an answer", thread_ts=ts, bot_id=BOT_ID)
-    post_event(bot.url, event_body(message_event(GENERAL, BOT_USER, "an answer", own_ts, thread_ts=ts,
-                                                 bot_id=BOT_ID)))
+    post_event(bot.url, event_body(message_event(GENERAL, BOT_USER, "an answer", own_ts, thread_ts=ts, bot_id=BOT_ID)))
     other_ts = bot.slack.add_message(GENERAL, "U0OTHERBOT", "beep", thread_ts=ts, bot_id="B0OTHER")
-    post_event(bot.url, event_body(message_event(GENERAL, "U0OTHERBOT", "beep", other_ts, thread_ts=ts,
-                                                 bot_id="B0OTHER")))
+    post_event(
+        bot.url, event_body(message_event(GENERAL, "U0OTHERBOT", "beep", other_ts, thread_ts=ts, bot_id="B0OTHER"))
+    )
     # and a thread the bot never answered is left alone
     top = bot.slack.add_message(GENERAL, "U0BOB", "lunch?")
     reply = bot.slack.add_message(GENERAL, "U0ALICE", "sure", thread_ts=top)
@@ -208,7 +222,8 @@ def test_follow_up_in_the_thread_without_a_mention_uses_the_history(make_bot: Ca
 
 
 def test_the_same_event_delivered_three_times_is_answered_once_even_after_a_restart(
-        make_bot: Callable[..., Bot]) -> None:
+    make_bot: Callable[..., Bot],
+) -> None:
     bot = make_bot()
     bot.llm.push(answer(VACATION_ANSWER))
     ts = bot.slack.add_message(GENERAL, "U0ALICE", f"<@{BOT_USER}> {QUESTION}")
@@ -276,8 +291,15 @@ def test_a_scoped_channel_never_retrieves_outside_its_scope(make_bot: Callable[.
 
 def test_pings_and_links_in_model_output_are_neutralised(make_bot: Callable[..., Bot]) -> None:
     bot = make_bot()
-    bot.llm.push(answer(["Heads up <!chan", "nel> and <!here>: ask <@U0BOSS> or <!subteam^S0HR|@hr>, ",
-                         "see <https://evil.example/x|the policy> [1]."]))
+    bot.llm.push(
+        answer(
+            [
+                "Heads up <!chan",
+                "nel> and <!here>: ask <@U0BOSS> or <!subteam^S0HR|@hr>, ",
+                "see <https://evil.example/x|the policy> [1].",
+            ]
+        )
+    )
     ts, _ = bot.ask(QUESTION)
     [message] = bot.answer_in(GENERAL, ts)
     everything = json.dumps([c.args for c in bot.slack.calls])
@@ -348,11 +370,12 @@ def test_rate_limited_user_gets_a_polite_reply(make_bot: Callable[..., Bot]) -> 
 
 
 def test_an_error_ends_in_an_apology_with_an_error_id_that_is_logged(
-        make_bot: Callable[..., Bot], caplog: pytest.LogCaptureFixture) -> None:
+    make_bot: Callable[..., Bot], caplog: pytest.LogCaptureFixture
+) -> None:
     bot = make_bot()
     bot.llm.push(answer(VACATION_ANSWER))
     bot.slack.fail("chat.stopStream", "internal_error")
-    with caplog.at_level(logging.ERROR, logger="bot.slack_app"):
+    with caplog.at_level(logging.ERROR, logger="bot.slack.answering"):
         ts, _ = bot.ask(QUESTION)
         apology = bot.slack.wait_for(lambda s: [m for m in s.bot_messages(GENERAL, ts) if "Sorry" in m.text])
     error_id = re.search(r"error id `(\w+)`", apology[0].text).group(1)
@@ -360,14 +383,21 @@ def test_an_error_ends_in_an_apology_with_an_error_id_that_is_logged(
 
 
 def _click(bot: Bot, action: str, message: Message, user: str) -> Delivery:
-    payload = block_action_payload(action, message.blocks[-1]["elements"][0]["value"], user=user,
-                                   channel=message.channel, message_ts=message.ts, thread_ts=message.thread_ts,
-                                   response_url=bot.slack.response_url("action"))
+    payload = block_action_payload(
+        action,
+        message.blocks[-1]["elements"][0]["value"],
+        user=user,
+        channel=message.channel,
+        message_ts=message.ts,
+        thread_ts=message.thread_ts,
+        response_url=bot.slack.response_url("action"),
+    )
     return post_interaction(bot.url, payload)
 
 
 def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
-        make_bot: Callable[..., Bot], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_bot: Callable[..., Bot], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bot = make_bot()
     bot.llm.push(answer(VACATION_ANSWER))
     ts, _ = bot.ask(QUESTION)
@@ -383,10 +413,12 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
     view = opened.args["view"]
     view = json.loads(view) if isinstance(view, str) else view
     assert view["callback_id"] == render.FEEDBACK_VIEW
-    values = {render.REASON_BLOCK: {render.REASON_ACTION: {"type": "plain_text_input",
-                                                           "value": "It's 30 days since 2026"}}}
-    submitted = post_interaction(bot.url, view_submission_payload(render.FEEDBACK_VIEW, view["private_metadata"],
-                                                                  values, user="U0CAROL"))
+    values = {
+        render.REASON_BLOCK: {render.REASON_ACTION: {"type": "plain_text_input", "value": "It's 30 days since 2026"}}
+    }
+    submitted = post_interaction(
+        bot.url, view_submission_payload(render.FEEDBACK_VIEW, view["private_metadata"], values, user="U0CAROL")
+    )
     assert submitted.status == 200
     [down] = list(bot.runtime.state.feedback("down"))
     assert (down.user, down.reason) == ("U0CAROL", "It's 30 days since 2026")
@@ -403,12 +435,14 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
 
 def test_slash_command_status_and_help(make_bot: Callable[..., Bot]) -> None:
     bot = make_bot()
-    helped = post_form(bot.url, command_form("help", user="U0ALICE", channel=GENERAL,
-                                             response_url=bot.slack.response_url("help")))
+    helped = post_form(
+        bot.url, command_form("help", user="U0ALICE", channel=GENERAL, response_url=bot.slack.response_url("help"))
+    )
     assert helped.status == 200 and "/qwenbot status" in json.loads(helped.body)["text"]
 
-    status = post_form(bot.url, command_form("status", user="U0ALICE", channel=GENERAL,
-                                             response_url=bot.slack.response_url("status")))
+    status = post_form(
+        bot.url, command_form("status", user="U0ALICE", channel=GENERAL, response_url=bot.slack.response_url("status"))
+    )
     assert status.status == 200 and status.seconds < 3
     [reply] = bot.slack.wait_for(lambda s: s.calls_to("response_url"))
     text = reply.args["text"]
@@ -460,8 +494,9 @@ def test_a_question_the_docs_do_not_cover_is_said_plainly(make_bot: Callable[...
     assert not _llm_requests(bot)  # the model is not asked to answer from nothing
 
 
-def test_run_says_which_credential_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_says_which_credential_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
         monkeypatch.delenv(name, raising=False)
     env = str(tmp_path / "none.env")
@@ -485,8 +520,9 @@ def one_doc_index(tmp_path: Path, embedder: Embedder) -> tuple[Path, Path]:
     return docs, index_dir
 
 
-def test_the_running_bot_reindexes_its_docs_folder_in_process(make_bot: Callable[..., Bot], tmp_path: Path,
-                                                              embedder: Embedder) -> None:
+def test_the_running_bot_reindexes_its_docs_folder_in_process(
+    make_bot: Callable[..., Bot], tmp_path: Path, embedder: Embedder
+) -> None:
     docs, index_dir = one_doc_index(tmp_path, embedder)
     bot = make_bot(index_dir=index_dir, docs_dir=docs, reindex_interval_minutes=0.01)
     assert bot.runtime.index_info().documents == 1
@@ -499,36 +535,62 @@ def test_the_running_bot_reindexes_its_docs_folder_in_process(make_bot: Callable
     assert any(h.path == "lunch.md" for h in bot.runtime.searcher.search("when is lunch served", k=3))
 
 
-def test_qwenbot_run_http_serves_slack_and_healthz_and_stops_on_sigterm(tmp_path: Path,
-                                                                         embedder: Embedder) -> None:
+def test_qwenbot_run_http_serves_slack_and_healthz_and_stops_on_sigterm(tmp_path: Path, embedder: Embedder) -> None:
     docs, index_dir = one_doc_index(tmp_path, embedder)
     with FakeSlack() as slack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
-        env.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                    "QWENBOT_SLACK_API_URL": slack.api_url, "QWENBOT_INDEX_DIR": str(index_dir),
-                    "QWENBOT_DOCS_DIR": str(docs), "QWENBOT_STATE_DB": str(tmp_path / "state.sqlite3")})
-        command = [sys.executable, "-m", "bot.cli", "--env-file", str(tmp_path / "none.env"),
-                   "run", "--http", "--host", "127.0.0.1", "--port", "0"]
-        proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, env=env,
-                                stderr=subprocess.PIPE, text=True)
+        env.update(
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "QWENBOT_SLACK_API_URL": slack.api_url,
+                "QWENBOT_INDEX_DIR": str(index_dir),
+                "QWENBOT_DOCS_DIR": str(docs),
+                "QWENBOT_STATE_DB": str(tmp_path / "state.sqlite3"),
+            }
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--env-file",
+            str(tmp_path / "none.env"),
+            "run",
+            "--http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ]
+        proc = subprocess.Popen(
+            command, cwd=Path(__file__).resolve().parent.parent, env=env, stderr=subprocess.PIPE, text=True
+        )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
         reader.start()
         try:
             deadline = time.monotonic() + 90
-            while not (port := next((m.group(1) for line in lines
-                                     if (m := re.search(r"Events API on http://127.0.0.1:(\d+)/", line))), None)):
+            while not (
+                port := next(
+                    (m.group(1) for line in lines if (m := re.search(r"Events API on http://127.0.0.1:(\d+)/", line))),
+                    None,
+                )
+            ):
                 assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
                 time.sleep(0.2)
             base = f"http://127.0.0.1:{port}"
             with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
                 assert resp.status == 200 and json.loads(resp.read())["index_documents"] == 1
-            helped = post_form(f"{base}/slack/events", command_form(
-                "help", user="U0ALICE", channel=GENERAL, response_url=slack.response_url("help")))
+            helped = post_form(
+                f"{base}/slack/events",
+                command_form("help", user="U0ALICE", channel=GENERAL, response_url=slack.response_url("help")),
+            )
             assert helped.status == 200 and "/qwenbot status" in json.loads(helped.body)["text"]
-            unsigned = post_form(f"{base}/slack/events", command_form(
-                "help", user="U0ALICE", channel=GENERAL, response_url=slack.response_url("help")),
-                secret="wrong")
+            unsigned = post_form(
+                f"{base}/slack/events",
+                command_form("help", user="U0ALICE", channel=GENERAL, response_url=slack.response_url("help")),
+                secret="wrong",
+            )
             assert unsigned.status == 401
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0

@@ -6,18 +6,29 @@ from datetime import date
 
 from fake_slack import _check_limits
 
-from bot import mrkdwn, render
-from bot.records import Answer, Source
+from bot.answer.records import Answer, Source
+from bot.slack import mrkdwn, render
 
 J = "\u2060"
 
 
 def test_broadcasts_mentions_and_links_are_neutralised() -> None:
-    text = ("Ping <!channel>, <!here|here>, <!everyone> and <@U123> or <@U9|bob>, the <!subteam^S1|@devs> "
-            "group, <#C42|general>; <https://evil.example/x|the handbook>, <mailto:a@b.c>, and bare @here.")
+    text = (
+        "Ping <!channel>, <!here|here>, <!everyone> and <@U123> or <@U9|bob>, the <!subteam^S1|@devs> "
+        "group, <#C42|general>; <https://evil.example/x|the handbook>, <mailto:a@b.c>, and bare @here."
+    )
     out = mrkdwn.neutralize(text)
-    for token in ("<!channel>", "<!here", "<!everyone>", "<@U123>", "<@U9", "<!subteam", "<#C42",
-                  "<https://", "<mailto:"):
+    for token in (
+        "<!channel>",
+        "<!here",
+        "<!everyone>",
+        "<@U123>",
+        "<@U9",
+        "<!subteam",
+        "<#C42",
+        "<https://",
+        "<mailto:",
+    ):
         assert token not in out
     assert f"@{J}channel" in out and f"@{J}here" in out and f"@{J}everyone" in out
     assert f"@{J}U123" in out and f"@{J}bob" in out and f"@{J}devs" in out
@@ -66,8 +77,14 @@ def test_a_word_longer_than_the_limit_is_cut_not_dropped() -> None:
 
 def _answer(mode: str = "generated", text: str = "You get **25 days** [1].", **kw: object) -> Answer:
     sources = [
-        Source(n=1, title="Leave <!channel> policy", path="hr/leave.md", heading_path="Leave > Vacation",
-               url="https://wiki.example/leave", updated="2025-06-01"),
+        Source(
+            n=1,
+            title="Leave <!channel> policy",
+            path="hr/leave.md",
+            heading_path="Leave > Vacation",
+            url="https://wiki.example/leave",
+            updated="2025-06-01",
+        ),
         Source(n=2, title="Old handbook", path="hr/old.md", heading_path="Holidays", updated="2019-01-01"),
     ]
     return Answer(text=text, mode=mode, sources=sources, **kw)  # type: ignore[arg-type]

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.policy import PolicyError, RateLimiter, load_channel_scopes
-from bot.records import Answer, Scope, Source
+from bot.answer.records import Answer, Source
+from bot.slack.policy import PolicyError, RateLimiter, load_channel_scopes
 from bot.state import State
+from retrieval.models import SearchFilter
 
 
 def test_dedupe_claims_survive_a_restart_and_expire(tmp_path: Path) -> None:
@@ -26,20 +27,31 @@ def test_dedupe_claims_survive_a_restart_and_expire(tmp_path: Path) -> None:
 
 def test_questions_answers_sources_and_feedback_are_stored(tmp_path: Path) -> None:
     state = State(tmp_path / "s.sqlite3")
-    qid = state.add_question(event_id="Ev1", channel="C1", thread_ts="1.1", message_ts="1.1", user="U1",
-                             text="how many days?")
+    qid = state.add_question(
+        event_id="Ev1", channel="C1", thread_ts="1.1", message_ts="1.1", user="U1", text="how many days?"
+    )
     assert not state.answered_thread("C1", "1.1")
-    answer = Answer("25 days [1]", "generated", [Source(1, "Leave", "hr/leave.md", "Leave"),
-                                                 Source(2, "Leave", "hr/leave.md", "Leave > More"),
-                                                 Source(3, "FAQ", "faq.md", "")])
+    answer = Answer(
+        "25 days [1]",
+        "generated",
+        [
+            Source(1, "Leave", "hr/leave.md", "Leave"),
+            Source(2, "Leave", "hr/leave.md", "Leave > More"),
+            Source(3, "FAQ", "faq.md", ""),
+        ],
+    )
     aid = state.add_answer(qid, answer)
     assert state.answered_thread("C1", "1.1") and state.answer_exists(aid)
     state.record_feedback(aid, "U2", "down")
     state.record_reason(aid, "U2", "outdated")
     state.record_feedback(aid, "U3", "up")
     [down] = list(state.feedback("down"))
-    assert (down.question, down.answer, down.reason, down.source_paths) == \
-        ("how many days?", "25 days [1]", "outdated", ["hr/leave.md", "faq.md"])
+    assert (down.question, down.answer, down.reason, down.source_paths) == (
+        "how many days?",
+        "25 days [1]",
+        "outdated",
+        ["hr/leave.md", "faq.md"],
+    )
     state.record_feedback(aid, "U2", "up")  # changing one's mind replaces the rating
     assert list(state.feedback("down")) == []
     assert state.counts() == {"questions": 1, "answers": 1, "feedback": 2}
@@ -47,21 +59,26 @@ def test_questions_answers_sources_and_feedback_are_stored(tmp_path: Path) -> No
 
 def test_channel_scopes_file(tmp_path: Path) -> None:
     path = tmp_path / "scopes.yml"
-    path.write_text("default:\n  tags: [public]\nchannels:\n  C0HR:\n    path_prefixes: [hr/]\n"
-                    "  C0ENG: {path_prefixes: [engineering/, it-security/], tags: [oncall]}\n")
+    path.write_text(
+        "default:\n  tags: [public]\nchannels:\n  C0HR:\n    path_prefixes: [hr/]\n"
+        "  C0ENG: {path_prefixes: [engineering/, it-security/], tags: [oncall]}\n"
+    )
     scopes = load_channel_scopes(path)
-    assert scopes.for_channel("C0HR") == Scope(path_prefixes=("hr/",))
-    assert scopes.for_channel("C0ENG") == Scope(("engineering/", "it-security/"), ("oncall",))
-    assert scopes.for_channel("C0OTHER") == Scope(tags=("public",))
-    assert load_channel_scopes(None).for_channel("C1") == Scope()
+    assert scopes.for_channel("C0HR") == SearchFilter(path_prefixes=("hr/",))
+    assert scopes.for_channel("C0ENG") == SearchFilter(("engineering/", "it-security/"), ("oncall",))
+    assert scopes.for_channel("C0OTHER") == SearchFilter(tags=("public",))
+    assert load_channel_scopes(None).for_channel("C1") == SearchFilter()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("channels: [C1]", "'channels' must map"),
-    ("channels:\n  C1: {paths: [hr/]}", "channels.C1: expected a mapping"),
-    ("channels:\n  C1: {tags: [1]}", "channels.C1.tags: expected a list"),
-    ("default: [", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("channels: [C1]", "'channels' must map"),
+        ("channels:\n  C1: {paths: [hr/]}", "channels.C1: expected a mapping"),
+        ("channels:\n  C1: {tags: [1]}", "channels.C1.tags: expected a list"),
+        ("default: [", "not valid YAML"),
+    ],
+)
 def test_bad_scopes_file_says_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "scopes.yml"
     path.write_text(content)

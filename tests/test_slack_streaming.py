@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 from fake_slack import BOT_TOKEN, TEAM, FakeSlack
 
-from bot import render
-from bot.records import Answer, Source
+from bot.answer.records import Answer, Source
 from bot.settings import load_settings
-from bot.slack_app import make_client
-from bot.streaming import ThreadReply
+from bot.slack import render
+from bot.slack.app import make_client
+from bot.slack.reply import ThreadReply
 
 CHANNEL = "C0GENERAL"
 USER = "U0ALICE"
@@ -36,14 +36,16 @@ def slack() -> Iterator[FakeSlack]:
 def _reply(slack: FakeSlack, clock: Clock | None = None) -> tuple[ThreadReply, str]:
     settings = load_settings(None, slack_api_url=slack.api_url, slack_bot_token=BOT_TOKEN)
     ts = slack.add_message(CHANNEL, USER, "<@U0BOT> how many vacation days?")
-    reply = ThreadReply(make_client(settings), CHANNEL, ts, ts, user=USER, team=TEAM,
-                        **({"clock": clock} if clock else {}))
+    reply = ThreadReply(
+        make_client(settings), CHANNEL, ts, ts, user=USER, team=TEAM, **({"clock": clock} if clock else {})
+    )
     return reply, ts
 
 
 def _final(text: str) -> list[render.Message]:
-    answer = Answer(text=text, mode="generated",
-                    sources=[Source(1, "Vacation", "hr/vacation.md", "Vacation > Allowance")])
+    answer = Answer(
+        text=text, mode="generated", sources=[Source(1, "Vacation", "hr/vacation.md", "Vacation > Allowance")]
+    )
     return render.answer_messages(answer, answer_id=1, stale_days=365)
 
 
@@ -59,8 +61,12 @@ def test_streams_status_then_text_then_sources_and_buttons(slack: FakeSlack) -> 
     statuses = [c.args["status"] for c in slack.calls_to("assistant.threads.setStatus")]
     assert statuses == ["Searching the docs…", "Reading 3 documents…"]
     start = slack.calls_to("chat.startStream")[0].args
-    assert (start["channel"], start["thread_ts"], start["recipient_user_id"], start["recipient_team_id"]) == \
-        (CHANNEL, ts, USER, TEAM)
+    assert (start["channel"], start["thread_ts"], start["recipient_user_id"], start["recipient_team_id"]) == (
+        CHANNEL,
+        ts,
+        USER,
+        TEAM,
+    )
     assert slack.calls_to("chat.appendStream")
     assert len(slack.calls_to("chat.stopStream")) == 1
     assert not slack.calls_to("chat.postMessage") and not slack.calls_to("chat.update")
@@ -123,7 +129,7 @@ def test_text_beyond_one_message_continues_in_further_messages(slack: FakeSlack)
     reply, ts = _reply(slack)
     text = ("A long paragraph explaining the release process in detail. " * 30 + "\n\n") * 14
     for i in range(0, len(text), 500):
-        reply.append(text[i:i + 500])
+        reply.append(text[i : i + 500])
     reply.finish(_final(text))
     messages = slack.bot_messages(CHANNEL, ts)
     assert len(messages) >= 2

@@ -9,15 +9,13 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-from bot.answer import AnswerPipeline
+from bot.answer.pipeline import AnswerPipeline
+from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status
 from bot.llm import build_client
-from bot.records import Answer, Delta, Done, PipelineEvent, Scope, Source, Status
 from bot.settings import Settings
-from retrieval.embeddings import EmbeddingModelError
+from retrieval.models import SearchFilter
 from retrieval.search import Searcher
-from retrieval.store import StoreError, index_exists
-
-_STATUS_TEXT = {"searching": "searching the docs…", "thinking": "thinking…", "writing": "writing…"}
+from retrieval.store import index_exists
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
@@ -25,15 +23,11 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     if not index_exists(config):
         print(f"qwenbot: no index at {config.index_dir}: run `qwenbot index` first", file=sys.stderr)
         return 1
-    scope = Scope(tuple(args.path), tuple(args.tag)) if args.path or args.tag else None
-    try:
-        with Searcher(config) as searcher:
-            pipeline = AnswerPipeline(settings, searcher, build_client(settings))
-            events = pipeline.run(args.question, [], scope)
-            answer = _final_answer(events) if args.json else _stream(events, sys.stdout, sys.stderr)
-    except (StoreError, EmbeddingModelError, ValueError) as exc:
-        print(f"qwenbot: {exc}", file=sys.stderr)
-        return 1
+    scope = SearchFilter(tuple(args.path), tuple(args.tag)) if args.path or args.tag else None
+    with Searcher(config) as searcher:
+        pipeline = AnswerPipeline(settings, searcher, build_client(settings))
+        events = pipeline.run(args.question, [], scope)
+        answer = _final_answer(events) if args.json else _stream(events, sys.stdout, sys.stderr)
     if args.json:
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
     return 0
@@ -47,8 +41,7 @@ def _stream(events: Iterator[PipelineEvent], out: TextIO, err: TextIO) -> Answer
     answer: Answer | None = None
     for event in events:
         if isinstance(event, Status):
-            text = f"reading {event.documents} documents…" if event.stage == "reading" else _STATUS_TEXT[event.stage]
-            print(f"[{text}]", file=err, flush=True)
+            print(f"[{event.text}]", file=err, flush=True)
         elif isinstance(event, Delta):
             out.write(event.text)
             out.flush()

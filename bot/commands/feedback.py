@@ -18,17 +18,20 @@ from bot.state import FeedbackRecord, State
 
 
 def export_line(record: FeedbackRecord) -> str:
-    return json.dumps({
-        "id": f"feedback-{record.answer_id}-{record.user}",
-        "question": record.question,
-        "sources": [],
-        "bot_answer": record.answer,
-        "bot_mode": record.mode,
-        "bot_sources": record.source_paths,
-        "reason": record.reason or "",
-        "channel": record.channel,
-        "rated_at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds"),
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "id": f"feedback-{record.answer_id}-{record.user}",
+            "question": record.question,
+            "sources": [],
+            "bot_answer": record.answer,
+            "bot_mode": record.mode,
+            "bot_sources": record.source_paths,
+            "reason": record.reason or "",
+            "channel": record.channel,
+            "rated_at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds"),
+        },
+        ensure_ascii=False,
+    )
 
 
 def export(state: State, out: TextIO) -> int:
@@ -41,8 +44,11 @@ def export(state: State, out: TextIO) -> int:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.state_db.exists():
-        print(f"qwenbot feedback: no bot state at {settings.state_db} (QWENBOT_STATE_DB); "
-              "the bot writes it when it answers in Slack", file=sys.stderr)
+        print(
+            f"qwenbot feedback: no bot state at {settings.state_db} (QWENBOT_STATE_DB); "
+            "the bot writes it when it answers in Slack",
+            file=sys.stderr,
+        )
         return 1
     state = State(settings.state_db, settings.dedupe_ttl_hours)
     try:

@@ -6,20 +6,13 @@ import argparse
 import sys
 
 from bot.settings import Settings
-from retrieval.embeddings import EmbeddingModelError
 from retrieval.indexer import Indexer, format_summary
-from retrieval.manifest import ManifestError
-from retrieval.store import StoreError
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     """Exit status: 0 when every file was indexed, unchanged or skipped; 1 when any file failed."""
     paths = list(args.paths) or [settings.docs_dir]
-    try:
-        stats = Indexer(settings.index_config()).run(paths, progress=not args.no_progress)
-    except (StoreError, ManifestError, EmbeddingModelError) as exc:
-        print(f"qwenbot index: {exc}", file=sys.stderr)
-        return 1
+    stats = Indexer(settings.index_config()).run(paths, progress=not args.no_progress)
     for error in stats.errors:
         print(error, file=sys.stderr)
     print(format_summary(stats))

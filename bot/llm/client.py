@@ -19,14 +19,21 @@ from typing import Any
 import openai
 from openai import OpenAI, Timeout
 
+from bot.errors import ConfigError, QwenbotError
 from bot.llm.profiles import QWEN_SAMPLING, Profile, Sampling, get_profile
-from bot.records import Usage
 from bot.settings import Settings
+from bot.text import short
 
 log = logging.getLogger(__name__)
 
 _BACKOFF_START = 0.5  # seconds before the first retry of a 5xx / timeout / refused connection
 _BACKOFF_MAX = 8.0
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class UsageReport:
 LLMEvent = TextDelta | ReasoningDelta | UsageReport
 
 
-class LLMError(Exception):
+class LLMError(QwenbotError):
     """The model gave no (complete) answer. `str()` is safe to show: no secrets, no request bodies.
 
     `after_output` is true when some answer text had already been yielded before the failure.
@@ -94,13 +101,13 @@ class ThinkSplitter:
             if found:
                 at, tag = min(found)
                 out.append(buf[:at])
-                buf = buf[at + len(tag):]
+                buf = buf[at + len(tag) :]
                 if tag == self.OPEN or self._inside:
                     self._inside = not self._inside
                 continue  # a stray CLOSE outside a block is dropped
             keep = _partial_tag_suffix(buf, tags)
             out.append(buf[: len(buf) - keep])
-            self._pending = buf[len(buf) - keep:]
+            self._pending = buf[len(buf) - keep :]
             return "".join(answer), "".join(reasoning)
 
     def _feed_undecided(self, text: str) -> tuple[str, str]:
@@ -112,7 +119,7 @@ class ThinkSplitter:
         if self.CLOSE in buf:
             self._undecided = False
             at = buf.index(self.CLOSE)
-            answer, reasoning = self.feed(buf[at + len(self.CLOSE):])
+            answer, reasoning = self.feed(buf[at + len(self.CLOSE) :])
             return answer, buf[:at] + reasoning
         self._pending = buf
         return "", ""
@@ -168,21 +175,16 @@ def _classify(exc: BaseException) -> Exception:
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500:
             return _Retryable(f"server error (HTTP {exc.status_code})", _retry_after(exc.response))
-        return LLMError(f"request rejected (HTTP {exc.status_code}): {_short(exc.message)}")
+        return LLMError(f"request rejected (HTTP {exc.status_code}): {short(exc.message)}")
     if isinstance(exc, openai.APITimeoutError):
         return _Retryable("timed out")
     if isinstance(exc, openai.APIConnectionError):
         return _Retryable(f"connection failed ({type(exc.__cause__ or exc).__name__})")
     if isinstance(exc, openai.APIError):  # an error event inside the stream
-        return _Retryable(f"error in stream: {_short(exc.message)}")
+        return _Retryable(f"error in stream: {short(exc.message)}")
     if isinstance(exc, ValueError):  # malformed JSON in the body or in an SSE event
         return _Retryable(f"malformed response ({type(exc).__name__})")
     return LLMError(f"unexpected error ({type(exc).__name__})")
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class LLMClient:
@@ -190,7 +192,7 @@ class LLMClient:
 
     def __init__(self, settings: Settings) -> None:
         if not settings.llm_base_url:
-            raise ValueError("QWENBOT_LLM_BASE_URL is not set")
+            raise ConfigError("QWENBOT_LLM_BASE_URL is not set")
         self.settings = settings
         self.profile: Profile = get_profile(settings.llm_provider)
         self.model = settings.llm_model
@@ -324,9 +326,7 @@ class LLMClient:
                 try:
                     kind, item = items.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
-                    raise LLMError(
-                        f"no complete answer within {self.settings.llm_total_timeout:g}s"
-                    ) from None
+                    raise LLMError(f"no complete answer within {self.settings.llm_total_timeout:g}s") from None
                 if kind == "end":
                     return
                 if kind == "error":

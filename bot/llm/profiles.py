@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.errors import ConfigError
+
 ThinkingSwitch = Literal["chat_template_kwargs", "enable_thinking", "reasoning_effort", "none"]
 
 
@@ -61,4 +63,6 @@ def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown LLM provider {name!r}; expected one of {', '.join(PROFILES)}") from None
+        raise ConfigError(
+            f"QWENBOT_LLM_PROVIDER: unknown LLM provider {name!r}; expected one of {', '.join(PROFILES)}"
+        ) from None

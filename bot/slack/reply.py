@@ -14,8 +14,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import mrkdwn
-from bot.render import MARKDOWN_LIMIT, Message, markdown_block
+from bot.slack import mrkdwn
+from bot.slack.render import MARKDOWN_LIMIT, Message, markdown_block
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ class ThreadReply:
         self._last_status = text
         if self._use_status:
             try:
-                self.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts,
-                                                        status=text)
+                self.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts, status=text)
                 return
             except SlackApiError as exc:
                 log.info("assistant.threads.setStatus refused (%s); using a reaction", _error(exc))
@@ -88,7 +87,7 @@ class ThreadReply:
         safe = mrkdwn.neutralize(self._raw[: mrkdwn.safe_prefix_length(self._raw)]).strip()
         if len(safe) > MARKDOWN_LIMIT or not safe.startswith(self._sent):
             return  # past one message, or not extendable: the final message shows it all
-        pending = safe[len(self._sent):]
+        pending = safe[len(self._sent) :]
         if not pending.strip():
             return
         if self._use_stream and self._stream_ts is None and self._placeholder_ts is None:
@@ -103,8 +102,13 @@ class ThreadReply:
 
     def _start_stream(self, text: str) -> None:
         try:
-            resp = self.client.chat_startStream(channel=self.channel, thread_ts=self.thread_ts, markdown_text=text,
-                                                recipient_user_id=self.user, recipient_team_id=self.team)
+            resp = self.client.chat_startStream(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                markdown_text=text,
+                recipient_user_id=self.user,
+                recipient_team_id=self.team,
+            )
         except SlackApiError as exc:
             log.info("chat.startStream refused (%s); editing a placeholder instead", _error(exc))
             self._use_stream = False
@@ -116,6 +120,7 @@ class ThreadReply:
 
     def _append_stream(self, pending: str) -> None:
         try:
+            assert self._stream_ts is not None  # set by _start_stream, which runs first
             self.client.chat_appendStream(channel=self.channel, ts=self._stream_ts, markdown_text=pending)
         except SlackApiError as exc:
             log.warning("chat.appendStream failed (%s); the final message will carry the text", _error(exc))
@@ -130,9 +135,11 @@ class ThreadReply:
         self._last_write = self.clock()
 
     def _update_placeholder(self, text: str) -> None:
+        assert self._placeholder_ts is not None  # set by _post_placeholder, which runs first
         try:
-            self.client.chat_update(channel=self.channel, ts=self._placeholder_ts, text=mrkdwn.escape(text),
-                                    blocks=[markdown_block(text)])
+            self.client.chat_update(
+                channel=self.channel, ts=self._placeholder_ts, text=mrkdwn.escape(text), blocks=[markdown_block(text)]
+            )
         except SlackApiError as exc:
             log.warning("chat.update failed (%s); the final message will carry the text", _error(exc))
             return
@@ -148,8 +155,7 @@ class ThreadReply:
         if self._stream_ts is not None:
             ts = self._finish_stream(first, first_text)
         elif self._placeholder_ts is not None:
-            self.client.chat_update(channel=self.channel, ts=self._placeholder_ts, text=first.text,
-                                    blocks=first.blocks)
+            self.client.chat_update(channel=self.channel, ts=self._placeholder_ts, text=first.text, blocks=first.blocks)
             ts = self._placeholder_ts
         else:
             ts = self._post(first)["ts"]
@@ -161,7 +167,7 @@ class ThreadReply:
         ts = self._stream_ts
         assert ts is not None
         if first_text.startswith(self._sent):
-            tail = first_text[len(self._sent):]
+            tail = first_text[len(self._sent) :]
             if tail:
                 self.client.chat_appendStream(channel=self.channel, ts=ts, markdown_text=tail)
             # the streamed text is the answer: only what follows it (sources, buttons) is added
@@ -180,12 +186,19 @@ class ThreadReply:
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed: %s", _error(exc))
             self._stream_ts = None
-        return self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=text,
-                                            unfurl_links=False, unfurl_media=False)["ts"]
+        return self.client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts, text=text, unfurl_links=False, unfurl_media=False
+        )["ts"]
 
     def _post(self, message: Message) -> Any:
-        return self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=message.text,
-                                            blocks=message.blocks, unfurl_links=False, unfurl_media=False)
+        return self.client.chat_postMessage(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            text=message.text,
+            blocks=message.blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
 
 
 def _error(exc: SlackApiError) -> str:

@@ -1,6 +1,6 @@
 """Answer -> Slack messages: Markdown split within Slack's limits, sources, feedback buttons.
 
-All text that came from the model or the docs goes through bot.mrkdwn before it is placed here.
+All text that came from the model or the docs goes through bot.slack.mrkdwn before it is placed here.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from bot import mrkdwn
-from bot.records import Answer, Source, Status
+from bot.answer.records import Answer, Source
+from bot.slack import mrkdwn
 
 # Slack: markdown blocks take 12,000 characters per message in total, and messages are refused a
 # little above 13,000 characters of blocks in all; keep room for the sources and buttons.
@@ -31,17 +31,6 @@ Block = dict[str, Any]
 class Message:
     text: str  # mrkdwn: what notifications and clients without blocks show
     blocks: list[Block]
-
-
-def status_line(event: Status) -> str:
-    if event.stage == "searching":
-        return "Searching the docs…"
-    if event.stage == "reading":
-        n = event.documents
-        return f"Reading {n} document{'' if n == 1 else 's'}…"
-    if event.stage == "thinking":
-        return "Thinking…"
-    return "Writing the answer…"
 
 
 def split_markdown(text: str, limit: int = MARKDOWN_LIMIT) -> list[str]:
@@ -94,8 +83,11 @@ def source_line(source: Source, stale_days: int, today: date) -> str:
     if source.url:
         name = mrkdwn.link(source.url, source.title or source.path)
     else:
-        name = f"*{mrkdwn.escape(source.title)}* `{mrkdwn.escape(source.path)}`" if source.title \
+        name = (
+            f"*{mrkdwn.escape(source.title)}* `{mrkdwn.escape(source.path)}`"
+            if source.title
             else f"`{mrkdwn.escape(source.path)}`"
+        )
     line = f"[{source.n}] {name}"
     if source.heading_path:
         line += f" · {mrkdwn.escape(source.heading_path)}"
@@ -138,10 +130,18 @@ def feedback_block(answer_id: int) -> Block:
         "type": "actions",
         "block_id": "feedback",
         "elements": [
-            {"type": "button", "action_id": ACTION_UP, "value": str(answer_id),
-             "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True}},
-            {"type": "button", "action_id": ACTION_DOWN, "value": str(answer_id),
-             "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True}},
+            {
+                "type": "button",
+                "action_id": ACTION_UP,
+                "value": str(answer_id),
+                "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True},
+            },
+            {
+                "type": "button",
+                "action_id": ACTION_DOWN,
+                "value": str(answer_id),
+                "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True},
+            },
         ],
     }
 
@@ -202,16 +202,19 @@ def feedback_modal(answer_id: int) -> dict[str, Any]:
                 "block_id": REASON_BLOCK,
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Tell us briefly (optional)"},
-                "element": {"type": "plain_text_input", "action_id": REASON_ACTION, "multiline": True,
-                            "max_length": 500},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_ACTION,
+                    "multiline": True,
+                    "max_length": 500,
+                },
             }
         ],
     }
 
 
 def apology(error_id: str) -> str:
-    return f"Sorry, something went wrong while answering. Please try again in a moment " \
-           f"(error id `{error_id}`)."
+    return f"Sorry, something went wrong while answering. Please try again in a moment (error id `{error_id}`)."
 
 
 def rate_limited(wait_seconds: int) -> str:
@@ -219,8 +222,10 @@ def rate_limited(wait_seconds: int) -> str:
 
 
 def not_enabled() -> str:
-    return "I'm not enabled in this channel. Ask an admin to add it to the bot's allowed channels, " \
-           "or send me a direct message."
+    return (
+        "I'm not enabled in this channel. Ask an admin to add it to the bot's allowed channels, "
+        "or send me a direct message."
+    )
 
 
 HELP = (

@@ -13,27 +13,28 @@ from typing import Any
 
 import yaml
 
-from bot.records import Scope
+from bot.errors import ConfigError
 from bot.settings import Settings
+from retrieval.models import SearchFilter
 
 
-class PolicyError(Exception):
-    """A bad channel scopes file; the message says which file and what is wrong."""
+class PolicyError(ConfigError):
+    """A bad channel scopes file; the message says which file and what is wrong (QWENBOT_CHANNEL_SCOPES_FILE)."""
 
 
 @dataclass(frozen=True)
 class ChannelScopes:
-    default: Scope = Scope()
-    channels: dict[str, Scope] = field(default_factory=dict)
+    default: SearchFilter = SearchFilter()
+    channels: dict[str, SearchFilter] = field(default_factory=dict)
 
-    def for_channel(self, channel: str) -> Scope:
+    def for_channel(self, channel: str) -> SearchFilter:
         """The channel's scope; DMs and channels not listed get the default one."""
         return self.channels.get(channel, self.default)
 
 
-def _scope(raw: Any, where: str) -> Scope:
+def _scope(raw: Any, where: str) -> SearchFilter:
     if raw is None:
-        return Scope()
+        return SearchFilter()
     if not isinstance(raw, dict) or set(raw) - {"path_prefixes", "tags"}:
         raise PolicyError(f"{where}: expected a mapping with 'path_prefixes' and/or 'tags'")
     values: dict[str, tuple[str, ...]] = {}
@@ -44,15 +45,15 @@ def _scope(raw: Any, where: str) -> Scope:
         if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
             raise PolicyError(f"{where}.{key}: expected a list of non-empty strings")
         values[key] = tuple(i.strip() for i in items)
-    return Scope(path_prefixes=values["path_prefixes"], tags=values["tags"])
+    return SearchFilter(path_prefixes=values["path_prefixes"], tags=values["tags"])
 
 
 def load_channel_scopes(path: Path | None) -> ChannelScopes:
     """Read the scopes file (YAML or JSON):
 
-        default: {path_prefixes: [...], tags: [...]}   # DMs and unlisted channels; omit = all docs
-        channels:
-          C0123ABCD: {path_prefixes: [hr/], tags: [policy]}
+    default: {path_prefixes: [...], tags: [...]}   # DMs and unlisted channels; omit = all docs
+    channels:
+      C0123ABCD: {path_prefixes: [hr/], tags: [policy]}
     """
     if path is None:
         return ChannelScopes()
@@ -118,7 +119,7 @@ class Policy:
         """DMs are always allowed; channels when the allowlist is empty or names them."""
         return is_dm or not self.allowed_channels or channel in self.allowed_channels
 
-    def scope_for(self, channel: str, is_dm: bool) -> Scope:
+    def scope_for(self, channel: str, is_dm: bool) -> SearchFilter:
         return self.scopes.default if is_dm else self.scopes.for_channel(channel)
 
     def wait_seconds(self, user: str) -> int:

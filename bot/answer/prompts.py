@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.citations import strip_citations
-from bot.records import Source, Turn
+from bot.answer.citations import strip_citations
+from bot.answer.records import Source, Turn
+from bot.errors import ConfigError
 from bot.settings import Settings
 from retrieval.models import Hit
 
@@ -49,9 +50,9 @@ def load_system_prompt(settings: Settings) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ValueError(f"QWENBOT_SYSTEM_PROMPT_FILE: cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"QWENBOT_SYSTEM_PROMPT_FILE: cannot read {path}: {exc.strerror}") from None
     if not text:
-        raise ValueError(f"QWENBOT_SYSTEM_PROMPT_FILE: {path} is empty")
+        raise ConfigError(f"QWENBOT_SYSTEM_PROMPT_FILE: {path} is empty")
     return text
 
 
@@ -65,8 +66,15 @@ class NumberedSource:
     def to_source(self) -> Source:
         best = self.hits[0]
         return Source(
-            n=self.n, title=best.title, path=best.path, heading_path=best.heading_path, url=best.url,
-            updated=best.updated, page=best.page, score=best.score, excerpt=excerpt(best.text),
+            n=self.n,
+            title=best.title,
+            path=best.path,
+            heading_path=best.heading_path,
+            url=best.url,
+            updated=best.updated,
+            page=best.page,
+            score=best.score,
+            excerpt=excerpt(best.text),
         )
 
 
@@ -123,6 +131,7 @@ def build_prompt(
 
     Passages are taken best first; one that does not fit is skipped for a shorter one further down.
     """
+
     def fixed_cost(q: str) -> int:
         return estimate_tokens(system_prompt) + estimate_tokens(_question_message([], q)) + 2 * _MESSAGE_OVERHEAD
 
@@ -156,7 +165,10 @@ def build_prompt(
             chosen = candidate
             used += cost
     sources = number_by_document(chosen)
-    messages = [{"role": "system", "content": system_prompt}, *turns,
-                {"role": "user", "content": _question_message(sources, question)}]
+    messages = [
+        {"role": "system", "content": system_prompt},
+        *turns,
+        {"role": "user", "content": _question_message(sources, question)},
+    ]
     tokens = sum(estimate_tokens(m["content"]) + _MESSAGE_OVERHEAD for m in messages)
     return Prompt(messages=messages, sources=sources, tokens=tokens)

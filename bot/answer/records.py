@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.llm.client import Usage
+
 AnswerMode = Literal["generated", "extractive", "not_found"]
 
 
@@ -14,14 +16,6 @@ class Turn:
 
     role: Literal["user", "assistant"]
     text: str
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which documents a question may draw on (a channel's doc scope). Empty = everything."""
-
-    path_prefixes: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,12 +34,6 @@ class Source:
 
 
 @dataclass
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass
 class Answer:
     text: str
     mode: AnswerMode
@@ -60,6 +48,17 @@ class Answer:
 class Status:
     stage: Literal["searching", "reading", "thinking", "writing"]
     documents: int = 0  # for "reading": how many documents were retrieved
+
+    @property
+    def text(self) -> str:
+        """How the stage is shown to people (Slack's status line, `qwenbot ask`'s progress)."""
+        if self.stage == "searching":
+            return "Searching the docs…"
+        if self.stage == "reading":
+            return f"Reading {self.documents} document{'' if self.documents == 1 else 's'}…"
+        if self.stage == "thinking":
+            return "Thinking…"
+        return "Writing the answer…"
 
 
 @dataclass(frozen=True)

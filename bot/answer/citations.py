@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.records import Source
+from bot.answer.records import Source
 
 # "[2]", "[1, 3]", "[1;3]", with the whitespace before it (dropped along with a citation that goes).
 _CITATION = re.compile(r"(\s*)\[(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\]")
@@ -29,7 +29,7 @@ class CitationFilter:
         out: list[str] = []
         pos = 0
         for m in _CITATION.finditer(buf):
-            out.append(buf[pos:m.start()])
+            out.append(buf[pos : m.start()])
             out.append(self._rewrite(m))
             pos = m.end()
         rest = buf[pos:]

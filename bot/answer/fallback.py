@@ -1,0 +1,49 @@
+"""Answers made without the model: "not in the docs" with the nearest documents, and quoted passages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.answer.prompts import excerpt, number_by_document
+from bot.answer.records import Answer
+from retrieval.models import Hit
+
+_EXTRACTIVE_PASSAGES = 3
+_EXTRACTIVE_CHARS = 600
+_NEAREST_DOCS = 3
+
+
+def not_found_answer(hits: Sequence[Hit]) -> Answer:
+    nearest = [s.to_source() for s in number_by_document(hits)[:_NEAREST_DOCS]]
+    text = "I couldn't find this in the documentation I have access to."
+    if nearest:
+        text += " These are the closest documents, though they don't seem to answer it:"
+    return Answer(text=text, mode="not_found", sources=nearest)
+
+
+def extractive_answer(hits: Sequence[Hit], reason: str) -> Answer:
+    """The best passages, quoted and cited by document number, labelled as not written by the model."""
+    numbered = number_by_document(hits[:_EXTRACTIVE_PASSAGES])
+    number = {s.hits[0].path: s.n for s in numbered}
+    blocks = []
+    for hit in hits[:_EXTRACTIVE_PASSAGES]:
+        quote = _quote(hit.text, _EXTRACTIVE_CHARS)
+        where = f"{hit.title} › {hit.heading_path}" if hit.heading_path and hit.heading_path != hit.title else hit.title
+        blocks.append(f"{quote}\n— _{where}_ [{number[hit.path]}]")
+    text = "**Model unavailable**, so here are the most relevant passages from the docs, quoted as written:\n\n"
+    text += "\n\n".join(blocks) if blocks else "(no matching passages)"
+    return Answer(text=text, mode="extractive", sources=[s.to_source() for s in numbered], model_error=reason)
+
+
+def _quote(text: str, limit: int) -> str:
+    """A Markdown block quote of the passage's start, its lines (lists, tables) kept."""
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) > limit:
+            kept.append(excerpt(line, max(40, limit - used)) if not kept else "…")
+            break
+        kept.append(line)
+        used += len(line)
+    return "\n".join(f"> {line}" for line in kept)
