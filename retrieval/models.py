@@ -65,6 +65,8 @@ class Hit:
     tags: tuple[str, ...] = ()
     dense_score: float | None = None  # cosine similarity, when the dense side found it
     lexical_score: float | None = None  # raw BM25, when the lexical side found it
+    rerank_score: float | None = None  # the reranker's relevance, when a reranker ran
+    archived: bool = False  # the document is archived / deprecated / superseded
 
 
 @dataclass(frozen=True)

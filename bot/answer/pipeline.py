@@ -91,8 +91,11 @@ class AnswerPipeline:
         The one retrieval path: the Slack bot, `qwenbot ask` and `qwenbot eval` all go through it."""
         queries = retrieval_queries(question, history)
         hits = self._search(queries, scope)
+        return Retrieved(queries, hits, answerable=self._answerable(hits))
+
+    def _answerable(self, hits: Sequence[Hit]) -> bool:
         best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
-        return Retrieved(queries, hits, answerable=best is not None and best >= self.settings.abstain_threshold)
+        return best is not None and best >= self.settings.abstain_threshold
 
     def _search(self, queries: list[str], search_filter: SearchFilter | None) -> list[Hit]:
         k = self.settings.top_k
