@@ -1,13 +1,22 @@
-"""Indexing throughput against raw SentenceTransformer.encode, and the cost of an unchanged re-index.
+"""Indexing throughput against raw SentenceTransformer.encode, per embedding backend; int8 quality;
+peak memory; and the cost of an unchanged re-index.
 
-    python bench/bench_index.py [--docs DIR] [--limit N]
+    python bench/bench_index.py [--docs DIR] [--limit N] [--rounds N] [--quality [SET ...]] [--store DIR]
 
-1. raw: SentenceTransformer.encode on exactly the chunks the indexer produces (texts prepared
-   beforehand, one call, same batch size) -> chunks/s;
+1. raw: SentenceTransformer.encode (PyTorch, fp32) on exactly the chunks the indexer produces (texts
+   prepared beforehand, one call, same batch size) -> chunks/s;
 2. pipeline: a full `Indexer.run` into an empty store (read, parse, chunk, embed, write to Chroma,
-   manifest, BM25) -> chunks/s, as a ratio to (1). Target >= 0.85;
-3. unchanged: the same run again, nothing changed -> seconds, as a fraction of (2). Target <= 0.02.
-The model is loaded before anything is timed; both sides use the same loaded weights.
+   manifest, BM25) -> chunks/s, as a ratio to (1), for each of: the defaults (ONNX Runtime, fp32;
+   target >= 2.0), int8 (QWENBOT_EMBEDDING_QUANTIZE=int8; target >= 3.0) and the PyTorch backend
+   (QWENBOT_EMBEDDING_BACKEND=torch: what indexing was before ONNX). The four are alternated round
+   by round, so that a busy neighbour on a shared machine slows all of them alike;
+3. vectors: the lowest cosine between ONNX fp32 (and int8) and PyTorch vectors of the same chunks;
+4. unchanged: the default run again, nothing changed -> seconds, as a fraction of (2). Target <= 0.02;
+5. peak memory (max RSS) of a whole `Indexer.run` of the corpus in a fresh process, per backend;
+6. with --quality [SET ...]: nDCG@10 of search over docs_corpus and SciFact (default: both) indexed
+   with fp32 and with int8 (indexes kept under --store, so a second run reuses them; SciFact takes
+   minutes per variant). --quality-only skips 1-5.
+Models are loaded and exported before anything is timed.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import argparse
 import dataclasses
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,17 +40,41 @@ sys.path.insert(0, str(REPO))
 from retrieval.chunking import chunk_document  # noqa: E402
 from retrieval.config import IndexConfig  # noqa: E402
 from retrieval.embeddings import embedder_for, resolve_model_path  # noqa: E402
-from retrieval.indexer import Indexer, format_summary  # noqa: E402
+from retrieval.evaluation import evaluate, load_questions  # noqa: E402
+from retrieval.indexer import Indexer, IndexStats, format_summary  # noqa: E402
 from retrieval.loaders import LoadError, is_supported, load_document  # noqa: E402
+from retrieval.search import Searcher  # noqa: E402
+
+SCIFACT = REPO.parent / "shared" / "eval" / "scifact"
+# name -> the settings it differs by from the defaults
+VARIANTS: dict[str, dict[str, str]] = {
+    "onnx fp32 (default)": {},
+    "onnx int8": {"embedding_quantize": "int8"},
+    "torch (before)": {"embedding_backend": "torch"},
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=Path, default=REPO / "docs_corpus")
     parser.add_argument("--limit", type=int, default=0, help="index only the first N files (0: all)")
-    parser.add_argument("--rounds", type=int, default=2, help="raw/pipeline pairs, alternated (machine noise)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of raw + each pipeline, alternated")
+    parser.add_argument(
+        "--quality", nargs="*", choices=["docs_corpus", "scifact"], help="nDCG@10 of fp32 and int8 on these sets"
+    )
+    parser.add_argument("--quality-only", action="store_true", help="skip the throughput part")
+    parser.add_argument("--store", type=Path, help="keep the --quality indexes here (default: a temp folder)")
+    parser.add_argument("--peak-memory-of", choices=list(VARIANTS), help=argparse.SUPPRESS)  # the child's job
     args = parser.parse_args()
+    if args.peak_memory_of:
+        return _peak_memory_child(args.docs, VARIANTS[args.peak_memory_of])
+    if not args.quality_only:
+        _throughput(args)
+    if args.quality is not None:
+        _quality(args.quality or ["docs_corpus", "scifact"], args.store)
 
+
+def _throughput(args: argparse.Namespace) -> None:
     from sentence_transformers import SentenceTransformer
 
     with tempfile.TemporaryDirectory(prefix="qwenbot-bench-") as tmp:
@@ -51,10 +85,12 @@ def main() -> None:
             target = docs / path.relative_to(args.docs)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
-        config = IndexConfig(index_dir=Path(tmp) / "index-0")
-        embedder = embedder_for(config)
-        raw_model = SentenceTransformer(resolve_model_path(config.embedding_model), device=config.embedding_device)
+        base = IndexConfig(index_dir=Path(tmp) / "index")
+        configs = {name: dataclasses.replace(base, **change) for name, change in VARIANTS.items()}  # type: ignore[arg-type]
+        embedders = {name: embedder_for(config) for name, config in configs.items()}
+        raw_model = SentenceTransformer(resolve_model_path(base.embedding_model), device=base.embedding_device)
 
+        default = embedders["onnx fp32 (default)"]
         texts: list[str] = []
         for path in sorted(p for p in docs.rglob("*") if p.is_file()):
             try:
@@ -62,39 +98,83 @@ def main() -> None:
             except LoadError:
                 continue
             texts.extend(
-                c.embed_text for c in chunk_document(doc, embedder, config.chunk_tokens, config.chunk_overlap_tokens)
+                c.embed_text for c in chunk_document(doc, default, base.chunk_tokens, base.chunk_overlap_tokens)
             )
-        raw_model.encode(texts[:64], batch_size=config.embedding_batch_size)  # warm-up
-        embedder.encode(texts[:64])
+        raw_model.encode(texts[:64], batch_size=base.embedding_batch_size)  # warm-up (and ONNX export)
+        vectors = {name: embedder.encode(texts) for name, embedder in embedders.items()}
 
-        # Alternated rounds, each full index into a fresh store, so that a busy neighbour on a shared
-        # machine slows both sides alike; the rates compare the summed times.
-        raw_s = pipe_s = 0.0
+        raw_s = 0.0
+        pipe_s = dict.fromkeys(VARIANTS, 0.0)
+        full: dict[str, IndexStats] = {}
         for round_ in range(args.rounds):
             started = time.perf_counter()
-            raw_model.encode(texts, batch_size=config.embedding_batch_size, normalize_embeddings=True)
+            raw_model.encode(texts, batch_size=base.embedding_batch_size, normalize_embeddings=True)
             raw_round = time.perf_counter() - started
-            config = dataclasses.replace(config, index_dir=Path(tmp) / f"index-{round_}")
-            full = Indexer(config, embedder).run([docs], progress=False)
-            raw_s, pipe_s = raw_s + raw_round, pipe_s + full.seconds
-            print(
-                f"round {round_ + 1}: raw {len(texts) / raw_round:.1f} chunks/s, "
-                f"pipeline {full.chunks_embedded / full.seconds:.1f} chunks/s",
-                flush=True,
-            )
-        again = Indexer(config, embedder).run([docs], progress=False)
+            raw_s += raw_round
+            line = [f"round {round_ + 1}: raw {len(texts) / raw_round:.1f}"]
+            for i, (name, config) in enumerate(configs.items()):
+                where = dataclasses.replace(config, index_dir=Path(tmp) / f"index-{round_}-{i}")
+                full[name] = Indexer(where, embedders[name]).run([docs], progress=False)
+                pipe_s[name] += full[name].seconds
+                line.append(f"{name} {full[name].chunks_embedded / full[name].seconds:.1f}")
+            print(", ".join(line) + " chunks/s", flush=True)
+        last = dataclasses.replace(configs["onnx fp32 (default)"], index_dir=Path(tmp) / f"index-{args.rounds - 1}-0")
+        again = Indexer(last, default).run([docs], progress=False)
 
     raw_rate = len(texts) * args.rounds / raw_s
-    pipe_rate = full.chunks_embedded * args.rounds / pipe_s
     print(f"corpus: {len(files)} files from {args.docs}, {len(texts)} chunks")
-    print(f"full index:      {format_summary(full)}")
-    print(f"unchanged index: {format_summary(again)}")
-    print(f"raw SentenceTransformer.encode: {raw_rate:.1f} chunks/s ({raw_s / args.rounds:.2f} s per round)")
-    print(f"pipeline throughput: {pipe_rate:.1f} chunks/s = {pipe_rate / raw_rate:.2f} x raw encode (target >= 0.85)")
+    print(f"full index (default):  {format_summary(full['onnx fp32 (default)'])}")
+    print(f"unchanged index:       {format_summary(again)}")
     print(
-        f"unchanged re-index: {again.seconds:.3f} s = {again.seconds / full.seconds:.4f} of the full index "
-        "(target <= 0.02)"
+        f"raw SentenceTransformer.encode (torch fp32): {raw_rate:.1f} chunks/s ({raw_s / args.rounds:.2f} s per round)"
     )
+    targets = {"onnx fp32 (default)": " (target >= 2.0)", "onnx int8": " (target >= 3.0)", "torch (before)": ""}
+    for name in VARIANTS:
+        rate = full[name].chunks_embedded * args.rounds / pipe_s[name]
+        print(f"pipeline, {name:<20} {rate:6.1f} chunks/s = {rate / raw_rate:.2f} x raw encode{targets[name]}")
+    reference = vectors["torch (before)"]
+    for name in ("onnx fp32 (default)", "onnx int8"):
+        print(f"lowest cosine to torch, {name}: {float((vectors[name] * reference).sum(axis=1).min()):.6f}")
+    print(
+        f"unchanged re-index: {again.seconds:.3f} s = {again.seconds / full['onnx fp32 (default)'].seconds:.4f} "
+        "of the full index (target <= 0.02)"
+    )
+    for name in VARIANTS:
+        child = [sys.executable, __file__, "--docs", str(args.docs), "--peak-memory-of", name]
+        out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
+        print(f"peak memory, full index of {args.docs.name}, {name}: {out.strip()}")
+
+
+def _peak_memory_child(docs: Path, change: dict[str, str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="qwenbot-bench-") as tmp:
+        config = dataclasses.replace(IndexConfig(index_dir=Path(tmp)), **change)  # type: ignore[arg-type]
+        Indexer(config).run([docs], progress=False)
+    # VmHWM, not getrusage's ru_maxrss: Linux carries that over from the parent across fork and exec.
+    status = Path("/proc/self/status").read_text()
+    peak_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    print(f"{peak_kib / 1024:.0f} MiB")
+
+
+def _quality(names: list[str], store: Path | None) -> None:
+    sets = {"docs_corpus": REPO / "docs_corpus", "scifact": SCIFACT}
+    with tempfile.TemporaryDirectory(prefix="qwenbot-bench-") as tmp:
+        root = store or Path(tmp)
+        for set_name in names:
+            folder = sets[set_name]
+            questions = load_questions(folder / "questions.jsonl")
+            docs = folder / "docs" if (folder / "docs").is_dir() else folder
+            scores = {}
+            for name in ("onnx fp32 (default)", "onnx int8"):
+                change = VARIANTS[name]
+                config = dataclasses.replace(
+                    IndexConfig(index_dir=root / f"{set_name}-{name.split()[1]}"),
+                    **change,  # type: ignore[arg-type]
+                )
+                Indexer(config).run([docs], progress=False)
+                with Searcher(config) as searcher:
+                    scores[name] = evaluate(searcher, questions, set(searcher.document_paths())).ndcg_at_10
+            fp32, int8 = scores["onnx fp32 (default)"], scores["onnx int8"]
+            print(f"nDCG@10 on {set_name}: fp32 {fp32:.4f}, int8 {int8:.4f} ({int8 - fp32:+.4f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -89,13 +88,12 @@ def main() -> int:
             )
             runtime = BotRuntime(settings)
             server = make_http_server(runtime.app, "127.0.0.1", 0, runtime.health)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+            server.start()
+            url = f"http://127.0.0.1:{server.port}/slack/events"
             try:
                 rows = run(slack, llm, url, args.n, args.concurrency)
             finally:
-                server.shutdown()
-                server.server_close()
+                server.stop()
                 runtime.close()
     report(rows, args.n, args.concurrency)
     return 0

@@ -1,65 +1,112 @@
-"""Calibrate QWENBOT_ABSTAIN_THRESHOLD: how often the bot would abstain, per threshold.
+"""Calibrate the "not in the docs" rule (bot/answer/abstain.py) on several sets side by side.
 
-The pipeline abstains (asks no model) when the best dense cosine among the retrieved chunks is below
-the threshold. For each threshold this prints the share of unanswerable questions (`"sources": []`)
-that abstain (higher is better) and the share of answerable ones that wrongly abstain (lower is better).
+Each set is a folder as bench/make_near_domain.py writes it: `questions.jsonl` (near-domain questions
+carry `"near_domain": true`; `"sources": []` is unanswerable) and `docs/`. Every question goes through
+the bot's own `AnswerPipeline.retrieve` (no model), with the settings of the environment / --env-file.
+For each set this prints the share of near-domain and of other unanswerable questions the rule holds
+back (higher is better) and the share of answerable ones it wrongly holds back (lower is better): for
+the rule as configured, for the old rule (best dense cosine < 0.32) as "before", and for a sweep of
+QWENBOT_ABSTAIN_MIN_COVERAGE, so that a value is chosen on one set and checked on the others.
 
-    python bench/calibrate_abstain.py [docs_corpus/questions.jsonl] [--docs docs_corpus] [--k 6]
+    python bench/calibrate_abstain.py --set docs=/tmp/abst/nd-docs --set scifact=/tmp/abst/nd-scifact \\
+        --cache /tmp/abst/stores [--env-file .env]
+
+Indexes are built once under --cache/<name> (the same layout as `qwenbot eval --store`) and reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from retrieval.config import IndexConfig  # noqa: E402
+from bot.answer.abstain import AbstainRule, Decision, decide  # noqa: E402
+from bot.answer.pipeline import AnswerPipeline  # noqa: E402
+from bot.commands.eval import EVAL_COLLECTION  # noqa: E402
+from bot.settings import Settings, load_settings  # noqa: E402
 from retrieval.indexer import Indexer  # noqa: E402
+from retrieval.models import Hit  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402
 
+OLD_COSINE_THRESHOLD = 0.32  # the rule this one replaced: best dense cosine below it
+SWEEP = [0.2, 0.25, 0.28, 0.3, 0.32, 0.35, 0.4]
 
-def best_dense_scores(questions: list[dict], docs: Path, k: int) -> list[tuple[bool, float]]:
-    """(answerable, best dense cosine of the top-k hybrid hits) per question."""
-    with tempfile.TemporaryDirectory() as tmp:
-        config = IndexConfig(index_dir=Path(tmp))
-        Indexer(config).run([docs], progress=False)
-        with Searcher(config) as searcher:
-            out = []
-            for q in questions:
-                hits = searcher.search(q["question"], k=k)
-                best = max((h.dense_score for h in hits if h.dense_score is not None), default=-1.0)
-                out.append((bool(q["sources"]), best))
-    return out
+
+@dataclasses.dataclass
+class Case:
+    kind: str  # "answerable", "near" (near-domain unanswerable), "other" (unanswerable from the start)
+    idf: dict[str, float]
+    hits: list[Hit]
+    decision: Decision  # as the pipeline decided, with the configured rule
+
+
+def collect(settings: Settings, folder: Path, store: Path) -> list[Case]:
+    config = dataclasses.replace(settings.index_config(index_dir=store), chroma_host=None, collection=EVAL_COLLECTION)
+    Indexer(config).run([folder / "docs"], progress=False)
+    lines = [json.loads(line) for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    cases = []
+    with Searcher(config) as searcher:
+        pipeline = AnswerPipeline(settings, searcher, None)
+        for q in lines:
+            found = pipeline.retrieve(q["question"], [])
+            kind = "answerable" if q["sources"] else "near" if q.get("near_domain") else "other"
+            cases.append(Case(kind, searcher.term_idf(" ".join(found.queries)), found.hits, found.decision))
+    return cases
+
+
+def held(cases: list[Case], holds: Callable[[Case], bool], kind: str) -> str:
+    group = [c for c in cases if c.kind == kind]
+    if not group:
+        return f"{'-':>12}"
+    n = sum(holds(c) for c in group)
+    return f"{n:>3}/{len(group):<3} {n / len(group):>5.1%}"
+
+
+def old_rule(case: Case) -> bool:
+    best = max((h.dense_score for h in case.hits if h.dense_score is not None), default=None)
+    return best is None or best < OLD_COSINE_THRESHOLD
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("questions", type=Path, nargs="?", default=Path("docs_corpus/questions.jsonl"))
-    parser.add_argument("--docs", type=Path, default=Path("docs_corpus"))
-    parser.add_argument("--k", type=int, default=6, help="hits retrieved per question (QWENBOT_TOP_K)")
+    parser.add_argument("--set", action="append", required=True, metavar="NAME=FOLDER", help="a near-domain set")
+    parser.add_argument("--cache", type=Path, required=True, help="indexes are built once under CACHE/NAME")
+    parser.add_argument("--env-file", default=None, help="settings file (default: the environment only)")
     args = parser.parse_args()
-    questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
-    scores = best_dense_scores(questions, args.docs, args.k)
-    unanswerable = sorted(s for answerable, s in scores if not answerable)
-    answerable = sorted(s for answerable, s in scores if answerable)
-    print(f"{len(answerable)} answerable, {len(unanswerable)} unanswerable questions")
-    print("best cosine, unanswerable:", " ".join(f"{s:.2f}" for s in unanswerable))
-    print("best cosine, answerable (lowest 10):", " ".join(f"{s:.2f}" for s in answerable[:10]))
-    print(f"{'threshold':>9}  {'unanswerable abstained':>22}  {'answerable wrongly abstained':>28}")
-    for t in [x / 100 for x in range(25, 46)]:
-        hit = sum(s < t for s in unanswerable)
-        miss = sum(s < t for s in answerable)
-        print(
-            f"{t:>9.2f}  {hit:>3}/{len(unanswerable):<3} {hit / len(unanswerable):>7.0%}       "
-            f"{miss:>3}/{len(answerable):<3} {miss / len(answerable):>7.0%}"
-        )
+    settings = load_settings(args.env_file)
+    sets = {}
+    for spec in args.set:
+        name, _, folder = spec.partition("=")
+        sets[name] = collect(settings, Path(folder), args.cache / name)
+
+    def rule(min_coverage: float) -> Callable[[Case], bool]:
+        r = AbstainRule(min_coverage)  # no reranker in these runs
+        return lambda c: not decide(c.idf, c.hits, r).answerable
+
+    rules: list[tuple[str, Callable[[Case], bool]]] = [
+        (f"before: cosine < {OLD_COSINE_THRESHOLD}", old_rule),
+        (f"after: configured ({settings.abstain_min_coverage:g})", lambda c: not c.decision.answerable),
+        *[(f"  min_coverage {m:g}", rule(m)) for m in SWEEP],
+    ]
+    header = f"{'rule':<30}" + "".join(
+        f" | {name + ': near caught':>20} {'other caught':>12} {'answerable held':>15}" for name in sets
+    )
+    print(header)
+    print("-" * len(header))
+    for label, holds in rules:
+        row = f"{label:<30}"
+        for cases in sets.values():
+            row += f" | {held(cases, holds, 'near'):>20} {held(cases, holds, 'other'):>12} "
+            row += f"{held(cases, holds, 'answerable'):>15}"
+        print(row)
     return 0
 
 

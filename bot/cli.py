@@ -6,16 +6,18 @@ import argparse
 import importlib
 import os
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from bot.errors import QwenbotError, exit_code, user_message
-from bot.settings import load_settings
+from bot.settings import load_settings, unknown_settings
 from retrieval.errors import RetrievalError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qwenbot", description="Answers questions from your docs with Qwen.")
     parser.add_argument("--env-file", default=".env", help="settings file read before the environment")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('qwenbot')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -33,11 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", action="append", default=[], help="restrict to docs under this path prefix")
     p.add_argument("--tag", action="append", default=[], help="restrict to docs with this tag")
 
-    p = sub.add_parser("eval", help="retrieval metrics on a questions file")
+    p = sub.add_parser("eval", help="retrieval, abstention and answer metrics on a questions file")
     p.add_argument("questions", type=Path)
     p.add_argument("--docs", type=Path, required=True, help="folder the question sources are relative to")
     p.add_argument("--json", action="store_true")
     p.add_argument("--store", type=Path, default=None, help="where to build the eval index (default: temp)")
+    p.add_argument("--answers", action="store_true", help="also answer each question with the configured model")
+    p.add_argument("--details", type=Path, default=None, help="write one JSON line per question to this file")
 
     sub.add_parser("doctor", help="check settings, index, model, LLM endpoint and Slack credentials")
 
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     try:
+        for warning in unknown_settings(args.env_file, os.environ):
+            print(f"qwenbot: warning: {warning}", file=sys.stderr)
         settings = load_settings(args.env_file)
         module = importlib.import_module(f"bot.commands.{args.command}")
         return int(module.main(settings, args) or 0)

@@ -16,16 +16,19 @@ from slack_sdk import WebClient
 from bot.answer.pipeline import AnswerPipeline
 from bot.llm import build_client
 from bot.settings import Settings
+from bot.slack.answering import Interruptible
 from bot.slack.app import build_app
 from bot.slack.client import make_client
 from bot.slack.policy import Policy
 from bot.slack.workers import Workers
 from bot.state import State
-from bot.text import short
+from bot.text import redact_url, short
 from retrieval.indexer import Indexer
 from retrieval.search import IndexInfo, Searcher
 
 log = logging.getLogger(__name__)
+
+CUT_OFF_SECONDS = 5.0  # after the drain: time for answers cut off to say so in their threads
 
 
 class BotRuntime:
@@ -51,10 +54,12 @@ class BotRuntime:
             self.pipeline = AnswerPipeline(settings, self.searcher, self.llm)
             self.client = client or make_client(settings)
             self.workers = Workers()
-            self._closers.append(lambda: self.workers.shutdown(wait=False))
+            # answers get cut off through this at the end of the shutdown drain
+            self.answers = Interruptible(self.pipeline)
+            self._closers.append(self._drain)
             self.app = build_app(
                 settings,
-                self.pipeline,
+                self.answers,
                 self.state,
                 self.client,
                 policy=self.policy,
@@ -67,14 +72,36 @@ class BotRuntime:
         if settings.reindex_interval_minutes > 0:
             thread = threading.Thread(target=self._reindex_loop, name="qwenbot-reindex", daemon=True)
             thread.start()
+        # Loads the embedding model (and its ONNX export) now: the first question would wait ~4 s for it.
+        threading.Thread(target=self._warm_up, name="qwenbot-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            self.searcher.embedder.warm_up()
+        except Exception:  # the first question reports it (and tries again): here it is only logged
+            log.exception("loading the embedding model failed")
 
     def close(self) -> None:
+        """Drains, then closes: answers in progress get `drain_seconds` to finish, any still running
+        then is cut off (it says so in its thread), and only then are the state and index closed.
+        Stop taking new events (the HTTP server, the Socket Mode connection) before calling this."""
         self._stop.set()
         while self._closers:
             try:
                 self._closers.pop()()
             except Exception:
                 log.exception("error while shutting down")
+
+    def _drain(self) -> None:
+        busy = self.workers.in_flight
+        if busy:
+            log.info("shutting down: waiting up to %gs for %d answers in progress", self.settings.drain_seconds, busy)
+        if not self.workers.wait_idle(self.settings.drain_seconds):
+            log.warning("drain time over: cutting off %d answers still in progress", self.workers.in_flight)
+            self.answers.interrupt()
+            if not self.workers.wait_idle(CUT_OFF_SECONDS):
+                log.error("%d answers did not stop in time; closing under them", self.workers.in_flight)
+        self.workers.shutdown(wait=False)
 
     # --- periodic re-indexing ---
     def _reindex_loop(self) -> None:
@@ -107,8 +134,7 @@ class BotRuntime:
     def model_health(self) -> tuple[bool, str]:
         if self.llm is None:
             return True, "none configured: answers are quoted passages (extractive)"
-        url = urllib.parse.urlsplit(self.settings.llm_base_url or "")
-        host = f"{url.hostname}:{url.port}" if url.port else str(url.hostname)  # no credentials, no path
+        host = urllib.parse.urlsplit(redact_url(self.settings.llm_base_url or "")).netloc  # where, not who
         try:
             self.llm.list_models()
         except Exception as exc:

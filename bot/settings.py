@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from bot.errors import ConfigError
-from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
+from bot.text import redact_url
+from retrieval.config import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, EmbeddingQuantize, IndexConfig
 
 Provider = Literal["vllm", "sglang", "llamacpp", "ollama", "dashscope", "openai"]
+QueryRewrite = Literal["off", "heuristic", "model"]  # how a follow-up in a thread is searched
 
 
 class SettingsError(ConfigError):
@@ -38,12 +45,20 @@ class Settings(BaseSettings):
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_device: str = "cpu"
     embedding_batch_size: int = Field(64, ge=1)
+    embedding_backend: EmbeddingBackend = "onnx"
+    embedding_quantize: EmbeddingQuantize = "none"
+    embedding_cache_dir: Path | None = None  # None: ~/.cache/qwenbot/onnx
     chunk_tokens: int = Field(200, ge=32, le=512)
     chunk_overlap_tokens: int = Field(40, ge=0)
     dense_weight: float = Field(1.0, ge=0)
     lexical_weight: float = Field(1.0, ge=0)
     top_k: int = Field(6, ge=1, le=50)
+    reranker: str = ""  # empty: off; a CrossEncoder name or folder, or an http(s):// rerank endpoint
+    rerank_candidates: int = Field(30, ge=1, le=200)
+    rerank_timeout: float = Field(3.0, gt=0)
     reindex_interval_minutes: float = Field(0, ge=0)  # 0 = off; >0 = the bot re-indexes docs_dir itself
+    max_file_mb: float = Field(10, gt=0)  # larger files are skipped, with a warning naming them
+    follow_symlinks_outside: bool = False  # read files whose real path is outside the indexed folder
 
     # --- LLM endpoint (OpenAI-compatible) ---
     llm_base_url: str | None = None  # unset: extractive answers only
@@ -61,9 +76,18 @@ class Settings(BaseSettings):
     llm_retries: int = Field(2, ge=0, le=10)
     llm_total_timeout: float = Field(90.0, gt=0)  # no answer waits longer than this on the model
     system_prompt_file: Path | None = None
-    # best dense cosine below this: don't ask the model. 0.32 calibrated on docs_corpus/questions.jsonl with
-    # all-MiniLM-L6-v2 (bench/calibrate_abstain.py): 4/15 unanswerable abstain, 2/92 answerable wrongly do.
-    abstain_threshold: float = Field(0.32, ge=-1, le=1)
+    # The "not in the docs" rule (bot/answer/abstain.py, calibrated by bench/calibrate_abstain.py): when dense
+    # and keyword search disagree on the best document and the top passage holds less than this share of
+    # the question's terms (IDF-weighted), the model is not asked. Extractive mode needs twice the share.
+    abstain_min_coverage: float = Field(0.28, ge=0, le=1)
+    # Best reranker score below this: not in the docs. One per reranker kind, as their scales differ (a local
+    # CrossEncoder's output depends on its activation; /rerank endpoints return 0..1). None: not checked.
+    abstain_rerank_min_local: float | None = None
+    abstain_rerank_min_endpoint: float | None = None
+    # A follow-up in a thread: searched alone (off), with its thread (heuristic), or also with a standalone
+    # query the model writes (model; falls back to the heuristic after query_rewrite_timeout seconds).
+    query_rewrite: QueryRewrite = "heuristic"
+    query_rewrite_timeout: float = Field(4.0, gt=0, le=30)
 
     # --- Slack ---
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
@@ -77,9 +101,34 @@ class Settings(BaseSettings):
     answer_other_bots: bool = False
     rate_limit_per_minute: int = Field(6, ge=0)  # per user; 0 = off
     stale_source_days: int = Field(365, ge=1)
+    allow_mailto_links: bool = False  # a document's mailto: url becomes a link in Sources (else: title only)
     state_db: Path = Path(".qwenbot/state.sqlite3")
     dedupe_ttl_hours: float = Field(24, gt=0)
+    # On SIGTERM / SIGINT: seconds answers in progress get to finish before the bot cuts them off and
+    # exits. Keep it below the platform's grace period (Kubernetes: terminationGracePeriodSeconds).
+    drain_seconds: float = Field(30, ge=0)
+    # `run --http`: limits of the Events API endpoint (a request over them gets 413 / 408 / 503)
+    http_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    http_max_connections: int = Field(1000, ge=1)
+    http_read_timeout: float = Field(10, gt=0)  # seconds to send the request headers, and then the body
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("llm_base_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and urlsplit(value.strip()).scheme not in ("http", "https"):
+            raise ValueError("must start with http:// or https://")
+        return value.strip() if value else value
+
+    @field_validator("allowed_channels")
+    @classmethod
+    def _channel_ids(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
+                raise ValueError(
+                    f"{channel!r} is not a channel id: use ids like C0123ABCD (channel details > About, at the bottom)"
+                )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -103,11 +152,49 @@ class Settings(BaseSettings):
             embedding_model=self.embedding_model,
             embedding_device=self.embedding_device,
             embedding_batch_size=self.embedding_batch_size,
+            embedding_backend=self.embedding_backend,
+            embedding_quantize=self.embedding_quantize,
+            embedding_cache_dir=self.embedding_cache_dir,
             chunk_tokens=self.chunk_tokens,
             chunk_overlap_tokens=self.chunk_overlap_tokens,
             dense_weight=self.dense_weight,
             lexical_weight=self.lexical_weight,
+            reranker=self.reranker,
+            rerank_candidates=self.rerank_candidates,
+            rerank_timeout=self.rerank_timeout,
+            max_file_bytes=int(self.max_file_mb * 1024 * 1024),
+            follow_symlinks_outside=self.follow_symlinks_outside,
         )
+
+
+def _is_secret(field: str) -> bool:
+    """Secrets are the SecretStr settings, whatever their names say (QWENBOT_CHUNK_TOKENS is not one)."""
+    info = Settings.model_fields.get(field)
+    return info is not None and "SecretStr" in str(info.annotation)
+
+
+def env_names() -> dict[str, str]:
+    """Every setting's environment variable name -> field name."""
+    names = {}
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names[alias if isinstance(alias, str) else f"QWENBOT_{field.upper()}"] = field
+    return names
+
+
+def unknown_settings(env_file: str | Path | None, environ: Mapping[str, str]) -> list[str]:
+    """A warning line for each QWENBOT_ variable (environment or env file) that is no setting, naming
+    the closest real one: a typo would otherwise be ignored silently."""
+    seen = {name for name in environ if name.startswith("QWENBOT_")}
+    if env_file is not None and Path(env_file).is_file():
+        seen |= {name for name in dotenv_values(env_file) if name.startswith("QWENBOT_")}
+    known = env_names()
+    warnings = []
+    for name in sorted(seen - set(known)):
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is not a qwenbot setting and is ignored{hint}")
+    return warnings
 
 
 def _env_name(loc: tuple[object, ...]) -> str:
@@ -124,9 +211,12 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = _env_name(err["loc"])
-        secret = any(word in name.lower() for word in ("token", "key", "secret"))
-        shown = "" if secret else f" (got {err.get('input')!r})"  # never echo a secret back
-        raise SettingsError(f"{name}: {err['msg']}{shown}") from None
+        field = str(err["loc"][0]) if err["loc"] else ""
+        given = err.get("input")
+        if field.endswith("_url") and isinstance(given, str):
+            given = redact_url(given)  # a URL may carry user:password@ or an API key in its query
+        shown = "" if _is_secret(field) else f" (got {given!r})"  # never echo a secret back
+        message = err["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{_env_name(err['loc'])}: {message}{shown}") from None
     except SourceError as exc:  # a value the source could not even parse
         raise SettingsError(str(exc)) from None

@@ -74,16 +74,25 @@ class FeedbackRecord:
     created: float
 
 
+MAX_CLAIMS = 100_000  # dedupe rows kept at most, however busy the bot: the oldest go first
+PURGE_INTERVAL = 600.0  # seconds between sweeps of expired dedupe rows (or the TTL, if shorter)
+
+
 class State:
     """Thread-safe: one connection, one lock; every write is its own transaction."""
 
-    def __init__(self, path: Path, dedupe_ttl_hours: float = 24.0) -> None:
+    def __init__(self, path: Path, dedupe_ttl_hours: float = 24.0, *, max_claims: int = MAX_CLAIMS) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.ttl_seconds = dedupe_ttl_hours * 3600
+        self.max_claims = max_claims
+        self._purge_interval = min(PURGE_INTERVAL, self.ttl_seconds)
+        self._next_purge = 0.0
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: no fsync per claim (each event writes one), still safe against a crashed process
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self.purge_expired()
@@ -95,15 +104,35 @@ class State:
     def claim(self, key: str, now: float | None = None) -> bool:
         """True the first time `key` is seen within the TTL (this delivery should be handled)."""
         now = time.time() if now is None else now
+        if now >= self._next_purge:  # a long-running bot must not grow the table forever
+            self.purge_expired(now)
         with self._lock:
             self._db.execute("DELETE FROM claims WHERE key = ? AND created < ?", (key, now - self.ttl_seconds))
             cur = self._db.execute("INSERT OR IGNORE INTO claims (key, created) VALUES (?, ?)", (key, now))
             return cur.rowcount == 1
 
     def purge_expired(self, now: float | None = None) -> int:
+        """Drops expired dedupe rows, then the oldest beyond `max_claims`. Returns how many went."""
         now = time.time() if now is None else now
         with self._lock:
-            return self._db.execute("DELETE FROM claims WHERE created < ?", (now - self.ttl_seconds,)).rowcount
+            self._next_purge = now + self._purge_interval
+            gone = self._db.execute("DELETE FROM claims WHERE created < ?", (now - self.ttl_seconds,)).rowcount
+            return (
+                gone
+                + self._db.execute(
+                    "DELETE FROM claims WHERE key IN (SELECT key FROM claims ORDER BY created DESC LIMIT -1 OFFSET ?)",
+                    (self.max_claims,),
+                ).rowcount
+            )
+
+    def release(self, key: str) -> None:
+        """Forget a claim: the work it stood for was not done, so a redelivery should do it."""
+        with self._lock:
+            self._db.execute("DELETE FROM claims WHERE key = ?", (key,))
+
+    def claim_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM claims").fetchone()[0])
 
     def add_question(
         self, *, event_id: str | None, channel: str, thread_ts: str, message_ts: str, user: str, text: str
@@ -139,12 +168,11 @@ class State:
             self._db.execute("UPDATE answers SET message_ts = ? WHERE id = ?", (message_ts, answer_id))
 
     def answered_thread(self, channel: str, thread_ts: str) -> bool:
-        """Whether the bot has answered in this thread (follow-ups there need no mention)."""
+        """Whether the bot has answered, or is answering, in this thread (follow-ups there need no
+        mention). A question is recorded when its answer starts, so one sent mid-answer counts too."""
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM questions q JOIN answers a ON a.question_id = q.id "
-                "WHERE q.channel = ? AND q.thread_ts = ? LIMIT 1",
-                (channel, thread_ts),
+                "SELECT 1 FROM questions WHERE channel = ? AND thread_ts = ? LIMIT 1", (channel, thread_ts)
             ).fetchone()
         return row is not None
 

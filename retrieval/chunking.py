@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import re
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from retrieval.embeddings import Embedder
@@ -28,6 +29,7 @@ _LINE_BREAK = re.compile(r"\s*\n\s*")
 _SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+")
 # Ever finer cuts for a text too long for one chunk, with what joins the parts back together.
 _SPLITTERS = ((_LINE_BREAK, "\n"), (_SENTENCE_BREAK, " "))
+_WINDOW_CHARS = 20_000  # a longer block is tokenized a window at a time, cut at a line break or space
 
 
 class _Measured:
@@ -90,10 +92,7 @@ def chunk_document(doc: Document, embedder: Embedder, max_tokens: int = 200, ove
         heading_path = _heading_path(doc.title, headings)
         header = _header(doc.title, heading_path, embedder, limit)
         budget = limit - embedder.count_tokens(header)
-        pieces: list[_Piece] = []
-        for block in section:
-            measured = _Measured(block.text, embedder)
-            pieces.extend(_split(measured, *measured.strip(0, len(block.text)), "\n\n", budget, 0))
+        pieces = (piece for block in section for piece in _block_pieces(block.text, embedder, budget))
         for body in _pack(pieces, budget, overlap_tokens):
             for text in _fit(header, body, limit, embedder):
                 ordinal = len(chunks)
@@ -111,6 +110,7 @@ def chunk_document(doc: Document, embedder: Embedder, max_tokens: int = 200, ove
                         owner=doc.owner,
                         updated=doc.updated,
                         tags=doc.tags,
+                        archived=doc.archived,
                     )
                 )
     return chunks
@@ -139,6 +139,35 @@ def _header(title: str, heading_path: str, embedder: Embedder, limit: int) -> st
         measured = _Measured(header, embedder)
         header = _split_words(measured, 0, len(header), "", room - 1)[0].text + " …"
     return header + "\n"
+
+
+def _block_pieces(text: str, embedder: Embedder, budget: int) -> Iterator[_Piece]:
+    """A block's pieces, tokenized a window at a time: a block may be a whole file on one line, and
+    its token offsets would take many times its own size. Pieces are made as they are packed, so a
+    window's offsets are let go once its chunks are made."""
+    start, sep = 0, "\n\n"
+    while start < len(text):
+        end = len(text) if len(text) - start <= _WINDOW_CHARS else _window_end(text, start)
+        window = _Measured(text[start:end], embedder)
+        pieces = _split(window, *window.strip(0, end - start), sep, budget, 0)
+        if sep == "" and pieces:  # cut inside a word: the first piece counts differently alone
+            pieces[0] = _unchecked(pieces[0])
+        yield from pieces
+        gap = end
+        while gap < len(text) and text[gap].isspace():
+            gap += 1
+        sep = "" if gap == end else ("\n" if "\n" in text[end:gap] else " ")
+        start = gap
+
+
+def _window_end(text: str, start: int) -> int:
+    """Where a window from `start` ends: at the last line break, else the last space, in its second half."""
+    lo, hi = start + _WINDOW_CHARS // 2, start + _WINDOW_CHARS
+    for sep in ("\n", " "):
+        at = text.rfind(sep, lo, hi)
+        if at != -1:
+            return at
+    return hi
 
 
 def _split(text: _Measured, start: int, end: int, sep: str, budget: int, depth: int) -> list[_Piece]:
@@ -185,14 +214,13 @@ def _word_start(text: _Measured, token: int) -> bool:
     return at > 0 and text.text[at - 1].isspace()
 
 
-def _pack(pieces: list[_Piece], budget: int, overlap: int) -> list[list[_Piece]]:
+def _pack(pieces: Iterable[_Piece], budget: int, overlap: int) -> Iterator[list[_Piece]]:
     """Greedy packing of one section's pieces; each new chunk opens with the last one's tail."""
-    chunks: list[list[_Piece]] = []
     current: list[_Piece] = []
     total = 0
     for piece in pieces:
         if current and total + piece.tokens > budget:
-            chunks.append(current)
+            yield current
             # At most half the previous chunk, and never so much that this piece would not fit.
             room = min(overlap, total // 2, budget - piece.tokens)
             current = _tail(current, room) if room > 0 else []
@@ -200,8 +228,7 @@ def _pack(pieces: list[_Piece], budget: int, overlap: int) -> list[list[_Piece]]
         current.append(piece)
         total += piece.tokens
     if current:
-        chunks.append(current)
-    return chunks
+        yield current
 
 
 def _tail(pieces: list[_Piece], room: int) -> list[_Piece]:

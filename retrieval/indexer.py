@@ -10,6 +10,7 @@ a rename costs nothing, and an edit re-embeds only the chunks whose text changed
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import sys
@@ -71,6 +72,11 @@ class _Batch:
     encoded: Future[np.ndarray] | None
 
 
+# Part of every file's hash. Bumped when chunk metadata gains something (v2: the archived flag): the
+# next run then re-reads every file once, reusing its embeddings, so an unchanged file gets it too.
+METADATA_VERSION = b"qwenbot-metadata-v2\n"
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -100,6 +106,7 @@ def chunk_metadata(chunk: Chunk, embedded_hash: str, doc_hash: str, root: str) -
         "url": chunk.url,
         "owner": chunk.owner,
         "updated": chunk.updated,
+        "archived": chunk.archived,
     }
     return {k: v for k, v in meta.items() if v is not None}
 
@@ -159,7 +166,7 @@ class _Run:
         self.collection = open_collection(self.config, create=True)
         check_model(self.config, self.collection.metadata or {})
         self.manifest = self._load_manifest()
-        record_model(self.collection, self.config.embedding_model)
+        record_model(self.collection, self.config)
         files, roots = self._discover()
         seen: set[str] = set()
         pending: list[_Pending] = []
@@ -205,20 +212,30 @@ class _Run:
                 continue  # its documents stay indexed: a typo must not empty the index
             roots.append(str(root))
             for path, rel in candidates:
-                if is_supported(path):
-                    files.append(_SourceFile(str(root), rel, path, str(given / rel) if root.is_dir() else str(given)))
-                else:
+                if not is_supported(path):
                     self.stats.skipped += 1
+                    continue
+                source = _SourceFile(str(root), rel, path, str(given / rel) if root.is_dir() else str(given))
+                refusal = _refusal(path, root, self.config.follow_symlinks_outside)
+                if refusal is None:
+                    files.append(source)
+                else:
+                    self._skip(source, refusal)
         return files, roots
 
     def _prepare(self, source: _SourceFile) -> _Pending | None:
         """Hashes the file; loads and chunks it only when it is new or changed."""
         try:
+            size = source.path.stat().st_size
+            if size > self.config.max_file_bytes:  # a giant file would cost memory and time far beyond its use
+                mb, limit = size / 2**20, self.config.max_file_bytes / 2**20
+                self._skip(source, f"{mb:.1f} MB is over the {limit:.1f} MB limit (QWENBOT_MAX_FILE_MB)")
+                return None
             data = source.path.read_bytes()
         except OSError as exc:
             self._fail(source, f"cannot read file: {exc.strerror or exc}")
             return None
-        digest = hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256(METADATA_VERSION + data).hexdigest()
         entry = self.manifest.files.get(source.rel)
         if entry is not None and entry.hash == digest:
             self.stats.unchanged += 1
@@ -389,6 +406,27 @@ class _Run:
     def _fail(self, source: _SourceFile, reason: str) -> None:
         self.stats.failed += 1
         self.stats.errors.append(f"{source.shown}: {reason}")
+
+    def _skip(self, source: _SourceFile, reason: str) -> None:
+        """Not read on purpose: counted as skipped (not a failure), and named in the summary."""
+        self.stats.skipped += 1
+        self.stats.errors.append(f"{source.shown}: skipped: {reason}")
+
+
+# Key material and credentials: never indexed, whatever their suffix says, nor through a link.
+_SECRET_NAMES = ("id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "credentials*", ".env*", ".netrc*", ".pgpass*")
+_SECRET_SUFFIXES = frozenset({".env", ".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk"})
+
+
+def _refusal(path: Path, root: Path, follow_outside: bool) -> str | None:
+    """Why the file at `path` (found under `root`, resolved) must not be read; None when it may be."""
+    real = path.resolve()
+    if not follow_outside and not real.is_relative_to(root):
+        return "a link to a file outside the indexed folder (QWENBOT_FOLLOW_SYMLINKS_OUTSIDE=true allows it)"
+    for name in {path.name.lower(), real.name.lower()}:
+        if any(fnmatch.fnmatch(name, p) for p in _SECRET_NAMES) or set(Path(name).suffixes) & _SECRET_SUFFIXES:
+            return f"named like a secret ({name}); key material and credentials are never indexed"
+    return None
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, str]]:

@@ -9,6 +9,7 @@ chunk's path and tags in memory: that is what scoped searches resolve their filt
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -178,6 +179,22 @@ class LexicalIndex:
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
         return [(self.ids[i], float(scores[i])) for i in top_k_indices(scores, k) if scores[i] > 0]
+
+    def idf(self, tokens: Sequence[str]) -> dict[str, float]:
+        """BM25 (Lucene) inverse document frequency of each token (from `tokenize`) over the chunks.
+
+        A token no chunk holds gets the highest IDF there is: nothing in the docs mentions it."""
+        if self.bm25 is None:
+            return dict.fromkeys(tokens, 0.0)
+        n = len(self.ids)
+        indptr = self.bm25.scores["indptr"]  # token-major CSC: a token's non-zero scores are its chunks
+        vocab = self.bm25.vocab_dict
+        out = {}
+        for token in tokens:
+            i = vocab.get(token)
+            df = 0 if i is None else int(indptr[i + 1] - indptr[i])
+            out[token] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return out
 
     # --- persistence --------------------------------------------------------------------------
 

@@ -49,6 +49,10 @@ def load_document(path: Path, rel_path: str) -> Document:
 # --- shared helpers ---------------------------------------------------------------------------
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Control codes other than tab, newlines and form feed, and U+FFFD (a byte no encoding explains):
+# text has next to none, random or compressed bytes about one character in eight.
+_UNREADABLE = re.compile("[\x01-\x08\x0b\x0e-\x1f\x7f\ufffd]")
+_MAX_UNREADABLE_SHARE = 0.05
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -73,6 +77,12 @@ def _read_text(path: Path) -> str:
         except UnicodeDecodeError:
             # Legacy Windows text; undefined bytes become U+FFFD rather than losing the file.
             text = data.decode("cp1252", errors="replace")
+    unreadable = len(_UNREADABLE.findall(text))
+    if unreadable > _MAX_UNREADABLE_SHARE * len(text):
+        raise LoadError(
+            f"binary content: {unreadable / len(text):.0%} of the characters are control codes or "
+            "undecodable bytes; not a text file"
+        )
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -182,6 +192,37 @@ def _is_list_item(line: str) -> bool:
     return re.match(r"^\s*(?:[-*+]|\d+[.)])\s", line) is not None
 
 
+_FRONT_MATTER_LIMIT = 64 * 1024
+_TEXT_LIMIT = 300  # characters of a title or owner
+_URL_LIMIT = 2048  # longer is no real address: dropped rather than cut into a wrong one
+_TAG_LIMIT = 100
+_TAGS_LIMIT = 50
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """yaml's SafeLoader without aliases: nested `*refs` let a few hundred bytes expand into
+    gigabytes once a value is turned into text (the "billion laughs")."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in front matter", event.start_mark
+            )
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
+def _shown(value: object) -> str:
+    """A value quoted in an error message, cut short: a message is one line a person reads."""
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _one_line(value: object, limit: int) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _split_front_matter(text: str) -> tuple[dict, str]:
     """Returns (Document metadata kwargs, body). Bad front matter raises LoadError naming the problem."""
     if not re.match(r"^---[ \t]*\n", text):
@@ -190,15 +231,17 @@ def _split_front_matter(text: str) -> tuple[dict, str]:
     end = _FRONT_MATTER_END.search(text, start)
     if end is None:
         raise LoadError("front matter opened with '---' on line 1 is never closed with '---'")
+    if end.start() - start > _FRONT_MATTER_LIMIT:
+        raise LoadError(f"front matter is larger than {_FRONT_MATTER_LIMIT // 1024} KB; keep it to a few fields")
     raw = text[start : end.start()]
     body = text[end.end() :]
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader, without aliases
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 2}" if where is not None else ""  # +2: 0-based, after '---'
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise LoadError(f"bad YAML in front matter{line}: {problem}") from None
+        raise LoadError(f"bad YAML in front matter{line}: {_shown(problem)}") from None
     if data is None:
         return {}, body
     if not isinstance(data, dict):
@@ -215,13 +258,32 @@ def _metadata(data: dict, where: str) -> dict:
             continue
         if isinstance(value, dict | list):
             raise LoadError(f"{where} '{key}' must be text, got a YAML {type(value).__name__}")
-        if str(value).strip():
-            meta[key] = str(value).strip()
+        # Front matter is untrusted and reaches Slack: one line, bounded (the url is checked again there).
+        text = str(value).strip() if key == "url" else _one_line(value, _TEXT_LIMIT)
+        if text and len(text) <= _URL_LIMIT:
+            meta[key] = text
     if data.get("updated") is not None:
         meta["updated"] = _iso_date(data["updated"], where)
     if data.get("tags") is not None:
         meta["tags"] = _tags(data["tags"], where)
+    if _is_archived(data, meta.get("tags", ()), where):
+        meta["archived"] = True
     return meta
+
+
+# A document is no longer current when its `status` or one of its `tags` is one of these (any case),
+# or when it names its replacement in `superseded_by`. Search ranks such documents below current ones.
+ARCHIVED_WORDS = frozenset({"archived", "deprecated", "superseded", "legacy"})
+
+
+def _is_archived(data: dict, tags: tuple[str, ...], where: str) -> bool:
+    for key in ("status", "superseded_by"):
+        if isinstance(data.get(key), dict | list):
+            raise LoadError(f"{where} '{key}' must be text, got a YAML {type(data[key]).__name__}")
+    # The status's first word: "Deprecated (use the Tailscale guide)" counts as deprecated.
+    status = (re.findall(r"[a-z]+", str(data.get("status") or "").lower()) or [""])[0]
+    replaced = data.get("superseded_by") not in (None, False) and bool(str(data["superseded_by"]).strip())
+    return replaced or status in ARCHIVED_WORDS or any(t.lower() in ARCHIVED_WORDS for t in tags)
 
 
 def _iso_date(value: object, where: str) -> str:
@@ -233,7 +295,7 @@ def _iso_date(value: object, where: str) -> str:
     try:
         return dt.datetime.fromisoformat(text).date().isoformat()
     except ValueError:
-        raise LoadError(f"{where} 'updated' must be a date like 2024-05-31, got {text!r}") from None
+        raise LoadError(f"{where} 'updated' must be a date like 2024-05-31, got {_shown(text)!r}") from None
 
 
 def _tags(value: object, where: str) -> tuple[str, ...]:
@@ -242,13 +304,13 @@ def _tags(value: object, where: str) -> tuple[str, ...]:
     elif isinstance(value, list | tuple):
         items = value
     else:
-        raise LoadError(f"{where} 'tags' must be a list or comma-separated text, got {value!r}")
+        raise LoadError(f"{where} 'tags' must be a list or comma-separated text, got {_shown(value)}")
     tags: list[str] = []
     for item in items:
         if isinstance(item, dict | list):
-            raise LoadError(f"{where} 'tags' must hold plain words, got {item!r}")
-        tag = str(item).strip()
-        if tag and tag not in tags:
+            raise LoadError(f"{where} 'tags' must hold plain words, got {_shown(item)}")
+        tag = _one_line(item, _TAG_LIMIT)
+        if tag and tag not in tags and len(tags) < _TAGS_LIMIT:
             tags.append(tag)
     return tuple(tags)
 
@@ -363,7 +425,7 @@ def _rst_docinfo(text: str) -> dict:
     fields = [_FIELD.match(line) for line in text.split("\n")]
     if not all(fields):
         return {}
-    known = {"url", "owner", "updated", "tags"}
+    known = {"url", "owner", "updated", "tags", "status", "superseded_by"}
     data = {m.group(1).strip().lower(): m.group(2).strip() for m in fields if m}
     return _metadata({k: v for k, v in data.items() if k in known}, "field list")
 

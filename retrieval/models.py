@@ -25,6 +25,7 @@ class Document:
     owner: str | None = None
     updated: str | None = None  # ISO date, YYYY-MM-DD
     tags: tuple[str, ...] = ()
+    archived: bool = False  # front matter marks it archived / deprecated / superseded (loaders.py)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Chunk:
     owner: str | None = None
     updated: str | None = None
     tags: tuple[str, ...] = ()
+    archived: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Hit:
 
     chunk_id: str
     text: str
-    score: float  # fused score; higher is better
+    score: float  # fused score, archived documents' scaled down (retrieval/archive.py); higher is better
     title: str
     heading_path: str
     path: str

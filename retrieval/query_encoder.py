@@ -1,100 +1,173 @@
-"""A fast path for embedding one search query: the same weights run by ONNX Runtime.
+"""The embedding model run by ONNX Runtime: the same weights as sentence-transformers, about twice as fast.
 
-A single short query through sentence-transformers costs about 25 ms on two CPU cores, most of the
-end-to-end search time; ONNX Runtime runs the same graph in about 7 ms and gives the same vector
-(cosine > 0.9999). Only BERT-style models with mean pooling (all-MiniLM-L6-v2 and its kin) take this
-path; any other model, or a failed export, falls back to sentence-transformers.
+Documents and queries both go through `OnnxEncoder.encode`. Only BERT-style models with mean pooling
+(all-MiniLM-L6-v2 and its kin) take this path (`unsupported_reason` says why another does not); the
+embedder falls back to sentence-transformers for them.
+
+The exported graph is cached in a stable folder, one subfolder per weights and variant (fp32, int8), so
+each machine exports once. Two processes may start at the same moment (the bot and `qwenbot index`):
+a file lock makes one of them export while the other waits, and the folder appears by an atomic rename,
+so nobody ever loads a half-written model.
 """
 
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
-import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+import torch  # this module is imported only when a model is loaded, which needs torch anyway
 
-log = logging.getLogger(__name__)
-
-_CACHE_DIR = Path(tempfile.gettempdir()) / "qwenbot-onnx"
+MODEL_FILE = "model.onnx"
 
 
-class OnnxQueryEncoder:
-    def __init__(self, session: Any, tokenizer: Any) -> None:
+def default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/qwenbot/onnx` (~/.cache/qwenbot/onnx): survives reboots, unlike a temp folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qwenbot" / "onnx"
+
+
+class OnnxEncoder:
+    """Encodes texts into L2-normalised float32 vectors with an ONNX Runtime session."""
+
+    def __init__(self, session: Any, tokenizer: Any, quantize: str) -> None:
         self._session = session
         self._tokenizer = tokenizer  # a private, truncating copy: thread-safe to call
+        self.quantize = quantize
 
-    def encode(self, text: str) -> np.ndarray:
-        """The L2-normalised float32 vector of `text`."""
-        enc = self._tokenizer.encode(text)
-        feeds = {
-            "input_ids": np.asarray([enc.ids], dtype=np.int64),
-            "attention_mask": np.asarray([enc.attention_mask], dtype=np.int64),
-            "token_type_ids": np.asarray([enc.type_ids], dtype=np.int64),
-        }
-        hidden = self._session.run(None, feeds)[0][0]
-        vector = hidden.mean(axis=0)  # mean pooling; one unpadded sequence, so every token counts
-        return (vector / np.linalg.norm(vector)).astype(np.float32)
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """One row per text, in the order given.
+
+        Texts are run in order of token length, so each batch pads to a length close to its own
+        longest text instead of the longest of the whole call (the indexer calls with a window of
+        several batches); the rows are put back in the caller's order."""
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = np.asarray([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            width = int(lengths[rows].max())
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for i, row in enumerate(rows):
+                enc = encodings[row]
+                n = len(enc.ids)
+                ids[i, :n], mask[i, :n], types[i, :n] = enc.ids, enc.attention_mask, enc.type_ids
+            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)  # mean over real tokens
+            if out is None:
+                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        assert out is not None  # callers never pass an empty list
+        return out
 
 
-def build_query_encoder(model: Any, model_path: str, max_tokens: int) -> OnnxQueryEncoder | None:
-    """An ONNX Runtime encoder equivalent to `model` (a SentenceTransformer), or None if it has none."""
+def unsupported_reason(model: Any) -> str | None:
+    """Why `model` (a SentenceTransformer) cannot run as the exported graph, or None when it can."""
     kinds = [type(module).__name__ for module in model]
     if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
-        return None
-    if getattr(model[1], "pooling_mode", None) != "mean" or str(model.device) != "cpu":
-        return None
-    transformer = model[0].auto_model
-    if getattr(transformer.config, "model_type", None) != "bert":
-        return None
-    try:
-        import onnxruntime
+        return f"its modules are {kinds}, not Transformer + Pooling"
+    if getattr(model[1], "pooling_mode", None) != "mean":
+        return "it does not use mean pooling"
+    if str(model.device) != "cpu":
+        return f"it runs on {model.device}, not the CPU"
+    model_type = getattr(model[0].auto_model.config, "model_type", None)
+    if model_type != "bert":
+        return f"it is a {model_type!r} model, not a BERT-style one"
+    return None
 
-        path = _exported(transformer, model_path)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # any failure here only costs speed: fall back to sentence-transformers
-        log.info("query encoding stays on sentence-transformers (%s)", exc)
-        return None
+
+def build_onnx_encoder(
+    model: Any, model_path: str, max_tokens: int, quantize: str, cache_dir: Path | None
+) -> OnnxEncoder:
+    """An ONNX Runtime encoder equivalent to `model`; the caller checked `unsupported_reason` first."""
+    import onnxruntime
+
+    path = exported_model(model[0].auto_model, model_path, quantize, cache_dir or default_cache_dir())
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     tokenizer = copy.deepcopy(model.tokenizer.backend_tokenizer)
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_tokens)
-    return OnnxQueryEncoder(session, tokenizer)
+    return OnnxEncoder(session, tokenizer, quantize)
 
 
-def _exported(transformer: Any, model_path: str) -> Path:
-    """The model exported to ONNX, cached by the weights' identity so each process exports once."""
+def exported_model(transformer: Any, model_path: str, quantize: str, cache_dir: Path) -> Path:
+    """The model's ONNX file for `quantize` ("none" or "int8"), exported once per weights and versions."""
+    import onnxruntime
+
     weights = sorted(p for p in Path(model_path).glob("*") if p.suffix in {".safetensors", ".bin"})
-    identity = [model_path, torch.__version__]
+    identity = [str(Path(model_path).expanduser().resolve()), torch.__version__, onnxruntime.__version__]
     identity += [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights]
-    path = _CACHE_DIR / f"{hashlib.sha1('|'.join(identity).encode()).hexdigest()}.onnx"
-    if path.is_file():
-        return path
-    _CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1("|".join(identity).encode()).hexdigest()[:16]
+    variant = "fp32" if quantize == "none" else quantize
+    folder = cache_dir / key / variant
+    if (folder / MODEL_FILE).is_file():
+        return folder / MODEL_FILE
+    # int8 is made from the fp32 file, obtained first: taking the lock again inside it would deadlock.
+    source = None if variant == "fp32" else exported_model(transformer, model_path, "none", cache_dir)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process exporting the same weights: wait for it
+        if not (folder / MODEL_FILE).is_file():
+            staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=folder.parent))
+            try:
+                if source is None:
+                    _export(transformer, staging / MODEL_FILE)
+                else:
+                    _quantize(source, staging / MODEL_FILE)
+                staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any other
+                os.rename(staging, folder)  # atomic: the folder appears whole or not at all
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return folder / MODEL_FILE
+
+
+def _export(transformer: Any, path: Path) -> None:
+    from onnxruntime.transformers.optimizer import optimize_model
+
     sample = torch.ones((1, 4), dtype=torch.long)
     axes = {0: "batch", 1: "tokens"}
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    raw = path.with_name("raw.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _LastHiddenState(transformer.eval()),
             (sample, sample, torch.zeros_like(sample)),
-            str(tmp),
+            str(raw),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["hidden"],
             dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "hidden": axes},
             opset_version=17,
             dynamo=False,
         )
-    os.replace(tmp, path)  # never leave a half-written model where the next process looks
-    return path
+    # Fuses each layer's attention and layer norms into ONNX Runtime's own BERT kernels: most of the
+    # speed-up over PyTorch on CPU; the sizes (0) are read from the graph.
+    optimize_model(str(raw), model_type="bert", num_heads=0, hidden_size=0).save_model_to_file(str(path))
+    raw.unlink()
+
+
+def _quantize(source: Path, path: Path) -> None:
+    """Dynamic int8 quantization of the weights (activations quantized per batch at run time). Per
+    channel: one scale per output column keeps the vectors at a cosine of about 0.98-0.99 to fp32's,
+    where one scale per matrix drops to 0.90 on some texts."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The fused BERT operators have no shape inference: their outputs are float tensors.
+    extra = {"DefaultTensorType": TensorProto.FLOAT}
+    quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra)
 
 
 class _LastHiddenState(torch.nn.Module):

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from retrieval.archive import candidate_pool, demote_archived
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, embedder_for
 from retrieval.fusion import fuse_top, top_k_indices
-from retrieval.lexical import LexicalIndex, build_lexical, in_scope, parse_tags, saved_stamp
+from retrieval.lexical import LexicalIndex, build_lexical, in_scope, parse_tags, saved_stamp, tokenize
 from retrieval.models import Hit, SearchFilter
+from retrieval.rerank import RerankStage, make_reranker
 from retrieval.store import (
     acquire_index_lock,
     check_model,
@@ -62,6 +64,8 @@ class Searcher:
         self._refreshing = threading.Lock()
         self._scoped: dict[SearchFilter, tuple[LexicalIndex, list[str], np.ndarray]] = {}
         self._scoped_lock = threading.Lock()
+        reranker = make_reranker(config.reranker, config.rerank_timeout, config.embedding_device)
+        self._rerank = RerankStage(reranker, config.rerank_candidates) if reranker else None
 
     def close(self) -> None:
         self._lock.release()
@@ -81,7 +85,8 @@ class Searcher:
     # --- search ----------------------------------------------------------------------------------
 
     def search(self, query: str, k: int = 6, filter: SearchFilter | None = None) -> list[Hit]:
-        """The `k` best chunks for `query`, never outside `filter`'s scope. Empty index: []."""
+        """The `k` best chunks for `query`, never outside `filter`'s scope, archived documents demoted
+        (retrieval/archive.py). Empty index: []."""
         prepared = self._prepare(query, k, filter)
         if prepared is None:
             return []
@@ -95,9 +100,11 @@ class Searcher:
                 (self.config.lexical_weight, [c for c, _ in sparse]),
             ],
             self.config.rrf_k,
-            k,
+            2 * n,  # all of them: archived ones are demoted before the top k are taken
         )
-        return self._hits([cid for cid, _ in top], dict(top), vector, dict(sparse), filter)
+        top = candidate_pool(top, max(k, self._rerank.candidates) if self._rerank else k, query)
+        hits = demote_archived(self._hits([cid for cid, _ in top], dict(top), vector, dict(sparse), filter), query)
+        return (self._rerank.rerank(query, hits) if self._rerank else hits)[:k]
 
     def dense_search(self, query: str, k: int = 6, filter: SearchFilter | None = None) -> list[Hit]:
         """Dense retrieval alone (for comparison): scores are cosine similarities."""
@@ -107,6 +114,10 @@ class Searcher:
         lexical, vector, flt, mask = prepared
         dense = self._dense(vector, k, lexical, flt, mask)
         return self._hits([cid for cid, _ in dense], dict(dense), vector, {}, filter)
+
+    def term_idf(self, query: str) -> dict[str, float]:
+        """The BM25 IDF of each distinct term of `query`, as keyword search tokenizes it."""
+        return self._current_lexical().idf(list(dict.fromkeys(tokenize(query))))
 
     def document_paths(self) -> list[str]:
         """Every indexed document's path."""
@@ -218,6 +229,7 @@ class Searcher:
                     updated=meta.get("updated"),
                     page=meta.get("page"),
                     tags=tags,
+                    archived=bool(meta.get("archived", False)),
                     dense_score=float(np.dot(vector, np.asarray(emb, dtype=np.float32))),
                     lexical_score=lexical_scores.get(cid),
                 )

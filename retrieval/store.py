@@ -25,6 +25,10 @@ from retrieval.errors import IndexLockedError, IndexMissingError, ModelMismatchE
 STAMP_KEY = "qwenbot_stamp"
 INDEXED_AT_KEY = "qwenbot_indexed_at"
 MODEL_KEY = "qwenbot_embedding_model"
+# "none" or "int8". Absent on indexes from before quantization existed: those hold fp32 vectors. The
+# backend is not recorded: fp32 vectors from ONNX Runtime and PyTorch agree to a cosine of 0.9999, so
+# an index built with one is searched with the other; int8 vectors differ more and are never mixed.
+QUANTIZE_KEY = "qwenbot_embedding_quantize"
 PAGE = 5000  # rows per Chroma read or write; below Chroma's own batch limit
 
 
@@ -42,6 +46,15 @@ def model_mismatch_message(config: IndexConfig, indexed_with: str) -> str:
         f"but QWENBOT_EMBEDDING_MODEL is {config.embedding_model!r}; vectors from two models cannot be "
         "mixed. Use a new index (another QWENBOT_INDEX_DIR, or QWENBOT_COLLECTION with a Chroma server), "
         f"or delete this one ({config.index_dir}) and index again."
+    )
+
+
+def quantize_mismatch_message(config: IndexConfig, indexed_with: str) -> str:
+    return (
+        f"the index ({describe(config)}) was built with QWENBOT_EMBEDDING_QUANTIZE={indexed_with!r}, "
+        f"but it is {config.embedding_quantize!r} now; quantized and full-precision vectors of the same "
+        "model cannot be mixed. Set it back, use a new index (another QWENBOT_INDEX_DIR, or QWENBOT_COLLECTION "
+        f"with a Chroma server), or delete this one ({config.index_dir}) and index again."
     )
 
 
@@ -116,20 +129,28 @@ def new_stamp(model: str) -> Stamp:
 
 def write_stamp(collection: Any, stamp: Stamp) -> None:
     """Marks the collection as changed: searchers compare the value to refresh their BM25 index."""
-    collection.modify(metadata={STAMP_KEY: stamp.value, INDEXED_AT_KEY: stamp.indexed_at, MODEL_KEY: stamp.model})
+    # modify() replaces the whole metadata: keep the other keys (the quantization) as they are.
+    stamped = {STAMP_KEY: stamp.value, INDEXED_AT_KEY: stamp.indexed_at, MODEL_KEY: stamp.model}
+    collection.modify(metadata={**(collection.metadata or {}), **stamped})
 
 
-def record_model(collection: Any, model: str) -> None:
-    """Notes the embedding model on a collection that has none yet (a new one), keeping its stamp."""
+def record_model(collection: Any, config: IndexConfig) -> None:
+    """Notes the embedding model and its quantization on a collection that has none yet (a new one),
+    keeping its stamp."""
     metadata = dict(collection.metadata or {})
     if MODEL_KEY not in metadata:
-        collection.modify(metadata={**metadata, MODEL_KEY: model})
+        model = {MODEL_KEY: config.embedding_model, QUANTIZE_KEY: config.embedding_quantize}
+        collection.modify(metadata={**metadata, **model})
 
 
 def check_model(config: IndexConfig, metadata: dict[str, Any]) -> None:
+    """Refuses an index whose vectors came from another model, or the same one quantized otherwise."""
     indexed_with = metadata.get(MODEL_KEY)
     if indexed_with and indexed_with != config.embedding_model:
         raise ModelMismatchError(model_mismatch_message(config, indexed_with))
+    quantized = metadata.get(QUANTIZE_KEY) or "none"
+    if indexed_with and quantized != config.embedding_quantize:
+        raise ModelMismatchError(quantize_mismatch_message(config, quantized))
 
 
 # --- the local-folder lock --------------------------------------------------------------------

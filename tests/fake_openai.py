@@ -18,10 +18,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from servers import free_port
+from servers import POLL_INTERVAL, FakeHTTPServer, free_port
 
 Responder = Callable[["_Handler", dict[str, Any]], None]
 
@@ -41,11 +41,12 @@ class FakeOpenAI:
         self._script: deque[Responder] = deque()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.block_on_close = False
         self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name="fake-openai", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -276,3 +277,22 @@ def malformed_json() -> Responder:
 def closed_port_url() -> str:
     """A loopback URL where nothing listens: connections are refused."""
     return f"http://127.0.0.1:{free_port()}/v1"
+
+
+def keep_alive_after(pieces: Sequence[str], ended: threading.Event, interval: float = 0.05) -> Responder:
+    """Streams `pieces`, then only `: keep-alive` SSE comments (never finishing) until the client hangs
+    up or the server stops; sets `ended` when this response is over on the server's side."""
+
+    def respond(h: _Handler, body: dict[str, Any]) -> None:
+        try:
+            h.start_sse()
+            for piece in pieces:
+                h.sse(_chunk(body.get("model", "fake"), {"content": piece}))
+            while not h.fake.stopping.wait(interval):
+                h.write_chunk(b": keep-alive\n\n")
+        except OSError:  # the client hung up: what a client that gives up must do
+            pass
+        finally:
+            ended.set()
+
+    return respond

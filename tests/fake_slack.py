@@ -13,6 +13,7 @@ arguments. Errors, 429 + Retry-After, and refusing the streaming or status metho
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import itertools
@@ -24,9 +25,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from servers import POLL_INTERVAL, FakeHTTPServer
 from websockets.sync.server import ServerConnection, serve
 
 BOT_TOKEN = "xoxb-test-bot-token"
@@ -92,10 +94,11 @@ class FakeSlack:
         self._seq = itertools.count(1)
         self._epoch = int(time.time())
         self._cond = threading.Condition()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-slack", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name="fake-slack", daemon=True
+        )
 
     # --- lifecycle ---
     def __enter__(self) -> FakeSlack:
@@ -252,7 +255,7 @@ class FakeSlack:
         return {"ok": True, "message_ts": self.next_ts()}
 
     def _api_chat_update(self, args: dict) -> dict:
-        message = self.messages.get((args.get("channel"), args.get("ts")))
+        message = self.messages.get(_key(args, "ts"))
         if message is None or message.user != BOT_USER:
             return {"ok": False, "error": "message_not_found" if message is None else "cant_update_message"}
         text, blocks = args.get("text") or "", _blocks(args)
@@ -272,7 +275,7 @@ class FakeSlack:
         return self._post(args, args.get("markdown_text") or "", [], streaming=True)
 
     def _streaming(self, args: dict) -> Message | dict:
-        message = self.messages.get((args.get("channel"), args.get("ts")))
+        message = self.messages.get(_key(args, "ts"))
         if message is None:
             return {"ok": False, "error": "message_not_found"}
         if not message.streaming:
@@ -308,7 +311,7 @@ class FakeSlack:
         return {"ok": True}
 
     def _api_reactions_add(self, args: dict) -> dict:
-        message = self.messages.get((args.get("channel"), args.get("timestamp")))
+        message = self.messages.get(_key(args, "timestamp"))
         if message is None:
             return {"ok": False, "error": "message_not_found"}
         if args.get("name") in message.reactions:
@@ -325,7 +328,19 @@ class FakeSlack:
             for m in self.messages.values()
             if m.channel == channel and (m.ts == ts or m.thread_ts == ts) and not m.streaming
         ]
-        return {"ok": True, "messages": [m.as_api() for m in sorted(thread, key=lambda m: m.ts)], "has_more": False}
+        # Paged as Slack pages: `limit` messages (default 1000) oldest first, then `has_more` and an
+        # opaque `response_metadata.next_cursor` to pass back as `cursor`; "" on the last page.
+        start = int(base64.b64decode(args["cursor"]).decode().removeprefix("offset:")) if args.get("cursor") else 0
+        end = start + int(args.get("limit") or 1000)
+        page = sorted(thread, key=lambda m: m.ts)[start:end]
+        more = end < len(thread)
+        cursor = base64.b64encode(f"offset:{end}".encode()).decode() if more else ""
+        return {
+            "ok": True,
+            "messages": [m.as_api() for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": cursor},
+        }
 
     def _api_views_open(self, args: dict) -> dict:
         view = args.get("view")
@@ -333,6 +348,11 @@ class FakeSlack:
         if not args.get("trigger_id") or not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
         return {"ok": True, "view": {"id": f"V{next(self._seq):08d}", **view}}
+
+
+def _key(args: dict, ts_field: str) -> tuple[str, str]:
+    """The (channel, ts) a call names, as FakeSlack.messages is keyed."""
+    return str(args.get("channel") or ""), str(args.get(ts_field) or "")
 
 
 def _blocks(args: dict) -> list[dict[str, Any]]:
@@ -580,7 +600,7 @@ class FakeSocketMode:
         self.acks: list[dict[str, Any]] = []
         self.connections: list[ServerConnection] = []
         self._cond = threading.Condition()
-        self._server = serve(self._session, "127.0.0.1", 0)
+        self._server = serve(self._session, "127.0.0.1", 0)  # its serve_forever wakes at once on shutdown()
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-socket-mode", daemon=True)
 
     @property

@@ -8,7 +8,22 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+# How often a fake's serve_forever() checks whether shutdown() was called: socketserver's default,
+# 0.5 s, is paid on every fake's shutdown, so on every bot test's teardown.
+POLL_INTERVAL = 0.05
+# How often to check whether a starting server answers yet.
+READY_POLL = 0.05
+
+
+class FakeHTTPServer(ThreadingHTTPServer):
+    """The fakes' HTTP server: a thread per request, and a listen backlog that holds a burst of
+    simultaneous connections (socketserver's default of 5 resets some of them on a busy machine)."""
+
+    daemon_threads = True
+    request_queue_size = 128
 
 
 def free_port() -> int:
@@ -35,7 +50,8 @@ def serve(
                     if resp.status == 200:
                         break
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(READY_POLL)
         yield proc
     finally:
         proc.terminate()

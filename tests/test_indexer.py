@@ -137,12 +137,13 @@ def test_single_file_and_separate_roots(tmp_path: Path, config: IndexConfig, emb
     stats = Indexer(config, embedder).run([one, tmp_path / "b"], progress=False)
     assert stats.added == 2
     manifest = load_manifest(config.index_dir / "manifest.json")
-    assert set(manifest.files) == {"guide.md", "faq.md"}
+    assert manifest is not None and set(manifest.files) == {"guide.md", "faq.md"}
     # Indexing only root b does not remove what root a holds; removing b's file does remove it.
     (tmp_path / "b" / "faq.md").unlink()
     stats = Indexer(config, embedder).run([tmp_path / "b"], progress=False)
     assert stats.removed == 1
-    assert set(load_manifest(config.index_dir / "manifest.json").files) == {"guide.md"}
+    manifest = load_manifest(config.index_dir / "manifest.json")
+    assert manifest is not None and set(manifest.files) == {"guide.md"}
     # A PATH that does not exist is an error and removes nothing.
     stats = Indexer(config, embedder).run([tmp_path / "a-typo"], progress=False)
     assert stats.failed == 1 and stats.removed == 0 and "no such file or folder" in stats.errors[0]
@@ -220,7 +221,7 @@ def test_lock_refuses_a_second_process(
         text=True,
     )
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(IndexLockedError, match=f"pid {holder.pid}"):
             Indexer(config, embedder).run([docs], progress=False)
         monkeypatch.setenv("QWENBOT_INDEX_DIR", str(config.index_dir))
@@ -268,7 +269,7 @@ def test_kill_9_mid_index_then_rerun_is_consistent(tmp_path: Path, config: Index
         deadline = time.monotonic() + 120
         while not manifest.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert proc.poll() is None, f"indexer ended before it could be killed: {proc.stderr.read()!r}"
+        assert proc.poll() is None, f"indexer ended before it could be killed: {proc.stderr and proc.stderr.read()!r}"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()

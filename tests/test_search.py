@@ -169,7 +169,8 @@ def test_stats_and_saved_bm25(searcher: Searcher, index: IndexConfig) -> None:
     # The BM25 index on disk is the one for the collection's current stamp: no rebuild at startup.
     stamp = read_stamp(open_collection(index).metadata or {}).value
     assert saved_stamp(index.index_dir / "bm25") == stamp
-    assert len(LexicalIndex.load(index.index_dir / "bm25")) == 8
+    saved = LexicalIndex.load(index.index_dir / "bm25")
+    assert saved is not None and len(saved) == 8
 
 
 def test_empty_and_missing_index(tmp_path: Path, embedder) -> None:

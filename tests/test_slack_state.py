@@ -30,7 +30,8 @@ def test_questions_answers_sources_and_feedback_are_stored(tmp_path: Path) -> No
     qid = state.add_question(
         event_id="Ev1", channel="C1", thread_ts="1.1", message_ts="1.1", user="U1", text="how many days?"
     )
-    assert not state.answered_thread("C1", "1.1")
+    assert state.answered_thread("C1", "1.1")  # the bot's thread from the moment its answer starts
+    assert not state.answered_thread("C1", "2.2")
     answer = Answer(
         "25 days [1]",
         "generated",

@@ -36,10 +36,10 @@ def slack() -> Iterator[FakeSlack]:
 def _reply(slack: FakeSlack, clock: Clock | None = None) -> tuple[ThreadReply, str]:
     settings = load_settings(None, slack_api_url=slack.api_url, slack_bot_token=BOT_TOKEN)
     ts = slack.add_message(CHANNEL, USER, "<@U0BOT> how many vacation days?")
-    reply = ThreadReply(
-        make_client(settings), CHANNEL, ts, ts, user=USER, team=TEAM, **({"clock": clock} if clock else {})
-    )
-    return reply, ts
+    client = make_client(settings)
+    if clock is None:
+        return ThreadReply(client, CHANNEL, ts, ts, user=USER, team=TEAM), ts
+    return ThreadReply(client, CHANNEL, ts, ts, user=USER, team=TEAM, clock=clock), ts
 
 
 def _final(text: str) -> list[render.Message]:

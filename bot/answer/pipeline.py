@@ -1,8 +1,9 @@
 """The answer pipeline, Slack-free: question + thread -> search -> grounded prompt -> streamed Answer.
 
-Three outcomes: `generated` (the model answered from the sources), `not_found` (retrieval found
-nothing relevant enough, so the model is not asked), `extractive` (no model configured, or it kept
-failing: the best passages quoted and cited, labelled "model unavailable").
+Three outcomes: `generated` (the model answered from the sources), `not_found` (the abstain decision,
+bot/answer/abstain.py, found the passages too weak, so the model is not asked; or the model said the
+sources don't hold the answer), `extractive` (no model configured, or it kept failing, and the evidence
+is strong: the best passages quoted and cited, labelled "model unavailable"; weaker evidence: not_found).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 
+from bot.answer.abstain import AbstainRule, Decision, MarkerFilter, decide
 from bot.answer.citations import CitationFilter, cited_sources
 from bot.answer.fallback import extractive_answer, not_found_answer
-from bot.answer.followup import retrieval_queries
+from bot.answer.followup import Query, QueryRewriter
 from bot.answer.prompts import (
     MARGIN_TOKENS,
     build_prompt,
@@ -39,7 +41,12 @@ _MIN_PROMPT_TOKENS = 512
 class Retrieved:
     queries: list[str]  # what was searched for
     hits: list[Hit]  # best first
-    answerable: bool  # False: the docs don't seem to hold the answer, so the model is not asked
+    decision: Decision  # not answerable: the docs don't seem to hold the answer, so the model is not asked
+    ranking: list[Hit]  # everything searched, best first: `hits` and, when asked for (the eval), deeper ones
+
+    @property
+    def answerable(self) -> bool:
+        return self.decision.answerable
 
 
 class AnswerPipeline:
@@ -47,6 +54,7 @@ class AnswerPipeline:
         self.settings = settings
         self.searcher = searcher
         self.llm = llm
+        self.rewriter = QueryRewriter(settings.query_rewrite, llm, settings.query_rewrite_timeout)
         self.system_prompt = self.check_settings(settings)
 
     @staticmethod
@@ -62,56 +70,87 @@ class AnswerPipeline:
             )
         return load_system_prompt(settings)
 
-    def run(self, question: str, history: list[Turn], scope: SearchFilter | None = None) -> Iterator[PipelineEvent]:
+    def run(
+        self, question: str, history: list[Turn], scope: SearchFilter | None = None, found: Retrieved | None = None
+    ) -> Iterator[PipelineEvent]:
         """Status events, the answer text as Delta events, then exactly one Done.
 
-        The Delta texts concatenated are exactly `Done.answer.text`.
+        The Delta texts concatenated are exactly `Done.answer.text`. `found`: this question's `retrieve`
+        result when the caller already has it (the eval), so it is not searched twice.
         """
         start = time.monotonic()
         yield Status("searching")
-        found = self.retrieve(question, history, scope)
+        if found is None:
+            found = self.retrieve(question, history, scope)
         hits = found.hits
         timings = {"search": time.monotonic() - start}
         yield Status("reading", documents=len({h.path for h in hits}))
 
         if not found.answerable:
+            log.info("not in the docs: %s", found.decision.reason)
             answer = not_found_answer(hits)
         elif self.llm is None:
-            answer = extractive_answer(hits, "no model endpoint configured (QWENBOT_LLM_BASE_URL is unset)")
+            answer = self._without_model(
+                question, found, "no model endpoint configured (QWENBOT_LLM_BASE_URL is unset)"
+            )
         else:
-            answer = yield from self._generate(question, hits, history, start)
+            answer = yield from self._generate(question, found, history, start)
         if answer.mode != "generated" and answer.text:
             yield Delta(answer.text)
         answer.timings = {**timings, **answer.timings, "total": time.monotonic() - start}
         yield Done(answer)
 
-    def retrieve(self, question: str, history: Sequence[Turn], scope: SearchFilter | None = None) -> Retrieved:
+    def retrieve(
+        self, question: str, history: Sequence[Turn], scope: SearchFilter | None = None, depth: int = 0
+    ) -> Retrieved:
         """What the bot finds for a question in its thread, and whether that is enough to answer from.
 
-        The one retrieval path: the Slack bot, `qwenbot ask` and `qwenbot eval` all go through it."""
-        queries = retrieval_queries(question, history)
-        hits = self._search(queries, scope)
-        return Retrieved(queries, hits, answerable=self._answerable(hits))
+        The one retrieval path: the Slack bot, `qwenbot ask` and `qwenbot eval` all go through it.
+        depth: rank this many passages (the eval's metrics look 10 documents deep); the answer and the
+        decision still use only the first QWENBOT_TOP_K."""
+        queries = self.rewriter.queries(question, history)
+        ranking = self._search(queries, scope, max(depth, self.settings.top_k))
+        hits = ranking[: self.settings.top_k]
+        # The question's own terms must be covered, not the thread's: those found the topic, not the answer.
+        decision = self._decide(question, hits)
+        return Retrieved([q.text for q in queries], hits, decision, ranking)
 
-    def _answerable(self, hits: Sequence[Hit]) -> bool:
-        best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
-        return best is not None and best >= self.settings.abstain_threshold
+    def _decide(self, question: str, hits: Sequence[Hit], *, strict: bool = False) -> Decision:
+        endpoint = self.settings.reranker.startswith(("http://", "https://"))
+        rerank_min = self.settings.abstain_rerank_min_endpoint if endpoint else self.settings.abstain_rerank_min_local
+        rule = AbstainRule(self.settings.abstain_min_coverage, rerank_min)
+        return decide(self.searcher.term_idf(question), hits, rule, strict=strict)
 
-    def _search(self, queries: list[str], search_filter: SearchFilter | None) -> list[Hit]:
-        k = self.settings.top_k
+    def _without_model(self, question: str, found: Retrieved, reason: str) -> Answer:
+        """Quoted passages when the evidence is strong enough to stand without a model; else not_found."""
+        strict = self._decide(question, found.hits, strict=True)
+        if strict.answerable:
+            return extractive_answer(found.hits, reason)
+        log.info("no model (%s) and %s", reason, strict.reason)
+        answer = not_found_answer(found.hits)
+        answer.model_error = reason
+        return answer
+
+    def _search(self, queries: list[Query], search_filter: SearchFilter | None, k: int) -> list[Hit]:
         if len(queries) == 1:
-            return self.searcher.search(queries[0], k=k, filter=search_filter)
-        rankings = [self.searcher.search(q, k=2 * k, filter=search_filter) for q in queries]
-        top = fuse_top([(1.0, [h.chunk_id for h in r]) for r in rankings], self.searcher.config.rrf_k, k)
-        by_id = {h.chunk_id: h for r in reversed(rankings) for h in r}  # the fuller query's hit wins
+            return self.searcher.search(queries[0].text, k=k, filter=search_filter)
+        rankings = [self.searcher.search(q.text, k=2 * k, filter=search_filter) for q in queries]
+        top = fuse_top(
+            [(q.weight, [h.chunk_id for h in r]) for q, r in zip(queries, rankings, strict=True)],
+            self.searcher.config.rrf_k,
+            k,
+        )
+        by_id = {h.chunk_id: h for r in reversed(rankings) for h in r}  # the first (thread) query's hit wins
         return [dataclasses.replace(by_id[cid], score=score) for cid, score in top]
 
     def _generate(
-        self, question: str, hits: list[Hit], history: Sequence[Turn], start: float
+        self, question: str, found: Retrieved, history: Sequence[Turn], start: float
     ) -> Generator[PipelineEvent, None, Answer]:
         assert self.llm is not None
+        hits = found.hits
         prompt = build_prompt(question, hits, history, self.system_prompt, prompt_budget(self.settings))
         citations = CitationFilter(len(prompt.sources))
+        marker = MarkerFilter()  # the model's own "not in the docs"
         parts: list[str] = []
         usage = Usage()
         timings: dict[str, float] = {}
@@ -123,7 +162,7 @@ class AnswerPipeline:
                     thinking = True
                     yield Status("thinking")
                 elif isinstance(event, TextDelta):
-                    text = citations.feed(event.text)
+                    text = citations.feed(marker.feed(event.text))
                     if text:
                         timings.setdefault("first_token", time.monotonic() - start)
                         parts.append(text)
@@ -133,14 +172,18 @@ class AnswerPipeline:
         except LLMError as exc:
             log.warning("model call failed: %s", exc)
             error = exc
-        tail = citations.flush()
+        tail = citations.feed(marker.flush()) + citations.flush()
+        if marker.not_found:
+            log.info("the model said the sources don't hold the answer")
+            return not_found_answer(hits)
         if error is not None and not error.after_output:
-            return extractive_answer(hits, str(error))
+            return self._without_model(question, found, str(error))
         if error is None and not "".join(parts + [tail]).strip():
-            return extractive_answer(hits, "the model returned an empty answer")
+            return self._without_model(question, found, "the model returned an empty answer")
         if error is not None:
             tail += f"\n\n_(The answer was cut short: {error}.)_"
         if tail:
+            timings.setdefault("first_token", time.monotonic() - start)  # a short answer is all held back
             parts.append(tail)
             yield Delta(tail)
         text = "".join(parts)

@@ -31,6 +31,7 @@ class Source:
     page: int | None = None
     score: float = 0.0
     excerpt: str = ""
+    archived: bool = False  # the document is archived / deprecated / superseded: shown as such
 
 
 @dataclass

@@ -69,7 +69,8 @@ def format_source(source: Source) -> str:
         details.append(f"updated {source.updated}")
     if source.url:
         details.append(source.url)
-    return f"[{source.n}] {where} ({', '.join(details)})"
+    archived = " (archived)" if source.archived else ""
+    return f"[{source.n}] {where}{archived} ({', '.join(details)})"
 
 
 def answer_json(answer: Answer) -> dict[str, object]:

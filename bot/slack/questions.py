@@ -74,7 +74,10 @@ def question_from(
 
 
 def plain_text(text: str, bot_user: str | None) -> str:
-    """Slack message text as plain words: the bot's own mention dropped, markup made inert."""
+    """Slack message text as plain words: the bot's own mention dropped, markup made inert.
+
+    Unescaped before it is neutralised: what a person types as "<!channel>" arrives as
+    "&lt;!channel&gt;", and only unescaped is it the sequence the model could repeat."""
     if bot_user:
         text = re.sub(rf"<@{re.escape(bot_user)}(?:\|[^>]*)?>", " ", text)
-    return mrkdwn.unescape(mrkdwn.neutralize(text)).strip()
+    return mrkdwn.neutralize(mrkdwn.unescape(text)).strip()

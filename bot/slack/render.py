@@ -79,16 +79,19 @@ def answer_text(answer: Answer) -> str:
     return "I couldn't find anything in the docs that answers this." if answer.mode == "not_found" else "…"
 
 
-def source_line(source: Source, stale_days: int, today: date) -> str:
-    if source.url:
-        name = mrkdwn.link(source.url, source.title or source.path)
-    else:
+def source_line(source: Source, stale_days: int, today: date, allow_mailto: bool = False) -> str:
+    # A url from front matter is untrusted: one that is no web address ("!here", "@U1",
+    # "javascript:...") is dropped, and the title and path are shown instead.
+    name = mrkdwn.link(source.url, source.title or source.path, allow_mailto) if source.url else None
+    if name is None:
         name = (
             f"*{mrkdwn.escape(source.title)}* `{mrkdwn.escape(source.path)}`"
             if source.title
             else f"`{mrkdwn.escape(source.path)}`"
         )
     line = f"[{source.n}] {name}"
+    if source.archived:
+        line += " _(archived)_"
     if source.heading_path:
         line += f" · {mrkdwn.escape(source.heading_path)}"
     if source.page:
@@ -108,14 +111,14 @@ def is_stale(updated: str, stale_days: int, today: date) -> bool:
     return (today - when).days > stale_days
 
 
-def sources_blocks(answer: Answer, stale_days: int, today: date) -> list[Block]:
+def sources_blocks(answer: Answer, stale_days: int, today: date, allow_mailto: bool = False) -> list[Block]:
     if not answer.sources:
         return []
     heading = "*Closest documents*" if answer.mode == "not_found" else "*Sources*"
     blocks: list[Block] = []
     current = heading
     for source in answer.sources:
-        line = source_line(source, stale_days, today)[: SECTION_LIMIT - 1]
+        line = source_line(source, stale_days, today, allow_mailto)[: SECTION_LIMIT - 1]
         if len(current) + 1 + len(line) > SECTION_LIMIT:
             blocks.append(_section(current))
             current = line
@@ -146,17 +149,21 @@ def feedback_block(answer_id: int) -> Block:
     }
 
 
-def trailer_blocks(answer: Answer, answer_id: int, stale_days: int, today: date | None = None) -> list[Block]:
+def trailer_blocks(
+    answer: Answer, answer_id: int, stale_days: int, today: date | None = None, allow_mailto: bool = False
+) -> list[Block]:
     """What follows the answer text in its last message: sources, then the buttons. (The pipeline's
     text itself says plainly when it is quoted passages or found nothing.)"""
-    return [*sources_blocks(answer, stale_days, today or date.today()), feedback_block(answer_id)]
+    return [*sources_blocks(answer, stale_days, today or date.today(), allow_mailto), feedback_block(answer_id)]
 
 
-def answer_messages(answer: Answer, answer_id: int, stale_days: int, today: date | None = None) -> list[Message]:
+def answer_messages(
+    answer: Answer, answer_id: int, stale_days: int, today: date | None = None, allow_mailto: bool = False
+) -> list[Message]:
     """The whole answer as the messages to post, in order; the last carries sources and buttons."""
     parts = split_markdown(answer_text(answer))
     messages = [Message(text=mrkdwn.escape(p), blocks=[markdown_block(p)]) for p in parts]
-    trailer = trailer_blocks(answer, answer_id, stale_days, today)
+    trailer = trailer_blocks(answer, answer_id, stale_days, today, allow_mailto)
     last = messages[-1]
     if len(parts[-1]) + blocks_size(trailer) <= MESSAGE_BLOCKS_BUDGET:
         messages[-1] = Message(text=last.text, blocks=last.blocks + trailer)

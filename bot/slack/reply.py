@@ -50,7 +50,10 @@ class ThreadReply:
         self._reacted = False
         self._last_status = ""
         self._use_stream = streaming
-        self._raw = ""  # answer text as the model wrote it
+        self._raw = ""  # answer text as the model wrote it, up to the last look at it
+        self._unseen: list[str] = []  # deltas since then: joined only when looked at, so appends stay linear
+        self._unseen_chars = 0
+        self._past_limit = False  # the text outgrew one message: the final messages carry it, nothing streams
         self._sent = ""  # neutralised text already shown in Slack
         self._stream_ts: str | None = None
         self._placeholder_ts: str | None = None
@@ -82,11 +85,25 @@ class ThreadReply:
 
     # --- the answer as it is written ---
     def append(self, delta: str) -> None:
-        self._raw += delta
+        if self._past_limit:
+            return
+        self._unseen.append(delta)
+        self._unseen_chars += len(delta)
+        # Neutralising the text costs its whole length, so it is looked at only when something could
+        # be sent: the first text, enough new text, or the wait is over. Piece-by-piece it would cost
+        # the square of the answer's length.
+        wait = STREAM_MAX_WAIT if self._stream_ts is not None else UPDATE_INTERVAL
+        if self.started and self._unseen_chars < STREAM_MIN_CHARS and self.clock() - self._last_write < wait:
+            return
+        self._raw += "".join(self._unseen)
+        self._unseen, self._unseen_chars = [], 0
         # stripped like the final text is, so what is shown stays a prefix of the final answer
         safe = mrkdwn.neutralize(self._raw[: mrkdwn.safe_prefix_length(self._raw)]).strip()
-        if len(safe) > MARKDOWN_LIMIT or not safe.startswith(self._sent):
-            return  # past one message, or not extendable: the final message shows it all
+        if len(safe) > MARKDOWN_LIMIT:
+            self._past_limit = True
+            return
+        if not safe.startswith(self._sent):
+            return  # not extendable: the final message shows it all
         pending = safe[len(self._sent) :]
         if not pending.strip():
             return

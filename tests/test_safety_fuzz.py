@@ -1,0 +1,214 @@
+"""Safety fuzz: random mixes of Slack control sequences, Markdown links, zero-width and fullwidth
+characters, fed through doc text, front matter, model output and the user's question into the real
+render and reply code. Nothing that reaches Slack may ping anyone or link to a non-http(s) target."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fake_openai import answer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_slack_app import GENERAL, QUESTION, Bot, make_bot  # noqa: F401 - make_bot is a fixture
+
+from bot.answer.records import Answer, Source
+from bot.slack import mrkdwn, render
+from bot.slack.questions import plain_text
+from retrieval.config import IndexConfig
+from retrieval.embeddings import Embedder
+from retrieval.errors import LoadError
+from retrieval.indexer import Indexer
+from retrieval.loaders import load_document
+
+# What a client could read as "<", ">" or "@" once it normalises lookalikes.
+_LOOKALIKES = str.maketrans({"＜": "<", "＞": ">", "﹤": "<", "﹥": ">", "＠": "@", "﹫": "@"})
+_CONTROL = re.compile(r"<[!@#][^<>]*>")
+_AUTOLINK = re.compile(r"<([a-zA-Z][a-zA-Z0-9+.-]*):[^<>]*>")
+_BROADCAST = re.compile(r"(?<![\w.])@(channel|here|everyone)\b(?!\.\w)", re.IGNORECASE)
+_MD_LINK = re.compile(r"\]\(")
+_MD_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.M)
+JOIN = "\u2060"
+
+
+def dangers(text: str, schemes: tuple[str, ...] = ("http", "https")) -> list[str]:
+    """Everything in `text` that Slack (or a client that drops invisible characters and maps
+    lookalikes) could turn into a ping or a link to somewhere other than an http(s) address."""
+    visible = "".join(c for c in text if unicodedata.category(c) != "Cf").translate(_LOOKALIKES)
+    found = [m.group(0) for m in _CONTROL.finditer(visible)]
+    found += [m.group(0) for m in _AUTOLINK.finditer(visible) if m.group(1).lower() not in schemes]
+    found += [m.group(0) for m in _MD_LINK.finditer(visible)]
+    found += [m.group(0) for m in _MD_DEFINITION.finditer(visible)]
+    # U+2060 after "@" is the bot's own guard against a bare broadcast word
+    joined = "".join(c for c in text if c == JOIN or unicodedata.category(c) != "Cf").translate(_LOOKALIKES)
+    found += [m.group(0) for m in _BROADCAST.finditer(joined)]
+    return found
+
+
+_FRAGMENTS = [
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "<!here|here>",
+    "<@U0ALICE>",
+    "<@U0BOB|bob>",
+    "<!subteam^S0ADMINS>",
+    "<!subteam^S0ADMINS|@admins>",
+    "<#C0GENERAL>",
+    "<#C0GENERAL|general>",
+    "@here",
+    "@channel",
+    "@everyone",
+    "＜!channel＞",
+    "＜@U0ALICE＞",
+    "<\u200b!here>",
+    "<\u2060!channel>",
+    "<\ufeff@U0ALICE>",
+    "@\u200bhere",
+    "[reset your password](https://evil.example/phish)",
+    "[click](javascript:alert(1))",
+    "![x](data:text/html,hi)",
+    "<javascript:alert(1)>",
+    "<https://evil.example|label>",
+    "<mailto:a@b.example|mail>",
+    "[ref]: javascript:alert(2)\n",
+    "[a [1] b](vbscript:x)",
+    "[1]",
+    "`code <!here>`",
+    "```\n<!channel>\n```",
+    "List<String>",
+    " ",
+    "\n",
+    "text",
+]
+_PIECES = st.one_of(
+    st.sampled_from(_FRAGMENTS),
+    st.text(alphabet="<>!@#^|[]():/ aZ\n\u200b\u2060＜＞＠", max_size=6),
+)
+UNTRUSTED = st.lists(_PIECES, max_size=24).map("".join)
+FAST = settings(max_examples=200, deadline=None)
+
+
+@FAST
+@given(UNTRUSTED)
+def test_safety_fuzz_neutralize_and_escape(text: str) -> None:
+    assert not dangers(mrkdwn.neutralize(text))
+    assert not dangers(mrkdwn.escape(text))
+
+
+@FAST
+@given(UNTRUSTED, st.integers(min_value=0, max_value=400))
+def test_safety_fuzz_streamed_prefixes(text: str, end: int) -> None:
+    prefix = text[:end]
+    assert not dangers(mrkdwn.neutralize(prefix[: mrkdwn.safe_prefix_length(prefix)]))
+
+
+@FAST
+@given(UNTRUSTED, UNTRUSTED, UNTRUSTED, UNTRUSTED, st.booleans())
+def test_safety_fuzz_rendered_answer(text: str, title: str, url: str, heading: str, mailto: bool) -> None:
+    sources = [Source(n=1, title=title, path="a/" + heading, heading_path=heading, url=url, updated=title)]
+    allowed = ("http", "https", "mailto") if mailto else ("http", "https")
+    for mode in ("generated", "extractive", "not_found"):
+        result = Answer(text=text, mode=mode, sources=sources)
+        for message in render.answer_messages(result, 1, 365, date(2026, 1, 1), allow_mailto=mailto):
+            for value in [message.text, *sent_strings(message.blocks)]:
+                assert not dangers(value, allowed), value
+
+
+@FAST
+@given(UNTRUSTED)
+def test_safety_fuzz_question(text: str) -> None:
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # as Slack sends it
+    assert not dangers(plain_text(escaped, "U0BOT"))
+    assert not dangers(plain_text(text, "U0BOT"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(UNTRUSTED, UNTRUSTED, UNTRUSTED, UNTRUSTED)
+def test_safety_fuzz_front_matter_and_doc_text(title: str, url: str, owner: str, body: str) -> None:
+    path = Path(f"/tmp/csafe-fuzz-{id(title)}.md")
+    front = {"title": title, "url": url, "owner": owner, "tags": [title, owner]}
+    path.write_text("---\n" + json.dumps(front) + "\n---\n\n# Heading " + title + "\n\n" + body + "\n")
+    try:
+        doc = load_document(path, "fuzz/doc.md")
+    except LoadError:
+        return  # refused as a whole, with a message: nothing reaches Slack
+    finally:
+        path.unlink()
+    heading = " > ".join(doc.blocks[0].headings) if doc.blocks else ""
+    source = Source(n=1, title=doc.title, path=doc.path, heading_path=heading, url=doc.url, updated=doc.updated)
+    text = "\n\n".join(b.text for b in doc.blocks)
+    [*_, last] = render.answer_messages(Answer(text=text, mode="extractive", sources=[source]), 1, 365)
+    for message in render.answer_messages(Answer(text=text, mode="extractive", sources=[source]), 1, 365):
+        for value in [message.text, *sent_strings(message.blocks)]:
+            assert not dangers(value), value
+    assert last.blocks[-1]["type"] == "actions"
+
+
+@pytest.fixture(scope="module")
+def corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """Overrides the docs_corpus index for make_bot: vacation docs whose front matter and text are hostile."""
+    docs = tmp_path_factory.mktemp("evil_docs")
+    for name, url in EVIL_URLS.items():
+        (docs / name).write_text(
+            f"---\ntitle: Vacation days policy\nurl: {json.dumps(url)}\nowner: <!channel>\n---\n\n"
+            "# Vacation days <!here>\n\nFull-time employees get 25 days of paid vacation per calendar year. "
+            "Read [the form](javascript:alert(1)) first, <@U0ALICE>.\n",
+            encoding="utf-8",
+        )
+    index_dir = tmp_path_factory.mktemp("evil_index")
+    stats = Indexer(IndexConfig(index_dir=index_dir), embedder).run([docs], progress=False)
+    assert stats.failed == 0, stats.errors
+    return index_dir
+
+
+EVIL_URLS = {
+    "here.md": "!here",
+    "alice.md": "@U0ALICE",
+    "admins.md": "<!subteam^S0ADMINS>",
+    "script.md": "javascript:alert(1)",
+}
+
+
+def sent_strings(value: object) -> list[str]:
+    """Every string in what the bot sent (JSON-encoded block lists included)."""
+    if isinstance(value, str):
+        try:
+            return sent_strings(json.loads(value)) if value[:1] in "[{" else [value]
+        except ValueError:
+            return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in sent_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in sent_strings(v)]
+    return []
+
+
+def _random_mix(rng: random.Random) -> str:
+    return "".join(rng.choice(_FRAGMENTS) for _ in range(rng.randint(1, 16)))
+
+
+def test_safety_fuzz_end_to_end_through_fake_slack(make_bot: Callable[..., Bot]) -> None:  # noqa: F811
+    """A handful of random mixes as the model's streamed answer and the user's question, through the
+    real app, answer pipeline (over the hostile docs) and reply code into the fake Slack."""
+    rng = random.Random(2026)
+    bot = make_bot()
+    for _ in range(4):
+        model, question = _random_mix(rng), _random_mix(rng)
+        cut = rng.randint(0, len(model))
+        bot.llm.push(answer([model[:cut], model[cut:] + " [1]"]))
+        escaped = question.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # as Slack sends it
+        ts, delivery = bot.ask(QUESTION + " " + escaped)
+        assert delivery.status == 200
+        bot.answer_in(GENERAL, ts)
+    sent = [c for c in bot.slack.calls if c.method.startswith("chat.")]
+    assert len([c for c in sent if c.method in ("chat.stopStream", "chat.postMessage")]) >= 4
+    for call in sent:
+        for value in sent_strings(call.args):
+            assert not dangers(value), (call.method, value)
