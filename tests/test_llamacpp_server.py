@@ -156,3 +156,29 @@ def test_eval_answers_through_the_server(
     # A 270M model answers or says NOT_IN_DOCS; either way it was reached (no extractive fallback).
     assert answers["generated"] + answers["not_found"] == 2 and answers["extractive"] == 0
     assert answers["latency_ms"]["p50"] > 0 and 0 <= answers["answer_f1"] <= 1
+
+
+def test_a_weak_model_rewriting_follow_ups_never_does_worse_than_the_heuristic(
+    llama_server: str, corpus_index: Path, embedder: Embedder
+) -> None:
+    """`model` rewriting against a real (and weak) model: its query is fused with the heuristic's, so
+    retrieval on real follow-ups is at least as good as `heuristic` alone."""
+    from bot.answer.records import Turn
+    from retrieval.evaluation import RANK_K, load_questions, ndcg_at_k, ranked_documents
+
+    corpus = Path(__file__).resolve().parent.parent / "docs_corpus"
+    follow_ups = [q for q in load_questions(corpus / "conversations.jsonl") if q.history and q.sources][:8]
+    assert len(follow_ups) == 8
+    settings = llama_settings(llama_server, corpus_index).model_copy(update={"top_k": 6, "query_rewrite_timeout": 30})
+    with Searcher(IndexConfig(index_dir=corpus_index), embedder) as searcher:
+        scores: dict[str, float] = {}
+        for mode in ("heuristic", "model"):
+            s = settings.model_copy(update={"query_rewrite": mode})
+            pipeline = AnswerPipeline(s, searcher, LLMClient(s))
+            total = 0.0
+            for q in follow_ups:
+                history = [Turn("user" if role == "user" else "assistant", text) for role, text in q.history]
+                found = pipeline.retrieve(q.question, history, depth=20)
+                total += ndcg_at_k(ranked_documents(found.ranking), set(q.sources), RANK_K)
+            scores[mode] = total / len(follow_ups)
+    assert scores["model"] >= scores["heuristic"] - 1e-9, scores

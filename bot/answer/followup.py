@@ -36,6 +36,9 @@ _CITED_WEIGHT = 1.0
 _ALONE_WEIGHT_NEW_TOPIC = 1.0
 _ALONE_WEIGHT_FOLLOW_UP = 0.25
 _MODEL_WEIGHT = 1.0
+# a model's rewrite is used only when grounded in the thread (see `grounded`)
+_REWRITE_MIN_KEPT = 0.5
+_REWRITE_MAX_NEW = 0.25
 
 _CONTEXT_USER_TURNS = 3  # at most this many earlier user turns carry the topic
 _TOPIC_MIN_WORDS = 3  # content words that make a user turn name its own topic
@@ -86,7 +89,11 @@ class QueryRewriter:
         if self.mode == "model":
             rewritten = self._model_query(question, history)
             # a rewrite that changed nothing, or repeats a query, adds nothing: a weak model can't tip the scales
-            if rewritten is not None and rewritten.lower() not in {q.text.lower() for q in [Query(question), *queries]}:
+            if (
+                rewritten is not None
+                and rewritten.lower() not in {q.text.lower() for q in [Query(question), *queries]}
+                and grounded(rewritten, question, history)
+            ):
                 queries.append(Query(rewritten, _MODEL_WEIGHT))
         return queries
 
@@ -198,6 +205,20 @@ def rewrite_messages(question: str, history: Sequence[Turn]) -> list[dict[str, s
         {"role": "system", "content": _REWRITE_PROMPT},
         {"role": "user", "content": f"Conversation:\n{conversation}\n\nLast message: {question}\n\nStandalone query:"},
     ]
+
+
+def grounded(rewritten: str, question: str, history: Sequence[Turn]) -> bool:
+    """Whether a model's rewrite stays with the thread: it keeps most of the question's own terms and
+    brings in few terms the thread never used. A weak model's free association fails this (measured with
+    a 270M model: unchecked rewrites took follow-up nDCG@10 from 0.91 to 0.82), a real rewrite passes."""
+    terms = set(tokenize(rewritten))
+    asked = set(tokenize(question))
+    said = asked | {t for turn in history for t in tokenize(turn.text)}
+    if not terms:
+        return False
+    kept = len(asked & terms) / len(asked) if asked else 1.0
+    new = len(terms - said) / len(terms)
+    return kept >= _REWRITE_MIN_KEPT and new <= _REWRITE_MAX_NEW
 
 
 def clean_rewrite(text: str) -> str | None:
