@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import answer
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_slack_app import GENERAL, QUESTION, Bot, make_bot  # noqa: F401 - make_bot is a fixture
 
@@ -92,7 +92,8 @@ _PIECES = st.one_of(
     st.text(alphabet="<>!@#^|[]():/ aZ\n\u200b\u2060＜＞＠", max_size=6),
 )
 UNTRUSTED = st.lists(_PIECES, max_size=24).map("".join)
-FAST = settings(max_examples=200, deadline=None)
+# derandomized: the same examples on every run, so CI is stable; found failures are pinned with @example
+FAST = settings(max_examples=200, deadline=None, derandomize=True)
 
 
 @FAST
@@ -111,6 +112,7 @@ def test_safety_fuzz_streamed_prefixes(text: str, end: int) -> None:
 
 @FAST
 @given(UNTRUSTED, UNTRUSTED, UNTRUSTED, UNTRUSTED, st.booleans())
+@example(text="", title="", url="", heading="<!channel>[ref]: javascript:alert(2)\n[", mailto=False)
 def test_safety_fuzz_rendered_answer(text: str, title: str, url: str, heading: str, mailto: bool) -> None:
     sources = [Source(n=1, title=title, path="a/" + heading, heading_path=heading, url=url, updated=title)]
     allowed = ("http", "https", "mailto") if mailto else ("http", "https")
@@ -129,7 +131,7 @@ def test_safety_fuzz_question(text: str) -> None:
     assert not dangers(plain_text(text, "U0BOT"))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(UNTRUSTED, UNTRUSTED, UNTRUSTED, UNTRUSTED)
 def test_safety_fuzz_front_matter_and_doc_text(title: str, url: str, owner: str, body: str) -> None:
     path = Path(f"/tmp/csafe-fuzz-{id(title)}.md")

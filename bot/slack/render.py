@@ -100,7 +100,9 @@ def source_line(source: Source, stale_days: int, today: date, allow_mailto: bool
         line += f" · updated {mrkdwn.escape(source.updated)}"
         if is_stale(source.updated, stale_days, today):
             line += f" :warning: _older than {stale_days} days, may be out of date_"
-    return line
+    # one line: a field with line breaks (a heading, a path) must not start a line of its own, where
+    # `[ref]: url` or a quote would be read as markup
+    return " ".join(line.split())
 
 
 def is_stale(updated: str, stale_days: int, today: date) -> bool:
