@@ -64,3 +64,15 @@ def write_doc():
 def free_port() -> int:
     """A loopback TCP port that was free a moment ago."""
     return servers.free_port()
+
+
+@pytest.fixture
+def no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No QWENBOT_/SLACK_ variables from this machine, and a working folder without a stray .env."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("QWENBOT_", "SLACK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch

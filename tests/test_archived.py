@@ -4,7 +4,6 @@ the question is about the past, and labelled as archived wherever sources are sh
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -264,11 +263,8 @@ def test_slack_sources_label_archived_documents() -> None:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus_index: Path) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith(("QWENBOT_", "SLACK_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env
+def env(no_settings: pytest.MonkeyPatch, corpus_index: Path) -> pytest.MonkeyPatch:
+    monkeypatch = no_settings
     monkeypatch.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
     return monkeypatch
 

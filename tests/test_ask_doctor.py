@@ -19,12 +19,9 @@ QUESTION = "How many days of paid vacation do I get?"
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus_index: Path) -> pytest.MonkeyPatch:
+def env(no_settings: pytest.MonkeyPatch, corpus_index: Path) -> pytest.MonkeyPatch:
     """A clean environment: no settings from this machine, the session's docs_corpus index, no endpoint."""
-    for name in list(os.environ):
-        if name.startswith(("QWENBOT_", "SLACK_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch = no_settings
     monkeypatch.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
     monkeypatch.setenv("QWENBOT_LLM_RETRIES", "0")
     monkeypatch.setenv("QWENBOT_LLM_TOTAL_TIMEOUT", "5")
