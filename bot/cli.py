@@ -22,14 +22,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "index",
-        help="index new or changed docs (incremental)",
-        epilog="Exit status: 0 when every file was indexed, unchanged or skipped (unsupported type); "
-        "1 when any file failed to load (each is printed as `path: reason`) or the index cannot be used.",
+        help="index new or changed docs (incremental); list, remove or prune what is indexed",
+        epilog="Documents are keyed by their path inside their root: QWENBOT_DOCS_DIR, or a folder added with "
+        "--add-root NAME (keyed NAME/...). A PATH must lie in a root. "
+        "Exit status: 0 when this run hit no new failure (a file that failed before and is unchanged is named "
+        "again but does not count); 1 when a file failed anew (named on stderr as `error: path: reason`), "
+        "or with --strict when any file failed, or when the request was refused or the index cannot be used; "
+        "2 for a bad setting or contradicting options.",
     )
-    p.add_argument("paths", nargs="*", type=Path, help="folders or files (default: QWENBOT_DOCS_DIR)")
+    p.add_argument("paths", nargs="*", type=Path, help="files or folders inside the roots (default: every root)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="show the roots, their document counts and the failed files")
+    p.add_argument(
+        "--remove", action="append", default=[], metavar="PATH|ROOT", help="remove the documents under PATH, or a root"
+    )
+    p.add_argument("--prune", action="store_true", help="remove the documents whose files are gone from their roots")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any file failed, new or not (for CI)")
+    p.add_argument("--add-root", metavar="NAME", help="index the one PATH (a folder outside the roots) as root NAME")
 
-    p = sub.add_parser("ask", help="answer one question in the terminal")
+    p = sub.add_parser(
+        "ask",
+        help="answer one question in the terminal",
+        epilog="Exit status: 0 answered (by the model, or by quoting the docs when no QWENBOT_LLM_BASE_URL is "
+        "set), or said the docs don't cover it (--json's `mode` tells which); 1 no answer at all (no index...); "
+        "2 a bad setting; 3 the configured model failed, so the answer quotes the docs instead, finds nothing "
+        "to quote, or was cut short (stderr says why).",
+    )
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     p.add_argument("--path", action="append", default=[], help="restrict to docs under this path prefix")
@@ -54,7 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     fsub = p.add_subparsers(dest="feedback_command", required=True)
     e = fsub.add_parser("export", help="write 👎 answers as questions.jsonl lines")
     e.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+
+    gaps_help = "questions the docs did not answer or that were rated 👎, grouped: the docs to write next"
+    p = sub.add_parser("gaps", help=gaps_help)
+    _gap_arguments(p)
+    p = sub.add_parser("questions", help="the questions the bot was asked: --unanswered lists the gaps (= gaps)")
+    p.add_argument("--unanswered", action="store_true", help=gaps_help)
+    _gap_arguments(p)
     return parser
+
+
+def _gap_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", default="7d", help="how far back: 7d (default), 24h, 2w, 90m")
+    parser.add_argument("--json", action="store_true", help="one JSON object, for scripts")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """What `qwenbot run` wires together: searcher, model client, answer pipeline, state, the Slack app,
-and the periodic re-indexer; plus the health and status reports built from them."""
+and the indexing a bot does (at start, on a schedule, on changes in the docs folder, and for
+`qwenbot index` / `/qwenbot reindex` through its control channel); plus the health and status reports."""
 
 from __future__ import annotations
 
@@ -9,16 +10,24 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
+from watchfiles import Change, watch
 
 from bot.answer.pipeline import AnswerPipeline
+from bot.control import ControlError, ControlServer, Send, index_request, search_handlers
+from bot.db import StateError
+from bot.gaps import GapDigest
+from bot.indexing import ERROR, IndexRequest, run_index_job
 from bot.llm import build_client
+from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.slack.answering import Interruptible
+from bot.slack.answering import Answerer, Interruptible
 from bot.slack.app import build_app
 from bot.slack.client import make_client
+from bot.slack.listeners.commands import Reindexer
 from bot.slack.policy import Policy
 from bot.slack.workers import Workers
 from bot.state import State
@@ -29,6 +38,10 @@ from retrieval.search import IndexInfo, Searcher
 log = logging.getLogger(__name__)
 
 CUT_OFF_SECONDS = 5.0  # after the drain: time for answers cut off to say so in their threads
+# Watching the docs folder: a job starts once no change came for WATCH_QUIET_MS (an editor saving, a
+# `git pull` writing many files), or at the latest WATCH_MAX_WAIT_MS after the first change.
+WATCH_QUIET_MS = 1000
+WATCH_MAX_WAIT_MS = 10_000
 
 
 class BotRuntime:
@@ -42,20 +55,31 @@ class BotRuntime:
         self.last_reindex_error: str | None = None
         self._stop = threading.Event()
         self._closers: list[Callable[[], None]] = []
+        self.metrics = Metrics(index_info=self.index_info)
         try:
-            self.policy = Policy.from_settings(settings)
-            self.state = State(settings.state_db, settings.dedupe_ttl_hours)
+            self.state = State.from_settings(settings)
             self._closers.append(self.state.close)
+            self.policy = Policy.from_settings(settings, self.state)
             # with a local index folder the searcher holds its lock for the bot's lifetime (a Chroma
             # folder is single-process), so re-indexing happens here, in-process
             self.searcher = Searcher(self.config)
             self._closers.append(self.searcher.close)
+            self.indexer = Indexer(self.config, docs_dir=settings.docs_dir)
+            self._jobs = threading.Lock()  # one index job at a time, whoever asked for it
+            self._closers.append(self._wait_for_index_job)
             self.llm = build_client(settings)
-            self.pipeline = AnswerPipeline(settings, self.searcher, self.llm)
+            self.pipeline = AnswerPipeline(settings, self.searcher, self.llm, self.metrics)
             self.client = client or make_client(settings)
+            self.metrics.watch_slack(self.client)
             self.workers = Workers()
             # answers get cut off through this at the end of the shutdown drain
             self.answers = Interruptible(self.pipeline)
+            self.answerer = Answerer(settings, self.answers, self.state, self.client, self.policy, self.metrics)
+            # leases are renewed until the drain is over (closers run last-in first-out)
+            self._leases_stop = threading.Event()
+            self._leases = threading.Thread(target=self._keep_leases, name="qwenbot-leases", daemon=True)
+            self._leases.start()
+            self._closers.append(self._stop_leases)
             self._closers.append(self._drain)
             self.app = build_app(
                 settings,
@@ -65,15 +89,39 @@ class BotRuntime:
                 policy=self.policy,
                 status_report=self.status_report,
                 workers=self.workers,
+                metrics=self.metrics,
+                answerer=self.answerer,
+                reindexer=Reindexer(frozenset(settings.admin_users), self.reindex_docs),
             )
+            if settings.metrics_port:
+                self._closers.append(self.metrics.serve(settings.metrics_host, settings.metrics_port))
+            if not self.config.chroma_host:  # a Chroma server takes `qwenbot index` from anywhere itself
+                self._closers.append(self._open_control())
         except BaseException:
             self.close()
             raise
         if settings.reindex_interval_minutes > 0:
             thread = threading.Thread(target=self._reindex_loop, name="qwenbot-reindex", daemon=True)
             thread.start()
+        # in the background: the bot connects at once and the index as it is answers meanwhile
+        if settings.index_on_start:
+            threading.Thread(
+                target=self._reindex_alone, args=("at start",), name="qwenbot-index-at-start", daemon=True
+            ).start()
+        if settings.watch_docs:
+            threading.Thread(target=self._watch_docs, name="qwenbot-watch-docs", daemon=True).start()
         # Loads the embedding model (and its ONNX export) now: the first question would wait ~4 s for it.
         threading.Thread(target=self._warm_up, name="qwenbot-warm-up", daemon=True).start()
+        if settings.gaps_channel:
+            digest = GapDigest(
+                settings,
+                self.state,
+                self.client,
+                lambda texts: self.searcher.embedder.encode(texts),
+                lambda query, k: self.searcher.search(query, k=k),
+                self.policy.scopes.owner_groups,
+            )
+            threading.Thread(target=digest.run, args=(self._stop,), name="qwenbot-gaps", daemon=True).start()
 
     def _warm_up(self) -> None:
         try:
@@ -103,29 +151,121 @@ class BotRuntime:
                 log.error("%d answers did not stop in time; closing under them", self.workers.in_flight)
         self.workers.shutdown(wait=False)
 
+    def _keep_leases(self) -> None:
+        """Renews the leases of the answers in progress here, and answers the questions of replicas
+        that died mid-answer (their leases ran out)."""
+        while not self._leases_stop.wait(self.state.lease_seconds / 3):
+            try:
+                self.state.renew_leases()
+                if not self._stop.is_set():
+                    for lease in self.state.take_abandoned():
+                        self.workers.submit(self.answerer.resume, lease)
+            except Exception:
+                log.exception("renewing the answer leases failed")
+
+    def _stop_leases(self) -> None:
+        self._leases_stop.set()
+        self._leases.join()
+
     # --- periodic re-indexing ---
     def _reindex_loop(self) -> None:
         interval = self.settings.reindex_interval_minutes * 60
-        while not self._stop.wait(interval):
-            self.reindex()
+        # cycles are aligned to the clock, so replicas sharing the state agree on which cycle a run is
+        while not self._stop.wait(interval - time.time() % interval):
+            cycle = round(time.time() / interval)
+            # one replica per cycle: the first to claim it (the lock then keeps a slow run out of the next)
+            if self.state.claim(f"reindex:{cycle}"):
+                self._reindex_alone(f"scheduled, cycle {cycle}")
 
-    def reindex(self) -> None:
+    def reindex(self, why: str = "scheduled") -> None:
+        """Indexes every root (new and changed docs), its lines going to the log."""
+        if not self.settings.docs_dir.is_dir():
+            log.warning("index (%s): QWENBOT_DOCS_DIR %s is not a folder: nothing indexed", why, self.settings.docs_dir)
+            return
+        errors: list[str] = []
+
+        def out(line: str) -> None:
+            if line.startswith(ERROR):
+                errors.append(line.removeprefix(ERROR))
+            log.log(logging.WARNING if line.startswith(ERROR) else logging.INFO, "index (%s): %s", why, line)
+
         try:
-            stats = Indexer(self.config).run([self.settings.docs_dir], progress=False)
+            status = self.reindex_docs(out)
         except Exception as exc:
             self.last_reindex_error = f"{type(exc).__name__}: {exc}"
-            log.exception("re-indexing %s failed", self.settings.docs_dir)
+            log.exception("index (%s) of %s failed", why, self.settings.docs_dir)
             return
-        self.last_reindex_error = None
-        log.info(
-            "re-indexed %s: %d added, %d updated, %d removed, %d failed in %.1f s",
-            self.settings.docs_dir,
-            stats.added,
-            stats.updated,
-            stats.removed,
-            stats.failed,
-            stats.seconds,
-        )
+        self.last_reindex_error = errors[0] if status != 0 and errors else None
+
+    def _reindex_alone(self, why: str) -> None:
+        # replicas sharing a Chroma server (and their state) start together: one indexes, the others skip
+        with self.state.exclusive("reindex") as alone:
+            if alone:
+                self.reindex(why)
+            else:
+                log.info("index (%s) skipped: another replica is indexing", why)
+
+    def reindex_docs(self, out: Callable[[str], None]) -> int:
+        """New and changed docs in every root: the job `/qwenbot reindex` runs."""
+        return self.run_index(IndexRequest(), out)
+
+    def run_index(self, request: IndexRequest, out: Callable[[str], None]) -> int:
+        """Runs one index job, the same one `qwenbot index` runs, writing its lines through `out`; returns
+        its exit status. Jobs run one at a time. The searcher sees the result before this returns."""
+        if not self._jobs.acquire(blocking=False):
+            out("waiting for the index job in progress to finish…")
+            self._jobs.acquire()
+        try:
+            if self._stop.is_set():  # closing: the searcher may be gone
+                out(ERROR + "the bot is shutting down: nothing indexed")
+                return 1
+            status = run_index_job(self.settings, request, out, progress=False, indexer=self.indexer)
+            self.searcher.refresh()
+        finally:
+            self._jobs.release()
+        return status
+
+    def _wait_for_index_job(self) -> None:
+        if self._jobs.acquire(timeout=self.settings.drain_seconds):
+            self._jobs.release()
+        else:  # the indexer is crash-safe: the next run redoes what this one leaves undone
+            log.warning("shutting down during an index job: it stops unfinished")
+
+    def _open_control(self) -> Callable[[], None]:
+        """Starts the control channel; returns its closer."""
+
+        def index(args: dict[str, Any], send: Send) -> int:
+            log.info("index job requested through the control channel")
+            return self.run_index(index_request(args), lambda line: send({"line": line}))
+
+        try:
+            server = ControlServer(self.config.index_dir, {**search_handlers(self.searcher), "index": index})
+        except ControlError as exc:
+            log.warning("%s: `qwenbot index` and `qwenbot ask` cannot reach this bot", exc)
+            return lambda: None
+        return server.close
+
+    def _watch_docs(self) -> None:
+        docs = self.settings.docs_dir.resolve()
+        if not docs.is_dir():
+            log.warning("QWENBOT_WATCH_DOCS: %s is not a folder: not watching it", docs)
+            return
+        index_dir = self.config.index_dir.resolve()
+
+        def is_doc(change: Change, path: str) -> bool:
+            # hidden files and folders are no documents (the indexer passes over them), nor is an index
+            # folder kept inside the docs: indexing it would set off the next round
+            where = Path(path)
+            return not where.is_relative_to(index_dir) and not any(
+                part.startswith(".") for part in where.relative_to(docs).parts
+            )
+
+        log.info("watching %s for changes", docs)
+        for changes in watch(
+            docs, watch_filter=is_doc, step=WATCH_QUIET_MS, debounce=WATCH_MAX_WAIT_MS, stop_event=self._stop
+        ):
+            log.info("%d changes under %s", len(changes), docs)
+            self.reindex("docs changed")  # waits for a job in progress: a change must not be skipped
 
     # --- health ---
     def index_info(self) -> IndexInfo:
@@ -136,13 +276,19 @@ class BotRuntime:
             return True, "none configured: answers are quoted passages (extractive)"
         host = urllib.parse.urlsplit(redact_url(self.settings.llm_base_url or "")).netloc  # where, not who
         try:
-            self.llm.list_models()
-        except Exception as exc:
-            return False, f"`{self.settings.llm_model}` at `{host}`: unreachable ({short(str(exc))})"
+            self.llm.served_models()
+        except Exception as exc:  # an LLMError: what failed and what to check, as doctor and ask say it
+            return False, f"`{self.settings.llm_model}` at `{host}`: {short(str(exc), 300)}"
         return True, f"`{self.settings.llm_model}` at `{host}`: reachable"
 
     def health(self) -> dict[str, Any]:
-        """For /healthz: cheap checks only (the model is checked by `/qwenbot status`)."""
+        """For /healthz: cheap checks only (the model is checked by `/qwenbot status`). Not ready while
+        the state database is unreachable: no question can be claimed then."""
+        try:
+            self.state.ping()
+        except StateError as exc:
+            log.warning("health check: %s", exc)
+            return {"ok": False, "state": "unreachable"}
         try:
             info = self.index_info()
         except Exception as exc:
@@ -172,14 +318,19 @@ class BotRuntime:
             f"*qwenbot status*: {':white_check_mark: healthy' if index_ok and model_ok else ':x: degraded'}",
             f"• Index: {index_line}",
             f"• Model: {model_line}",
-            f"• Answered {counts['answers']:,} questions; {counts['feedback']:,} ratings received",
+            f"• Answered {_count(counts['answers'], 'question')}; {_count(counts['feedback'], 'rating')} received",
         ]
         if self.settings.reindex_interval_minutes > 0:
-            lines.append(
-                f"• Re-indexing every {self.settings.reindex_interval_minutes:g} min"
-                + (f"; last attempt failed: {short(self.last_reindex_error)}" if self.last_reindex_error else "")
-            )
+            lines.append(f"• Re-indexing every {self.settings.reindex_interval_minutes:g} min")
+        if self.settings.watch_docs:
+            lines.append("• Indexing changes in the docs folder as they happen")
+        if self.last_reindex_error:
+            lines.append(f"• The last index job failed: {short(self.last_reindex_error)}")
         return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _when(iso: str | None) -> str:

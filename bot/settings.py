@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -20,6 +21,7 @@ from retrieval.config import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, Embeddin
 
 Provider = Literal["vllm", "sglang", "llamacpp", "ollama", "dashscope", "openai"]
 QueryRewrite = Literal["off", "heuristic", "model"]  # how a follow-up in a thread is searched
+FeedbackStyle = Literal["native", "buttons"]
 
 
 class SettingsError(ConfigError):
@@ -57,6 +59,8 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(30, ge=1, le=200)
     rerank_timeout: float = Field(3.0, gt=0)
     reindex_interval_minutes: float = Field(0, ge=0)  # 0 = off; >0 = the bot re-indexes docs_dir itself
+    index_on_start: bool = True  # the bot indexes new and changed docs when it starts (in the background)
+    watch_docs: bool = False  # the bot indexes docs_dir's changes within seconds of them (watchfiles)
     max_file_mb: float = Field(10, gt=0)  # larger files are skipped, with a warning naming them
     follow_symlinks_outside: bool = False  # read files whose real path is outside the indexed folder
 
@@ -94,8 +98,10 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = "https://slack.com/api/"
+    slack_connect_timeout: float = Field(30.0, gt=0)  # `run`: seconds for Socket Mode to say hello, else exit
     # NoDecode: a comma-separated list in the environment, not JSON
     allowed_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: every channel the bot is in
+    admin_users: Annotated[list[str], NoDecode] = Field(default_factory=list)  # Slack user ids: `/qwenbot reindex`
     channel_scopes_file: Path | None = None
     follow_up_without_mention: bool = True
     answer_other_bots: bool = False
@@ -103,6 +109,13 @@ class Settings(BaseSettings):
     stale_source_days: int = Field(365, ge=1)
     allow_mailto_links: bool = False  # a document's mailto: url becomes a link in Sources (else: title only)
     state_db: Path = Path(".qwenbot/state.sqlite3")
+    # postgresql://user:pass@host:5432/db: the state shared by bot replicas (claims, leases, thread
+    # turns, rate limits, questions, feedback); unset: the SQLite file state_db
+    state_url: SecretStr | None = None
+    state_pool_size: int = Field(10, ge=1, le=200)  # PostgreSQL connections per replica, at most
+    # An answer in progress holds a lease, renewed while it runs; when its replica dies, another
+    # replica answers the question once the lease has run out
+    claim_lease_seconds: float = Field(30, ge=1)
     dedupe_ttl_hours: float = Field(24, gt=0)
     # On SIGTERM / SIGINT: seconds answers in progress get to finish before the bot cuts them off and
     # exits. Keep it below the platform's grace period (Kubernetes: terminationGracePeriodSeconds).
@@ -112,6 +125,31 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(1000, ge=1)
     http_read_timeout: float = Field(10, gt=0)  # seconds to send the request headers, and then the body
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+    # Key of the hashed user id in the question log lines; unset: derived from SLACK_BOT_TOKEN (the
+    # hashes then change when the token is rotated)
+    log_user_salt: SecretStr | None = None
+    # Prometheus /metrics on its own port (Socket Mode has no HTTP server; `run --http` also serves it
+    # at /metrics next to the Events API); 0 = off
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    # Feedback under each answer: Slack's native thumbs (a context_actions block) or plain buttons,
+    # for workspaces where the native element is not available yet.
+    feedback_style: FeedbackStyle = "native"
+    # The knowledge-gap digest (bot/gaps.py): questions the docs did not answer or that were rated 👎,
+    # posted to this channel on the schedule ("mon 09:00", or "daily 09:00") in this time zone. Unset: off.
+    gaps_channel: str | None = None
+    gaps_schedule: str = "mon 09:00"
+    gaps_timezone: str = "UTC"
+
+    @field_validator("state_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        if value is not None and urlsplit(value.get_secret_value().strip()).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql://user:password@host:5432/database URL (or empty: SQLite)")
+        return value
 
     @field_validator("llm_base_url", "slack_api_url")
     @classmethod
@@ -130,12 +168,45 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("admin_users")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if not re.fullmatch(r"[UW][A-Z0-9]{6,}", user):
+                raise ValueError(
+                    f"{user!r} is not a Slack user id: use ids like U0123ABCD (profile > ⋮ > Copy member ID)"
+                )
+        return value
+
+    @field_validator("gaps_channel")
+    @classmethod
+    def _gaps_channel_id(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
+            raise ValueError(f"{value!r} is not a channel id: use an id like C0123ABCD")
+        return value
+
+    @field_validator("gaps_schedule")
+    @classmethod
+    def _gaps_schedule(cls, value: str) -> str:
+        parse_schedule(value)  # raises ValueError naming what is wrong
+        return value.strip()
+
+    @field_validator("gaps_timezone")
+    @classmethod
+    def _gaps_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone name: use one like Europe/Berlin or UTC") from None
+        return value.strip()
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_channels", mode="before")
+    @field_validator("allowed_channels", "admin_users", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:
         if isinstance(value, str):
@@ -165,6 +236,22 @@ class Settings(BaseSettings):
             max_file_bytes=int(self.max_file_mb * 1024 * 1024),
             follow_symlinks_outside=self.follow_symlinks_outside,
         )
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_schedule(text: str) -> tuple[int | None, int, int]:
+    """A schedule as (weekday or None for daily, hour, minute): "mon 09:00" -> (0, 9, 0), "daily 09:00"
+    -> (None, 9, 0). ValueError says what is wrong."""
+    match = re.fullmatch(r"\s*([a-zA-Z]+)\s+(\d{1,2}):(\d{2})\s*", text)
+    day = match.group(1).lower()[:3] if match else ""
+    if not match or (day not in WEEKDAYS and match.group(1).lower() != "daily"):
+        raise ValueError('expected a day and a time, like "mon 09:00" or "daily 09:00"')
+    hour, minute = int(match.group(2)), int(match.group(3))
+    if hour > 23 or minute > 59:
+        raise ValueError(f"{hour:02d}:{minute:02d} is not a time of day")
+    return (None if day == "dai" else WEEKDAYS.index(day)), hour, minute
 
 
 def _is_secret(field: str) -> bool:

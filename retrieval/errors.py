@@ -28,6 +28,11 @@ class ManifestError(RetrievalError, RuntimeError):
     """The index manifest cannot be read."""
 
 
+class IndexRequestError(RetrievalError, ValueError):
+    """An indexing request that cannot be done as asked (a PATH outside every root, a bad root name,
+    nothing indexed under a --remove target); the message says what to do instead."""
+
+
 class QuestionsError(RetrievalError, ValueError):
     """A malformed questions file; the message names the file and line."""
 

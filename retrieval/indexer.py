@@ -10,12 +10,15 @@ a rename costs nothing, and an edit re-embeds only the chunks whose text changed
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import hashlib
 import os
+import re
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +30,21 @@ from tqdm import tqdm
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, embedder_for
-from retrieval.errors import LoadError, ModelMismatchError
+from retrieval.errors import IndexRequestError, LoadError, ModelMismatchError
 from retrieval.lexical import build_lexical, saved_stamp, tags_field
 from retrieval.loaders import is_supported, load_document
-from retrieval.manifest import FileEntry, Manifest, load_manifest, save_manifest
-from retrieval.models import Chunk, IndexStats
+from retrieval.manifest import (
+    DEFAULT_ROOT,
+    Failure,
+    FileEntry,
+    Manifest,
+    RootEntry,
+    doc_key,
+    is_under,
+    load_manifest,
+    save_manifest,
+)
+from retrieval.models import Chunk, FileProblem, IndexStats
 from retrieval.store import (
     PAGE,
     acquire_index_lock,
@@ -45,13 +58,32 @@ from retrieval.store import (
     write_stamp,
 )
 
+# A root added by name: its documents are keyed NAME/path, so a name is one plain path segment.
+ROOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
 
 @dataclass
 class _SourceFile:
-    root: str  # absolute PATH argument it was found under
-    rel: str  # document path: relative to the root, POSIX
+    root: str  # the root's name
+    key: str  # document key: the path inside the root, prefixed with a named root's name
     path: Path  # where to read it
     shown: str  # how to name it in messages (as the user wrote the PATH)
+
+
+@dataclass
+class _Scope:
+    """The part of one root a run indexes: the root's folder, a folder inside it, or one file."""
+
+    root: str
+    folder: Path  # the root's folder, resolved
+    target: Path  # resolved, inside `folder` (or `folder` itself)
+    shown: Path  # the target as the admin wrote it
+
+    @property
+    def prefix(self) -> str:
+        """The key of the target: every document it covers is at or under it ("" is a whole default root)."""
+        rel = self.target.relative_to(self.folder).as_posix()
+        return self.root if rel == "." else doc_key(self.root, rel)
 
 
 @dataclass
@@ -72,6 +104,25 @@ class _Batch:
     encoded: Future[np.ndarray] | None
 
 
+@dataclass
+class RootListing:
+    """One root as `qwenbot index --list` shows it."""
+
+    name: str  # DEFAULT_ROOT for the configured docs folder
+    path: str  # the folder it is indexed from now
+    documents: int
+    chunks: int
+    indexed_at: str | None
+    exists: bool  # whether the folder is there
+    indexed_path: str | None = None  # default root only: the folder last indexed, when it is not `path`
+
+
+@dataclass
+class IndexListing:
+    roots: list[RootListing]
+    failures: dict[str, Failure]  # document key -> why it is not indexed
+
+
 # Part of every file's hash. Bumped when chunk metadata gains something (v2: the archived flag): the
 # next run then re-reads every file once, reusing its embeddings, so an unchanged file gets it too.
 METADATA_VERSION = b"qwenbot-metadata-v2\n"
@@ -82,17 +133,25 @@ def text_hash(text: str) -> str:
 
 
 def format_summary(stats: IndexStats) -> str:
-    files = stats.added + stats.updated + stats.unchanged
-    rate = stats.chunks_embedded / stats.seconds if stats.seconds > 0 else 0.0
+    """One line: what this run did to which files, then what the index holds now."""
+    files = stats.added + stats.updated + stats.renamed + stats.unchanged + stats.skipped + stats.failed
+    known = stats.failed - stats.failed_new
+    failed = f"{stats.failed} failed" + (f" ({known} already failing, unchanged)" if known else "")
     return (
-        f"indexed {files} files: {stats.added} added, {stats.updated} updated, {stats.removed} removed, "
-        f"{stats.unchanged} unchanged, {stats.skipped} skipped, {stats.failed} failed | "
-        f"{stats.chunks_total} chunks ({stats.chunks_embedded} embedded, {stats.chunks_reused} reused) | "
-        f"{stats.seconds:.1f} s, {rate:.1f} chunks/s"
+        f"this run: {files} file{'' if files == 1 else 's'}: {stats.added} added, {stats.updated} updated, "
+        f"{stats.renamed} renamed, "
+        f"{stats.unchanged} unchanged, {stats.skipped} skipped, {failed}; {stats.removed} removed | "
+        f"{stats.chunks_embedded} chunks embedded, {stats.chunks_reused} reused, {stats.seconds:.1f} s | "
+        f"index: {stats.documents} documents, {stats.chunks_total} chunks"
     )
 
 
-def chunk_metadata(chunk: Chunk, embedded_hash: str, doc_hash: str, root: str) -> dict[str, Any]:
+def chunk_metadata(
+    chunk: Chunk, embedded_hash: str, doc_hash: str, root: str, root_path: str | None = None
+) -> dict[str, Any]:
+    """`root` is the root's name, `root_path` its folder: together they let a lost manifest be rebuilt.
+    Absent values are None, not left out: Chroma's upsert merges metadata into the stored chunk's, and
+    None deletes a key, so an edited file that lost its `url` does not keep the old one."""
     meta: dict[str, Any] = {
         "path": chunk.path,
         "ordinal": chunk.ordinal,
@@ -101,6 +160,7 @@ def chunk_metadata(chunk: Chunk, embedded_hash: str, doc_hash: str, root: str) -
         "text_hash": embedded_hash,
         "doc_hash": doc_hash,
         "root": root,
+        "root_path": root_path,
         "tags": tags_field(chunk.tags),
         "page": chunk.page,
         "url": chunk.url,
@@ -108,15 +168,57 @@ def chunk_metadata(chunk: Chunk, embedded_hash: str, doc_hash: str, root: str) -
         "updated": chunk.updated,
         "archived": chunk.archived,
     }
-    return {k: v for k, v in meta.items() if v is not None}
+    return meta
+
+
+def adopt_legacy(manifest: Manifest, default: Path | None) -> list[str]:
+    """Moves entries of a manifest from before roots (their `root` is the absolute PATH they were indexed
+    through) into roots, keeping their keys and chunks: a file inside the docs folder joins the default
+    root, any other folder becomes a root named after it. A key that is not the file's path inside its
+    root (the duplicates `qwenbot index FOLDER/file.md` used to make) is not found by the next run over
+    that root, which removes it, or shows it as a rename to the right key; no text is embedded again.
+    Returns notes for the admin."""
+    named: dict[Path, str] = {}
+    moved = 0
+    for key, entry in manifest.files.items():
+        through = Path(entry.root)
+        if not through.is_absolute():
+            continue
+        moved += 1
+        file = through if through.name == key and not through.is_dir() else through / key
+        if default is not None and file.is_relative_to(default):
+            entry.root = DEFAULT_ROOT
+            manifest.roots.setdefault(DEFAULT_ROOT, RootEntry(str(default)))
+            continue
+        folder = through if file != through else through.parent
+        if folder not in named:
+            base = re.sub(r"[^A-Za-z0-9._-]", "-", folder.name).lstrip("._-") or "root"
+            name, n = base, 1
+            while name in manifest.roots:
+                n += 1
+                name = f"{base}-{n}"
+            manifest.roots[name] = RootEntry(str(folder))
+            named[folder] = name
+        entry.root = named[folder]
+    notes = [f"the index predates roots: {moved} documents moved into roots"] if moved else []
+    notes.extend(
+        f"documents indexed from {folder}, outside the docs folder, are kept as root {name!r}: "
+        f"`qwenbot index` re-keys them as {name}/..., `qwenbot index --remove {name}` drops them"
+        for folder, name in named.items()
+    )
+    return notes
 
 
 class Indexer:
-    """Indexes folders and files into the configured store. One run at a time per index."""
+    """Indexes folders and files into the configured store. One run at a time per index.
 
-    def __init__(self, config: IndexConfig, embedder: Embedder | None = None) -> None:
+    `docs_dir` is the default root (QWENBOT_DOCS_DIR). Without one, the first PATH given to `run` is
+    it (its folder, for a file): eval and tests index one folder into an index of their own."""
+
+    def __init__(self, config: IndexConfig, embedder: Embedder | None = None, docs_dir: Path | None = None) -> None:
         self.config = config
         self._embedder = embedder
+        self.docs_dir = docs_dir
         self.manifest_path = config.index_dir / "manifest.json"
 
     @property
@@ -126,27 +228,80 @@ class Indexer:
             self._embedder = embedder_for(self.config)
         return self._embedder
 
-    def run(self, paths: list[Path], progress: bool = True) -> IndexStats:
+    def run(self, paths: list[Path] | None = None, progress: bool = True, *, add_root: str | None = None) -> IndexStats:
+        """Indexes `paths` (files and folders inside the roots; none: every root). With `add_root`, the
+        one folder in `paths` becomes a root of that name first."""
+        return self._locked(lambda run: run.index(paths or [], add_root), progress, paths)
+
+    def remove(self, targets: list[str]) -> IndexStats:
+        """Removes the documents under each target: a path inside a root (a file or folder, there or
+        not), a root's folder or name (a named root is forgotten), or a document key or folder key."""
+        return self._locked(lambda run: run.remove(targets))
+
+    def prune(self) -> IndexStats:
+        """Removes the documents whose files are no longer in their roots."""
+        return self._locked(lambda run: run.prune())
+
+    def listing(self) -> IndexListing:
+        """The roots with their document counts, and the failed files, from the manifest alone: no lock
+        (it is replaced atomically) and no Chroma, so it answers while another process indexes."""
+        manifest = load_manifest(self.manifest_path) or Manifest()
+        default = self._default_root([], manifest)
+        adopt_legacy(manifest, default)
+        names = set(manifest.roots) | ({DEFAULT_ROOT} if default is not None else set())
+        roots = []
+        for name in sorted(names):
+            entry = manifest.roots.get(name, RootEntry(""))
+            path = str(default) if name == DEFAULT_ROOT and default is not None else entry.path
+            docs = [e for e in manifest.files.values() if e.root == name]
+            roots.append(
+                RootListing(
+                    name,
+                    path,
+                    len(docs),
+                    sum(len(e.chunk_ids) for e in docs),
+                    entry.indexed_at,
+                    Path(path).is_dir(),
+                    entry.path if entry.path not in ("", path) else None,
+                )
+            )
+        return IndexListing(roots, manifest.failures)
+
+    def _locked(
+        self, work: Callable[[_Run], IndexStats], progress: bool = False, paths: list[Path] | None = None
+    ) -> IndexStats:
         started = time.perf_counter()
         with acquire_index_lock(self.config):
-            run = _Run(self, paths, progress)
-            stats = run.execute()
+            run = _Run(self, progress)
+            run.open(paths or [])
+            stats = work(run)
         stats.seconds = time.perf_counter() - started
         return stats
+
+    def _default_root(self, paths: list[Path], manifest: Manifest) -> Path | None:
+        """The default root's folder, resolved: the configured docs folder, else the first PATH's, else
+        the one last indexed; None when there is none of these."""
+        if self.docs_dir is not None:
+            return self.docs_dir.resolve()
+        if paths:
+            first = paths[0].resolve()
+            return first if not first.is_file() else first.parent
+        recorded = manifest.roots.get(DEFAULT_ROOT)
+        return Path(recorded.path) if recorded is not None else None
 
 
 class _Run:
     """The state of one indexer run."""
 
-    def __init__(self, indexer: Indexer, paths: list[Path], progress: bool) -> None:
+    def __init__(self, indexer: Indexer, progress: bool) -> None:
         self.indexer = indexer
         self.config = indexer.config
-        self.paths = paths
         self.progress = progress
         self.stats = IndexStats()
         self.collection: Any = None
         self.manifest = Manifest()
         self.manifest_path = indexer.manifest_path
+        self.default: Path | None = None  # the default root's folder, resolved
         self.known_hashes: set[str] = set()  # of the texts whose vectors the collection holds
         self.present_ids: set[str] = set()  # chunk ids in the collection when the run started
         # Set before a run's first write and cleared once BM25 and the stamp are up to date: still
@@ -154,74 +309,169 @@ class _Run:
         self.dirty_marker = indexer.config.index_dir / ".dirty"
         self.touched = self.dirty_marker.exists()  # whether the collection changed since the last stamp
         self.manifest_dirty = False
+        self.added: list[tuple[str, str]] = []  # (key, hash) of files new to the index this run
+        self.gone: list[tuple[str, str]] = []  # (key, hash) of documents removed this run
+        self.failed_keys: set[str] = set()
         # One batch is embedded on this thread while the run goes on reading and chunking the next:
         # the model keeps the cores busy instead of waiting for the parser.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwenbot-embed")
         self.in_flight: _Batch | None = None  # submitted for embedding, not yet written
 
-    # --- the run ---------------------------------------------------------------------------------
-
-    def execute(self) -> IndexStats:
+    def open(self, paths: list[Path]) -> None:
         self.config.index_dir.mkdir(parents=True, exist_ok=True)
         self.collection = open_collection(self.config, create=True)
         check_model(self.config, self.collection.metadata or {})
         self.manifest = self._load_manifest()
+        self.default = self.indexer._default_root(paths, self.manifest)
+        notes = adopt_legacy(self.manifest, self.default)
+        if notes:
+            self.stats.notes.extend(notes)
+            self._save_manifest()
         record_model(self.collection, self.config)
-        files, roots = self._discover()
-        seen: set[str] = set()
+
+    def roots(self) -> dict[str, Path]:
+        """Root name -> folder, the default root being the configured docs folder."""
+        roots = {name: Path(entry.path) for name, entry in self.manifest.roots.items()}
+        if self.default is not None:
+            roots[DEFAULT_ROOT] = self.default
+        return roots
+
+    # --- indexing --------------------------------------------------------------------------------
+
+    def index(self, paths: list[Path], add_root: str | None) -> IndexStats:
+        scopes = self._plan(paths, add_root)
+        files = self._discover(scopes)
         pending: list[_Pending] = []
         flush_at = self.config.embedding_batch_size * 8
         bar = tqdm(total=len(files), unit="file", file=sys.stderr, disable=not self.progress, desc="indexing")
+        changed = Counter[bool]()  # by whether the file is new: written in batches, counted as read
         try:
             for source in files:
-                if source.rel in seen:
-                    self._fail(source, f"also found under another indexed path as {source.rel!r}; skipped")
-                    bar.update()
-                    continue
-                seen.add(source.rel)
                 item = self._prepare(source)
                 if item is not None:
+                    changed[item.new] += 1
                     pending.append(item)
                     if sum(len(p.chunks) for p in pending) >= flush_at:
                         self._submit(pending)
                         pending = []
                 bar.update()
-                bar.set_postfix(embedded=self.stats.chunks_embedded, reused=self.stats.chunks_reused, refresh=False)
+                bar.set_postfix_str(
+                    f"{changed[True]} new, {changed[False]} changed, {self.stats.unchanged} unchanged, "
+                    f"{self.stats.failed} failed",
+                    refresh=False,
+                )
             self._submit(pending)
             self._write(self.in_flight)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
-        self._remove_missing(roots, seen)
+        self._remove_missing(scopes, {f.key for f in files})
+        self._pair_renames()
+        self._settle(scopes)
         self._reconcile()
         return self.stats
 
-    def _discover(self) -> tuple[list[_SourceFile], list[str]]:
-        """Supported files under every PATH; unsupported ones are counted as skipped."""
-        files: list[_SourceFile] = []
-        roots: list[str] = []
-        for given in self.paths:
-            root = given.resolve()
-            if root.is_file():
-                candidates = [(root, root.name)]
-            elif root.is_dir():
-                candidates = list(_walk(root))
+    def _plan(self, paths: list[Path], add_root: str | None) -> list[_Scope]:
+        """What to index, checked before anything is written: every PATH must lie in a root."""
+        roots = self.roots()
+        if add_root is not None:
+            roots[add_root] = self._add_root(add_root, paths, roots)
+        scopes: list[_Scope] = []
+        if not paths:
+            for name, folder in sorted(roots.items()):
+                shown = self.indexer.docs_dir if name == DEFAULT_ROOT and self.indexer.docs_dir else folder
+                if folder.is_dir():
+                    scopes.append(_Scope(name, folder, folder, shown))
+                else:
+                    where = "QWENBOT_DOCS_DIR" if name == DEFAULT_ROOT else f"root {name!r}: `--remove {name}` drops it"
+                    self._problem(str(shown), f"no such folder ({where})")
+        outside = []
+        for given in paths:
+            target = _absolute(given)
+            if not target.exists():
+                # its documents stay: a typo must not empty the index
+                self._problem(str(given), "no such file or folder")
+                continue
+            inside = [name for name, folder in roots.items() if target.is_relative_to(folder)]
+            if not inside:
+                outside.append(str(given))
+                continue
+            name = max(inside, key=lambda n: len(roots[n].parts))  # the innermost root
+            scopes.append(_Scope(name, roots[name], target, given))
+        if outside:
+            where = f"QWENBOT_DOCS_DIR is {self.default}" if self.default is not None else "no docs folder is set"
+            named = ", ".join(f"{n} ({roots[n]})" for n in sorted(roots) if n != DEFAULT_ROOT)
+            raise IndexRequestError(
+                f"{', '.join(outside)}: outside the indexed folders ({where}"
+                + (f"; named roots: {named}" if named else "")
+                + "). Move it into the docs folder, or index it as a root of its own: "
+                f"qwenbot index {outside[0]} --add-root NAME"
+            )
+        recorded = self.manifest.roots.get(DEFAULT_ROOT)
+        moved = self.default is not None and recorded is not None and Path(recorded.path) != self.default
+        if moved and self.default is not None and self.default.is_dir() and recorded is not None:
+            # The docs folder moved: the old one's documents must not keep answering. Keys are relative
+            # to the root, so indexing the new folder in full replaces them.
+            if not any(s.root == DEFAULT_ROOT and s.target == s.folder for s in scopes):
+                scopes.append(_Scope(DEFAULT_ROOT, self.default, self.default, self.indexer.docs_dir or self.default))
+            self.stats.notes.append(
+                f"QWENBOT_DOCS_DIR is now {self.default} (was {recorded.path}): indexed the new folder in full; "
+                "documents that were only in the old one are removed"
+            )
+        return scopes
+
+    def _add_root(self, name: str, paths: list[Path], roots: dict[str, Path]) -> Path:
+        """Records `paths[0]` as the root `name`, after checking it can be one."""
+        if len(paths) != 1 or not paths[0].is_dir():
+            raise IndexRequestError("--add-root NAME takes exactly one PATH, the folder to index as that root")
+        folder = paths[0].resolve()
+        if not ROOT_NAME.fullmatch(name):
+            raise IndexRequestError(
+                f"root name {name!r}: use letters, digits, '.', '_' or '-' "
+                "(it becomes the first part of each document's path)"
+            )
+        if name in roots:
+            if roots[name] == folder:
+                return folder  # already that root: indexing it again is harmless
+            raise IndexRequestError(f"root {name!r} is already {roots[name]}; choose another name")
+        for other, where in roots.items():
+            if folder.is_relative_to(where) or where.is_relative_to(folder):
+                label = "the docs folder (QWENBOT_DOCS_DIR)" if other == DEFAULT_ROOT else f"root {other!r}"
+                raise IndexRequestError(f"{paths[0]} overlaps {label} at {where}; a file belongs to one root only")
+        if self.manifest.keys_under(DEFAULT_ROOT, name) or (
+            self.default is not None and (self.default / name).exists()
+        ):
+            raise IndexRequestError(
+                f"root name {name!r} is also a folder in the docs folder, so document paths would collide; "
+                "choose another name"
+            )
+        self.manifest.roots[name] = RootEntry(str(folder))
+        self._save_manifest()
+        self.stats.notes.append(f"added root {name!r} ({folder}): its documents are keyed {name}/...")
+        return folder
+
+    def _discover(self, scopes: list[_Scope]) -> list[_SourceFile]:
+        """Supported files in every scope, each once; unsupported and refused ones are counted as skipped."""
+        files: dict[str, _SourceFile] = {}
+        for scope in scopes:
+            if scope.target.is_file():
+                candidates = [(scope.target, scope.shown)]
             else:
-                self.stats.failed += 1
-                self.stats.errors.append(f"{given}: no such file or folder")
-                continue  # its documents stay indexed: a typo must not empty the index
-            roots.append(str(root))
-            for path, rel in candidates:
+                candidates = [(path, scope.shown / rel) for path, rel in _walk(scope.target)]
+            for path, shown in candidates:
+                key = doc_key(scope.root, path.relative_to(scope.folder).as_posix())
+                if key in files:
+                    continue  # the same file reached through two PATHs
+                source = _SourceFile(scope.root, key, path, str(shown))
                 if not is_supported(path):
-                    self.stats.skipped += 1
+                    self._skip(source, f"unsupported file type ({path.suffix or 'no suffix'})")
                     continue
-                source = _SourceFile(str(root), rel, path, str(given / rel) if root.is_dir() else str(given))
-                refusal = _refusal(path, root, self.config.follow_symlinks_outside)
+                refusal = _refusal(path, scope.folder, self.config.follow_symlinks_outside)
                 if refusal is None:
-                    files.append(source)
+                    files[key] = source
                 else:
                     self._skip(source, refusal)
-        return files, roots
+        return list(files.values())
 
     def _prepare(self, source: _SourceFile) -> _Pending | None:
         """Hashes the file; loads and chunks it only when it is new or changed."""
@@ -233,20 +483,21 @@ class _Run:
                 return None
             data = source.path.read_bytes()
         except OSError as exc:
-            self._fail(source, f"cannot read file: {exc.strerror or exc}")
+            self._fail(source, f"cannot read file: {exc.strerror or exc}", None)
             return None
         digest = hashlib.sha256(METADATA_VERSION + data).hexdigest()
-        entry = self.manifest.files.get(source.rel)
+        entry = self.manifest.files.get(source.key)
+        if entry is not None and entry.root != source.root:
+            owner = "the docs folder" if entry.root == DEFAULT_ROOT else f"root {entry.root!r}"
+            self._fail(source, f"its path {source.key!r} is already a document of {owner}; skipped", digest)
+            return None
         if entry is not None and entry.hash == digest:
             self.stats.unchanged += 1
-            if entry.root != source.root:  # the same file, now reached through another PATH
-                entry.root = source.root
-                self.manifest_dirty = True
             return None
         try:
-            doc = load_document(source.path, source.rel)
+            doc = load_document(source.path, source.key)
         except LoadError as exc:
-            self._fail(source, str(exc))
+            self._fail(source, str(exc), digest)
             return None
         chunks = chunk_document(doc, self.indexer.embedder, self.config.chunk_tokens, self.config.chunk_overlap_tokens)
         return _Pending(source, digest, chunks, entry is None)
@@ -277,7 +528,11 @@ class _Run:
             vectors.update(zip(batch.todo, batch.encoded.result(), strict=True))
         self._touch()
         owners = [p for p in pending for _ in p.chunks]
-        metas = [chunk_metadata(c, h, p.hash, p.file.root) for c, h, p in zip(chunks, hashes, owners, strict=True)]
+        roots = self.roots()
+        metas = [
+            chunk_metadata(c, h, p.hash, p.file.root, str(roots[p.file.root]))
+            for c, h, p in zip(chunks, hashes, owners, strict=True)
+        ]
         for start in range(0, len(chunks), PAGE):
             part = slice(start, start + PAGE)
             self.collection.upsert(
@@ -289,17 +544,18 @@ class _Run:
         surplus: list[str] = []
         offset = 0
         for p in pending:
-            old = self.manifest.files.get(p.file.rel)
+            old = self.manifest.files.get(p.file.key)
             new_ids = [c.id for c in p.chunks]
             if old is not None:
                 surplus.extend(set(old.chunk_ids) - set(new_ids))
             own_hashes = hashes[offset : offset + len(p.chunks)]
             offset += len(p.chunks)
-            self.manifest.files[p.file.rel] = FileEntry(
+            self.manifest.files[p.file.key] = FileEntry(
                 p.file.root, p.hash, new_ids, self.config.embedding_model, own_hashes
             )
             if p.new:
                 self.stats.added += 1
+                self.added.append((p.file.key, p.hash))
             else:
                 self.stats.updated += 1
         if surplus:
@@ -319,19 +575,116 @@ class _Run:
                 found[meta["text_hash"]] = np.asarray(vector, dtype=np.float32)
         return found
 
-    def _remove_missing(self, roots: list[str], seen: set[str]) -> None:
-        """Documents indexed from one of this run's PATHs that are no longer there."""
-        gone = [p for root in roots for p in self.manifest.paths_under(root) if p not in seen]
-        if not gone:
+    def _remove_missing(self, scopes: list[_Scope], seen: set[str]) -> None:
+        """Documents in a folder this run walked whose files are no longer there (or no longer read)."""
+        gone = {key for s in scopes if s.target.is_dir() for key in self.manifest.keys_under(s.root, s.prefix)}
+        self._drop(sorted(gone - seen))
+
+    def _pair_renames(self) -> None:
+        """A document removed and one added with the same content is one file renamed: shown as such."""
+        added: dict[str, list[str]] = {}
+        for key, digest in self.added:
+            added.setdefault(digest, []).append(key)
+        for old, digest in self.gone:
+            if added.get(digest):
+                new = added[digest].pop(0)
+                self.stats.renames.append((old, new))
+                self.stats.removals.remove(old)
+                self.stats.renamed += 1
+                self.stats.added -= 1
+                self.stats.removed -= 1
+
+    def _settle(self, scopes: list[_Scope]) -> None:
+        """Forgets the failures this run did not see again in its scopes; notes when each root was indexed."""
+        for key, failure in list(self.manifest.failures.items()):
+            if key not in self.failed_keys and any(failure.root == s.root and is_under(key, s.prefix) for s in scopes):
+                del self.manifest.failures[key]
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        for scope in scopes:
+            entry = self.manifest.roots.setdefault(scope.root, RootEntry(str(scope.folder)))
+            entry.indexed_at = now
+            if scope.target == scope.folder:
+                entry.path = str(scope.folder)  # the default root: this folder is now the one indexed
+        self._save_manifest()
+
+    # --- removing --------------------------------------------------------------------------------
+
+    def remove(self, targets: list[str]) -> IndexStats:
+        keys: set[str] = set()
+        forget: set[str] = set()
+        for target in targets:
+            found, root = self._resolve(target)
+            if not found and root is None:
+                raise IndexRequestError(
+                    f"{target}: nothing indexed there (give a file or folder inside a root, a root's folder "
+                    "or name, or a document path as sources show it; `qwenbot index --list` shows the roots)"
+                )
+            keys.update(found)
+            if root is not None and root != DEFAULT_ROOT:
+                forget.add(root)
+        self._drop(sorted(keys))
+        for key in [k for k in self.manifest.failures if any(is_under(k, t) for t in keys)]:
+            del self.manifest.failures[key]
+        for name in forget:
+            self.manifest.roots.pop(name, None)
+            self.manifest.failures = {k: f for k, f in self.manifest.failures.items() if f.root != name}
+            self.stats.notes.append(f"root {name!r} forgotten: `qwenbot index` no longer reads it")
+        self._save_manifest()
+        self._reconcile()
+        return self.stats
+
+    def _resolve(self, target: str) -> tuple[list[str], str | None]:
+        """The keys a --remove target names, and the root when it names a whole one."""
+        path = _absolute(Path(target))
+        folders = list(self.roots().items())
+        recorded = self.manifest.roots.get(DEFAULT_ROOT)
+        if recorded is not None:  # the docs folder indexed last, should QWENBOT_DOCS_DIR have moved since
+            folders.append((DEFAULT_ROOT, Path(recorded.path)))
+        for name, folder in sorted(folders, key=lambda item: -len(item[1].parts)):
+            if path.is_relative_to(folder):
+                rel = path.relative_to(folder).as_posix()
+                if rel == ".":
+                    return self.manifest.keys_under(name), name
+                return self.manifest.keys_under(name, doc_key(name, rel)), None
+        if target in self.manifest.roots and target != DEFAULT_ROOT:
+            return self.manifest.keys_under(target), target
+        prefix = target.strip("/")
+        return [k for k in self.manifest.files if prefix and is_under(k, prefix)], None
+
+    def prune(self) -> IndexStats:
+        roots = self.roots()
+        gone = []
+        for key, entry in self.manifest.files.items():
+            folder = roots.get(entry.root)
+            rel = key if entry.root == DEFAULT_ROOT else key.removeprefix(f"{entry.root}/")
+            if folder is None or not (folder / rel).is_file():
+                gone.append(key)
+        self._drop(gone)
+        for key, failure in list(self.manifest.failures.items()):
+            if not Path(failure.path).is_file():
+                del self.manifest.failures[key]
+        for name in [n for n in self.manifest.roots if n != DEFAULT_ROOT and not roots[n].is_dir()]:
+            del self.manifest.roots[name]
+            self.stats.notes.append(f"root {name!r} forgotten: its folder {roots[name]} is gone")
+        self._save_manifest()
+        self._reconcile()
+        return self.stats
+
+    def _drop(self, keys: list[str]) -> None:
+        """Deletes these documents' chunks, then their manifest entries."""
+        if not keys:
             return
         self._touch()
-        ids = [cid for p in gone for cid in self.manifest.files[p].chunk_ids]
+        ids = [cid for key in keys for cid in self.manifest.files[key].chunk_ids]
         for start in range(0, len(ids), PAGE):
             self.collection.delete(ids=ids[start : start + PAGE])
-        for p in gone:
-            del self.manifest.files[p]
-        self.stats.removed += len(gone)
+        for key in keys:
+            self.gone.append((key, self.manifest.files.pop(key).hash))
+        self.stats.removed += len(keys)
+        self.stats.removals.extend(keys)
         self._save_manifest()
+
+    # --- the end of every run --------------------------------------------------------------------
 
     def _reconcile(self) -> None:
         """Deletes what the manifest does not expect (left by a killed run); refreshes BM25 if needed."""
@@ -345,6 +698,7 @@ class _Run:
             for start in range(0, len(orphans), PAGE):
                 self.collection.delete(ids=orphans[start : start + PAGE])
         self.stats.chunks_total = len(present & expected)
+        self.stats.documents = len(self.manifest.files)
         lexical_dir = self.config.index_dir / "bm25"
         current = read_stamp(self.collection.metadata or {}).value
         if self.touched or current is None or saved_stamp(lexical_dir) != current:
@@ -378,6 +732,8 @@ class _Run:
                     manifest.files[path] = FileEntry(
                         meta["root"], meta["doc_hash"], ids, self.config.embedding_model, text_hashes
                     )
+                    if "root_path" in meta:  # absent from chunks written before roots: `root` is a path there
+                        manifest.roots.setdefault(meta["root"], RootEntry(meta["root_path"]))
         for path, entry in list(manifest.files.items()):
             if not self.present_ids.issuperset(entry.chunk_ids):
                 del manifest.files[path]
@@ -403,14 +759,29 @@ class _Run:
             self.touched = True
             self.dirty_marker.touch()
 
-    def _fail(self, source: _SourceFile, reason: str) -> None:
+    def _problem(self, shown: str, reason: str) -> None:
+        """A PATH that could not be indexed at all: always a new failure."""
         self.stats.failed += 1
-        self.stats.errors.append(f"{source.shown}: {reason}")
+        self.stats.failed_new += 1
+        self.stats.problems.append(FileProblem(shown, reason))
+
+    def _fail(self, source: _SourceFile, reason: str, digest: str | None) -> None:
+        """A file that could not be indexed. New unless the last run recorded the same failure for the
+        file as it is now: an old broken file nobody touched must not fail every later run."""
+        before = self.manifest.failures.get(source.key)
+        new = before is None or before.hash != digest or (digest is None and before.reason != reason)
+        since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds") if new or before is None else before.since
+        self.manifest.failures[source.key] = Failure(source.root, str(source.path), reason, digest, since)
+        self.manifest_dirty = True
+        self.failed_keys.add(source.key)
+        self.stats.failed += 1
+        self.stats.failed_new += new
+        self.stats.problems.append(FileProblem(source.shown, reason, new=new))
 
     def _skip(self, source: _SourceFile, reason: str) -> None:
         """Not read on purpose: counted as skipped (not a failure), and named in the summary."""
         self.stats.skipped += 1
-        self.stats.errors.append(f"{source.shown}: skipped: {reason}")
+        self.stats.problems.append(FileProblem(source.shown, reason, skipped=True))
 
 
 # Key material and credentials: never indexed, whatever their suffix says, nor through a link.
@@ -427,6 +798,12 @@ def _refusal(path: Path, root: Path, follow_outside: bool) -> str | None:
         if any(fnmatch.fnmatch(name, p) for p in _SECRET_NAMES) or set(Path(name).suffixes) & _SECRET_SUFFIXES:
             return f"named like a secret ({name}); key material and credentials are never indexed"
     return None
+
+
+def _absolute(path: Path) -> Path:
+    """`path` with its folder resolved: a link to a file keeps its own name (and key), and is checked as
+    a link when read; a folder resolves like the roots do."""
+    return path.resolve() if path.is_dir() else path.parent.resolve() / path.name
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, str]]:

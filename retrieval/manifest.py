@@ -1,4 +1,10 @@
-"""What the index holds, file by file: path -> content hash, root, chunk ids, embedding model.
+"""What the index holds: its roots, file by file (document key -> content hash, root, chunk ids,
+embedding model), and the files that failed.
+
+A document's key is its path inside its root, POSIX: `hr/leave.md` in the default root (the configured
+docs folder), `NAME/hr/leave.md` in a root added by name. The key is the document path searches filter
+on and sources show, and chunk ids derive from it, so indexing a root, a folder in it or one of its files
+always lands on the same keys.
 
 Written atomically (temp file + os.replace) so a crash leaves either the old or the new manifest,
 never half of one. The indexer writes it only after a file's chunks are in Chroma, so the manifest
@@ -15,12 +21,15 @@ from pathlib import Path
 
 from retrieval.errors import ManifestError
 
-MANIFEST_VERSION = 1
+# v1 (before roots): an entry's `root` was the absolute PATH it was indexed through and its key was
+# relative to that PATH. It is still read; the indexer adopts such entries into roots (`adopt_legacy`).
+MANIFEST_VERSION = 2
+DEFAULT_ROOT = ""  # the name of the configured docs folder's root (QWENBOT_DOCS_DIR); its keys have no prefix
 
 
 @dataclass
 class FileEntry:
-    root: str  # the absolute indexed PATH (folder or file) this document was found under
+    root: str  # the root's name (from a v1 manifest: the absolute PATH the file was indexed through)
     hash: str  # sha256 of the file's bytes
     chunk_ids: list[str]
     model: str
@@ -28,9 +37,29 @@ class FileEntry:
 
 
 @dataclass
+class RootEntry:
+    path: str  # absolute folder; for the default root, the docs folder of the last full run
+    indexed_at: str | None = None  # ISO time of the last run that indexed any part of it
+
+
+@dataclass
+class Failure:
+    """A file that could not be indexed, remembered so that the next run can tell a new failure from
+    one that is still there because nobody touched the file."""
+
+    root: str
+    path: str  # absolute file path, for messages
+    reason: str
+    hash: str | None  # of the file when it failed; None when it could not even be read
+    since: str  # ISO time of the first run that saw it fail like this
+
+
+@dataclass
 class Manifest:
     embedding_model: str | None = None
-    files: dict[str, FileEntry] = field(default_factory=dict)  # document path -> entry
+    files: dict[str, FileEntry] = field(default_factory=dict)  # document key -> entry
+    roots: dict[str, RootEntry] = field(default_factory=dict)  # root name -> folder
+    failures: dict[str, Failure] = field(default_factory=dict)  # document key -> why it is not indexed
 
     def text_hashes(self) -> set[str]:
         return {h for entry in self.files.values() for h in entry.text_hashes}
@@ -38,8 +67,19 @@ class Manifest:
     def expected_ids(self) -> set[str]:
         return {cid for entry in self.files.values() for cid in entry.chunk_ids}
 
-    def paths_under(self, root: str) -> list[str]:
-        return [path for path, entry in self.files.items() if entry.root == root]
+    def keys_under(self, root: str, prefix: str = "") -> list[str]:
+        """Keys of the root's documents under the folder key `prefix` (all of them when empty)."""
+        return [key for key, entry in self.files.items() if entry.root == root and is_under(key, prefix)]
+
+
+def doc_key(root: str, rel: str) -> str:
+    """The document key of the file at `rel` (POSIX, relative to the root's folder) in root `root`."""
+    return rel if root == DEFAULT_ROOT else f"{root}/{rel}"
+
+
+def is_under(key: str, prefix: str) -> bool:
+    """Whether `key` is the document or folder key `prefix`, or inside it ("" holds everything)."""
+    return not prefix or key == prefix or key.startswith(prefix + "/")
 
 
 def load_manifest(path: Path) -> Manifest | None:
@@ -53,17 +93,24 @@ def load_manifest(path: Path) -> Manifest | None:
             f"cannot read the index manifest {path} ({exc}); delete it and run `qwenbot index` again: "
             "it is rebuilt from the collection"
         ) from None
-    if raw.get("version") != MANIFEST_VERSION:
-        raise ManifestError(f"{path}: unknown manifest version {raw.get('version')!r}; delete it to rebuild it")
-    files = {p: FileEntry(**entry) for p, entry in raw.get("files", {}).items()}
-    return Manifest(embedding_model=raw.get("embedding_model"), files=files)
+    version = raw.get("version")
+    if version not in (1, MANIFEST_VERSION):
+        raise ManifestError(f"{path}: unknown manifest version {version!r}; delete it to rebuild it")
+    return Manifest(
+        embedding_model=raw.get("embedding_model"),
+        files={p: FileEntry(**entry) for p, entry in raw.get("files", {}).items()},
+        roots={name: RootEntry(**entry) for name, entry in raw.get("roots", {}).items()},
+        failures={p: Failure(**entry) for p, entry in raw.get("failures", {}).items()},
+    )
 
 
 def save_manifest(manifest: Manifest, path: Path) -> None:
     data = {
         "version": MANIFEST_VERSION,
         "embedding_model": manifest.embedding_model,
+        "roots": {name: asdict(entry) for name, entry in sorted(manifest.roots.items())},
         "files": {p: asdict(entry) for p, entry in sorted(manifest.files.items())},
+        "failures": {p: asdict(entry) for p, entry in sorted(manifest.failures.items())},
     }
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:

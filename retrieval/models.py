@@ -69,6 +69,7 @@ class Hit:
     lexical_score: float | None = None  # raw BM25, when the lexical side found it
     rerank_score: float | None = None  # the reranker's relevance, when a reranker ran
     archived: bool = False  # the document is archived / deprecated / superseded
+    owner: str | None = None  # front matter `owner`: untrusted text (the gap digest names it)
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,23 @@ class SearchFilter:
         return not self.path_prefixes and not self.tags
 
 
+@dataclass(frozen=True)
+class FileProblem:
+    """A file an indexer run did not index: `path` as the admin named it, and why."""
+
+    path: str
+    reason: str
+    skipped: bool = False  # on purpose (unsupported type, too large, secret-named): not a failure
+    new: bool = True  # a failure: not the same one an earlier run recorded for the unchanged file
+
+    @property
+    def line(self) -> str:
+        return f"{self.path}: skipped: {self.reason}" if self.skipped else f"{self.path}: {self.reason}"
+
+
 @dataclass
 class IndexStats:
-    """What one indexer run did; printed as the summary line."""
+    """What one indexer run (or removal) did; printed as the summary line."""
 
     added: int = 0
     updated: int = 0
@@ -98,6 +113,17 @@ class IndexStats:
     failed: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
-    chunks_total: int = 0
+    chunks_total: int = 0  # in the index after the run
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)  # "path: reason"
+    renamed: int = 0  # a document removed and one added with the same content (not in `added` / `removed`)
+    failed_new: int = 0  # of `failed`: not failing the same way, unchanged, in an earlier run
+    documents: int = 0  # in the index after the run
+    problems: list[FileProblem] = field(default_factory=list)
+    renames: list[tuple[str, str]] = field(default_factory=list)  # (old key, new key)
+    removals: list[str] = field(default_factory=list)  # keys removed (renames not included)
+    notes: list[str] = field(default_factory=list)  # what else the run did: a moved docs folder, a migration
+
+    @property
+    def errors(self) -> list[str]:
+        """Every problem as one "path: reason" line."""
+        return [p.line for p in self.problems]

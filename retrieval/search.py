@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -43,6 +44,17 @@ class IndexInfo:
     documents: int
     last_indexed: str | None  # ISO timestamp of the last indexer run that changed something
     embedding_model: str | None
+
+
+class SearchService(Protocol):
+    """What the answer pipeline needs of a searcher: a Searcher, or one that searches through the
+    running bot that holds the index (bot/control.py)."""
+
+    config: IndexConfig
+
+    def search(self, query: str, k: int = 6, filter: SearchFilter | None = None) -> list[Hit]: ...
+
+    def term_idf(self, query: str) -> dict[str, float]: ...
 
 
 class Searcher:
@@ -230,11 +242,18 @@ class Searcher:
                     page=meta.get("page"),
                     tags=tags,
                     archived=bool(meta.get("archived", False)),
+                    owner=meta.get("owner") or None,
                     dense_score=float(np.dot(vector, np.asarray(emb, dtype=np.float32))),
                     lexical_score=lexical_scores.get(cid),
                 )
             )
         return hits
+
+    def refresh(self) -> None:
+        """Picks up what an indexer in this process has just written, now rather than at the next check:
+        a document indexed through the running bot is answerable as soon as the job returns."""
+        with self._refreshing:
+            self._check_stamp()
 
     def _current_lexical(self) -> LexicalIndex:
         """The BM25 index, refreshed when the collection's stamp has moved (checked now and then)."""
@@ -243,13 +262,16 @@ class Searcher:
         ):
             # One thread refreshes; the others go on searching the previous snapshot meanwhile.
             try:
-                self._checked_at = time.monotonic()
-                stamp = read_stamp(current_metadata(self.config, self._client)).value
-                if stamp != self._lexical.stamp:
-                    self._lexical = self._load_lexical(stamp)
+                self._check_stamp()
             finally:
                 self._refreshing.release()
         return self._lexical
+
+    def _check_stamp(self) -> None:
+        self._checked_at = time.monotonic()
+        stamp = read_stamp(current_metadata(self.config, self._client)).value
+        if stamp != self._lexical.stamp:
+            self._lexical = self._load_lexical(stamp)
 
     def _load_lexical(self, stamp: str | None) -> LexicalIndex:
         """The saved BM25 index if it is the one for `stamp`, else rebuilt from the collection."""

@@ -208,10 +208,10 @@ def acquire_index_lock(config: IndexConfig) -> IndexLock:
             holder = handle.read().strip() or "unknown"
             handle.close()
             raise IndexLockedError(
-                f"the index in {config.index_dir} is in use by another process (pid {holder}, usually "
-                "`qwenbot run`). A local index folder can only be opened by one process: let the running "
-                "bot re-index on its schedule (QWENBOT_REINDEX_INTERVAL_MINUTES), stop it first, or use a "
-                "Chroma server (QWENBOT_CHROMA_HOST) so indexing and the bot can run side by side."
+                f"the index in {config.index_dir} is in use by another process (pid {holder}). A local "
+                "index folder is opened by one process at a time: wait for that one to finish (a running "
+                "`qwenbot run` takes `qwenbot index`, `ask` and `doctor` jobs itself), or use a Chroma "
+                "server (QWENBOT_CHROMA_HOST) so several processes can use the index at once."
             ) from None
         handle.seek(0)
         handle.truncate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,16 @@ def no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server, started once per test session (tests/servers.py); its admin URL."""
+    with servers.postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The URL of a fresh, empty database of its own on the session's PostgreSQL server."""
+    return servers.new_database(postgres_server)

@@ -8,6 +8,10 @@ can assert the exact body a provider profile puts on the wire.
         server.push(answer(["Hel", "lo [1]"]), error(429, retry_after=1))
         ... LLMClient(settings with llm_base_url=server.url) ...
         server.bodies[0]["temperature"]
+
+Misconfigured servers, for the error messages: `FakeOpenAI(api_key="sk-right")` answers every request
+without that key with `key_status` (401, or 403); `FakeOpenAI(html_status=200)` answers every request
+with an HTML page, as a web UI or a reverse proxy at the wrong URL does.
 """
 
 from __future__ import annotations
@@ -35,8 +39,18 @@ class Recorded:
 
 
 class FakeOpenAI:
-    def __init__(self, models: Sequence[str] = ("Qwen/Qwen3-8B",)) -> None:
+    def __init__(
+        self,
+        models: Sequence[str] = ("Qwen/Qwen3-8B",),
+        *,
+        api_key: str | None = None,
+        key_status: int = 401,
+        html_status: int | None = None,
+    ) -> None:
         self.models = list(models)
+        self.api_key = api_key
+        self.key_status = key_status
+        self.html_status = html_status
         self.requests: list[Recorded] = []
         self._script: deque[Responder] = deque()
         self._lock = threading.Lock()
@@ -97,8 +111,24 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return raw
 
+    def refused(self) -> bool:
+        """Answers as a misconfigured server would (wrong key, not an API at all); True when it did."""
+        fake = self.fake
+        if fake.html_status is not None:
+            page = b"<!doctype html><html><head><title>Welcome</title></head><body>It works!</body></html>"
+            self.send_raw(fake.html_status, page, content_type="text/html; charset=utf-8")
+            return True
+        if fake.api_key is not None and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+            # vLLM's --api-key answers {"error": "Unauthorized"}; OpenAI's shape is the SDK's favourite
+            message = "Incorrect API key provided" if fake.key_status == 401 else "Forbidden"
+            self.send_json(fake.key_status, {"error": {"message": message, "type": "auth", "code": fake.key_status}})
+            return True
+        return False
+
     def do_GET(self) -> None:
         self.fake.record(Recorded("GET", self.path, dict(self.headers), None))
+        if self.refused():
+            return
         if self.path.rstrip("/").endswith("/models"):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.fake.models]
             self.send_json(200, {"object": "list", "data": data})
@@ -108,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._read_body()
         self.fake.record(Recorded("POST", self.path, dict(self.headers), body))
+        if self.refused():
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self.send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -122,9 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self.send_raw(status, json.dumps(payload).encode(), headers)
 
-    def send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+    def send_raw(
+        self, status: int, data: bytes, headers: dict[str, str] | None = None, content_type: str = "application/json"
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)

@@ -40,6 +40,14 @@ BOT_ID = "B0BOT"
 APP_ID = "A0APP"
 
 STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
+# Streaming chunks as Slack documents them (chat.startStream / appendStream / stopStream `chunks`)
+CHUNK_FIELDS = {
+    "markdown_text": ({"type", "text"}, set()),
+    "task_update": ({"type", "id", "title", "status"}, {"details", "output", "sources"}),
+    "plan_update": ({"type", "title"}, set()),
+    "blocks": ({"type", "blocks"}, set()),
+}
+TASK_STATUSES = ("pending", "in_progress", "complete", "error")
 
 
 @dataclass
@@ -71,6 +79,7 @@ class Message:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     streaming: bool = False
     reactions: list[str] = field(default_factory=list)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # task_update chunks: the latest per id
 
     def as_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
@@ -84,9 +93,12 @@ class Message:
 
 
 class FakeSlack:
-    def __init__(self, *, refuse_streaming: bool = False, refuse_status: bool = False) -> None:
+    def __init__(
+        self, *, refuse_streaming: bool = False, refuse_status: bool = False, refuse_task_chunks: bool = False
+    ) -> None:
         self.refuse_streaming = refuse_streaming
         self.refuse_status = refuse_status
+        self.refuse_task_chunks = refuse_task_chunks  # a workspace without task steps: streaming works, tasks don't
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Message] = {}
         self.ws_url: str | None = None
@@ -205,8 +217,9 @@ class FakeSlack:
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
             return failure.status, {"ok": False, "error": failure.error}, headers
         if method == "apps.connections.open":
-            if token != APP_TOKEN:
-                return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+            if token != APP_TOKEN:  # as Slack: a revoked app token is invalid_auth, a bot token the wrong type
+                error = "invalid_auth" if (token or "").startswith("xapp-") else "not_allowed_token_type"
+                return 200, {"ok": False, "error": error}, {}
             return 200, {"ok": True, "url": self.ws_url}, {}
         if token != BOT_TOKEN:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
@@ -265,6 +278,33 @@ class FakeSlack:
         message.text, message.blocks = text, blocks
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": text}
 
+    def _chunks(self, args: dict, message: Message) -> dict | None:
+        """Applies `chunks` to a streaming message: markdown text appended, task updates kept by id.
+        An error response for chunks Slack would refuse (unknown types or fields, a bad status)."""
+        chunks = args.get("chunks")
+        if chunks is None:
+            return None
+        chunks = json.loads(chunks) if isinstance(chunks, str) else chunks
+        if not isinstance(chunks, list) or not chunks:
+            return {"ok": False, "error": "invalid_chunks"}
+        for chunk in chunks:
+            required, optional = CHUNK_FIELDS.get(chunk.get("type"), (None, set()))
+            if required is None or not required <= set(chunk) or set(chunk) - required - optional:
+                return {"ok": False, "error": "invalid_chunks"}
+            if chunk["type"] == "task_update":
+                if self.refuse_task_chunks:
+                    return {"ok": False, "error": "invalid_chunks"}
+                if chunk["status"] not in TASK_STATUSES or not all(
+                    set(s) == {"type", "url", "text"} and s["type"] == "url" for s in chunk.get("sources", [])
+                ):
+                    return {"ok": False, "error": "invalid_chunks"}
+        for chunk in chunks:
+            if chunk["type"] == "markdown_text":
+                message.text += chunk["text"]
+            elif chunk["type"] == "task_update":
+                message.tasks[chunk["id"]] = chunk
+        return None
+
     def _api_chat_startStream(self, args: dict) -> dict:
         if not args.get("thread_ts"):
             return {"ok": False, "error": "invalid_arguments"}
@@ -272,7 +312,18 @@ class FakeSlack:
             args.get("recipient_user_id") and args.get("recipient_team_id")
         ):
             return {"ok": False, "error": "missing_recipient_user_id"}
-        return self._post(args, args.get("markdown_text") or "", [], streaming=True)
+        if args.get("task_display_mode") not in (None, "timeline", "plan"):
+            return {"ok": False, "error": "invalid_arguments"}
+        probe = Message(args["channel"], "", BOT_USER, "")
+        refused = self._chunks(args, probe)  # checked before anything is posted
+        if refused:
+            return refused
+        if args.get("chunks") is not None and not probe.tasks and not probe.text:
+            return {"ok": False, "error": "invalid_chunks"}
+        result = self._post(args, (args.get("markdown_text") or "") + probe.text, [], streaming=True)
+        if result.get("ok"):
+            self.messages[(args["channel"], result["ts"])].tasks = probe.tasks
+        return result
 
     def _streaming(self, args: dict) -> Message | dict:
         message = self.messages.get(_key(args, "ts"))
@@ -286,6 +337,9 @@ class FakeSlack:
         message = self._streaming(args)
         if isinstance(message, dict):
             return message
+        refused = self._chunks(args, message)
+        if refused:
+            return refused
         message.text += args.get("markdown_text") or ""
         if len(message.text) > 12_000:
             return {"ok": False, "error": "msg_too_long"}
@@ -295,6 +349,9 @@ class FakeSlack:
         message = self._streaming(args)
         if isinstance(message, dict):
             return message
+        refused = self._chunks(args, message)
+        if refused:
+            return refused
         message.text += args.get("markdown_text") or ""
         message.streaming = False
         message.blocks = [{"type": "markdown", "text": message.text}, *_blocks(args)]
@@ -309,6 +366,30 @@ class FakeSlack:
         if not args.get("channel_id") or not args.get("thread_ts") or "status" not in args:
             return {"ok": False, "error": "invalid_arguments"}
         return {"ok": True}
+
+    def _api_assistant_threads_setSuggestedPrompts(self, args: dict) -> dict:
+        prompts = args.get("prompts")
+        prompts = json.loads(prompts) if isinstance(prompts, str) else prompts
+        if not args.get("channel_id") or not isinstance(prompts, list) or not 0 < len(prompts) <= 4:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not all(isinstance(p, dict) and set(p) == {"title", "message"} for p in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True}
+
+    def _api_assistant_threads_setTitle(self, args: dict) -> dict:
+        if not args.get("channel_id") or not args.get("thread_ts") or not args.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True}
+
+    def _api_chat_getPermalink(self, args: dict) -> dict:
+        if (args.get("channel"), args.get("message_ts")) not in self.messages:
+            return {"ok": False, "error": "message_not_found"}
+        ts = str(args["message_ts"]).replace(".", "")
+        return {
+            "ok": True,
+            "channel": args["channel"],
+            "permalink": f"https://fake.slack.com/archives/{args['channel']}/p{ts}",
+        }
 
     def _api_reactions_add(self, args: dict) -> dict:
         message = self.messages.get(_key(args, "timestamp"))
@@ -368,11 +449,39 @@ def _check_limits(text: str, blocks: list[dict[str, Any]]) -> str | None:
         return "invalid_blocks"
     markdown = 0
     for block in blocks:
+        if block.get("type") == "context_actions" and not _context_actions_ok(block):
+            return "invalid_blocks"
         if block.get("type") == "markdown":
             markdown += len(block.get("text", ""))
         elif block.get("type") == "section" and len(block.get("text", {}).get("text", "")) > 3_000:
             return "invalid_blocks"
     return "msg_blocks_too_long" if markdown > 12_000 else None
+
+
+def _context_actions_ok(block: dict[str, Any]) -> bool:
+    """A context_actions block as Slack documents it: 1-5 feedback_buttons / icon_button elements;
+    feedback_buttons with a positive_button and a negative_button, each plain_text (<= 75) and a value."""
+    elements = block.get("elements") or []
+    if not 0 < len(elements) <= 5 or set(block) - {"type", "elements", "block_id"}:
+        return False
+    for element in elements:
+        if element.get("type") == "icon_button":
+            continue
+        if element.get("type") != "feedback_buttons" or set(element) - {
+            "type",
+            "action_id",
+            "positive_button",
+            "negative_button",
+        }:
+            return False
+        for key in ("positive_button", "negative_button"):
+            button = element.get(key) or {}
+            text = button.get("text") or {}
+            if set(button) - {"text", "value", "accessibility_label"} or not button.get("value"):
+                return False
+            if text.get("type") != "plain_text" or not 0 < len(text.get("text", "")) <= 75:
+                return False
+    return True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -487,8 +596,19 @@ def message_event(
 
 
 def block_action_payload(
-    action_id: str, value: str, *, user: str, channel: str, message_ts: str, thread_ts: str | None, response_url: str
+    action_id: str,
+    value: str,
+    *,
+    user: str,
+    channel: str,
+    message_ts: str,
+    thread_ts: str | None,
+    response_url: str,
+    action_type: str = "button",
+    block_id: str = "feedback",
+    blocks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A block_actions payload; `blocks`: the message's blocks, which Slack sends along."""
     return {
         "type": "block_actions",
         "team": {"id": TEAM, "domain": "fake"},
@@ -497,17 +617,36 @@ def block_action_payload(
         "trigger_id": f"{int(time.time())}.1234.abcdef",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
         "channel": {"id": channel, "name": "general"},
-        "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts, "user": BOT_USER, "bot_id": BOT_ID},
+        "message": {
+            "type": "message",
+            "ts": message_ts,
+            "thread_ts": thread_ts,
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            **({"blocks": blocks} if blocks is not None else {}),
+        },
         "response_url": response_url,
         "actions": [
             {
-                "type": "button",
+                "type": action_type,
                 "action_id": action_id,
-                "block_id": "feedback",
+                "block_id": block_id,
                 "value": value,
                 "action_ts": str(time.time()),
             }
         ],
+    }
+
+
+def assistant_thread_event(
+    kind: str, channel: str, thread_ts: str, user: str, viewing: str | None = None
+) -> dict[str, Any]:
+    """assistant_thread_started / assistant_thread_context_changed, as Slack sends them."""
+    context = {"channel_id": viewing, "team_id": TEAM, "enterprise_id": None} if viewing else {}
+    return {
+        "type": kind,
+        "assistant_thread": {"user_id": user, "context": context, "channel_id": channel, "thread_ts": thread_ts},
+        "event_ts": thread_ts,
     }
 
 
@@ -594,9 +733,12 @@ def post_interaction(url: str, payload: dict[str, Any], **kwargs: Any) -> Delive
 
 
 class FakeSocketMode:
-    """A websocket server as Slack runs for Socket Mode: says hello, sends envelopes, records acks."""
+    """A websocket server as Slack runs for Socket Mode: says hello, sends envelopes, records acks.
 
-    def __init__(self) -> None:
+    hello=False: accepts the websocket but never says hello (a connection that is not really up)."""
+
+    def __init__(self, *, hello: bool = True) -> None:
+        self.hello = hello
         self.acks: list[dict[str, Any]] = []
         self.connections: list[ServerConnection] = []
         self._cond = threading.Condition()
@@ -617,16 +759,17 @@ class FakeSocketMode:
         self._thread.join(timeout=5)
 
     def _session(self, ws: ServerConnection) -> None:
-        ws.send(
-            json.dumps(
-                {
-                    "type": "hello",
-                    "num_connections": 1,
-                    "debug_info": {"host": "fake"},
-                    "connection_info": {"app_id": APP_ID},
-                }
+        if self.hello:
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "num_connections": 1,
+                        "debug_info": {"host": "fake"},
+                        "connection_info": {"app_id": APP_ID},
+                    }
+                )
             )
-        )
         with self._cond:
             self.connections.append(ws)
             self._cond.notify_all()

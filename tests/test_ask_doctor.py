@@ -81,6 +81,22 @@ def test_ask_json_reports_usage_from_the_model(env: pytest.MonkeyPatch, capsys: 
     assert [s["n"] for s in result["sources"]] == [1]
 
 
+def test_ask_exit_status_tells_a_script_whether_the_model_answered(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0: answered, or "not in the docs" (the bot worked); 3: the configured model failed mid-answer."""
+    with FakeOpenAI() as server:
+        env.setenv("QWENBOT_LLM_BASE_URL", server.url)
+        assert cli(["ask", "What is the airspeed velocity of an unladen swallow?", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["mode"] == "not_found" and not server.bodies
+        server.push(answer(["You get 25 days [1]", " per year.", " never sent"], cut_after=2))
+        assert cli(["ask", QUESTION]) == 3
+    out, err = capsys.readouterr()
+    assert out.startswith("You get 25 days [1] per year.") and "cut short" in out
+    [line] = [line for line in err.splitlines() if line.startswith("qwenbot ask:")]
+    assert line.startswith("qwenbot ask: model failed, the answer was cut short: stream broke after partial output")
+
+
 def test_ask_without_an_index_says_to_index_first(
     env: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -121,6 +137,7 @@ def test_doctor_passes_on_a_working_setup(env: pytest.MonkeyPatch, capsys: pytes
         "LLM ping": "PASS",
         "thinking switch": "PASS",
         "Slack": "PASS",
+        "Slack app token": "SKIP",  # --http setups have none
     }
     assert thinking == [False, True]  # the ping as configured, then the switch flipped
     assert "All checks passed." in output and BOT_TOKEN not in output
@@ -144,6 +161,7 @@ def test_doctor_reports_each_failure_with_a_fix(
         "embedding model": "PASS",
         "LLM endpoint": "FAIL",
         "Slack": "FAIL",
+        "Slack app token": "SKIP",
     }
     assert output.count("fix: ") == 4
     assert "run `qwenbot index`" in output and "invalid_auth" in output and "QWENBOT_LLM_BASE_URL" in output
@@ -168,3 +186,29 @@ def test_doctor_flags_a_rejected_thinking_switch_and_an_unserved_model(
     )
     assert "'Qwen/Qwen3-8B' is not served" in output and "served: qwen3:8b" in output
     assert "set QWENBOT_LLM_PROVIDER" in output
+
+
+def test_ask_in_a_terminal_tells_a_model_failure_once(corpus_index: Path, tmp_path: Path) -> None:
+    """Its own process, where nothing set up logging: the pipeline's warning must not repeat the command's line."""
+    index = tmp_path / "index"
+    shutil.copytree(corpus_index, index, ignore=shutil.ignore_patterns(".lock"))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
+    environ.update(
+        QWENBOT_INDEX_DIR=str(index),
+        QWENBOT_LLM_BASE_URL=closed_port_url(),
+        QWENBOT_LLM_RETRIES="0",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        ANONYMIZED_TELEMETRY="False",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "ask", QUESTION],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "nothing listens" in line]
+    assert line.startswith("qwenbot ask: model failed, quoted the docs instead: ")

@@ -3,13 +3,11 @@ another (a second replica with its own folder), and searchers pick up changes vi
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import serve
+from servers import chroma
 
 from retrieval.config import IndexConfig
 from retrieval.indexer import Indexer
@@ -17,28 +15,11 @@ from retrieval.models import SearchFilter
 from retrieval.search import Searcher
 from retrieval.store import IndexMissingError, acquire_index_lock
 
-CHROMA = Path(sys.executable).parent / "chroma"
-
 
 @pytest.fixture
-def chroma_server(tmp_path: Path, free_port: int) -> Iterator[int]:
-    command = [
-        str(CHROMA),
-        "run",
-        "--path",
-        str(tmp_path / "server-data"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(free_port),
-    ]
-    with serve(
-        command,
-        f"http://127.0.0.1:{free_port}/api/v2/heartbeat",
-        tmp_path / "chroma.log",
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    ):
-        yield free_port
+def chroma_server(tmp_path: Path) -> Iterator[int]:
+    with chroma(tmp_path) as port:
+        yield port
 
 
 def test_index_and_search_through_a_chroma_server(tmp_path: Path, chroma_server: int, embedder, write_doc) -> None:

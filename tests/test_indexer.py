@@ -116,7 +116,8 @@ def test_incremental_add_edit_rename_delete(tmp_path: Path, config: IndexConfig,
     # A rename costs no embedding: same text, new path; the old path's chunks are gone.
     (docs / "eng/deploy.md").rename(docs / "eng/deploying.md")
     renamed = Indexer(config, embedder).run([docs], progress=False)
-    assert (renamed.added, renamed.removed, renamed.unchanged) == (1, 1, 2)
+    assert (renamed.renamed, renamed.added, renamed.removed, renamed.unchanged) == (1, 0, 0, 2)
+    assert renamed.renames == [("eng/deploy.md", "eng/deploying.md")]
     assert renamed.chunks_embedded == 0 and renamed.chunks_reused > 0
     assert_consistent(config, docs, embedder)
 
@@ -131,21 +132,22 @@ def test_incremental_add_edit_rename_delete(tmp_path: Path, config: IndexConfig,
     assert {m["heading_path"] for m in leave} == {"Vacation", "Sick leave", "Parental leave"}
 
 
-def test_single_file_and_separate_roots(tmp_path: Path, config: IndexConfig, embedder, write_doc) -> None:
+def test_single_file_and_named_roots(tmp_path: Path, config: IndexConfig, embedder, write_doc) -> None:
     one = write_doc(tmp_path / "a", "guide.md", "Guide", {"Intro": "Read the guide first."})
     write_doc(tmp_path / "b", "faq.md", "FAQ", {"Q": "Ask in #help."})
-    stats = Indexer(config, embedder).run([one, tmp_path / "b"], progress=False)
-    assert stats.added == 2
+    indexer = Indexer(config, embedder, docs_dir=tmp_path / "a")
+    assert indexer.run([one], progress=False).added == 1
+    assert indexer.run([tmp_path / "b"], progress=False, add_root="b").added == 1
     manifest = load_manifest(config.index_dir / "manifest.json")
-    assert manifest is not None and set(manifest.files) == {"guide.md", "faq.md"}
+    assert manifest is not None and set(manifest.files) == {"guide.md", "b/faq.md"}
     # Indexing only root b does not remove what root a holds; removing b's file does remove it.
     (tmp_path / "b" / "faq.md").unlink()
-    stats = Indexer(config, embedder).run([tmp_path / "b"], progress=False)
+    stats = indexer.run([tmp_path / "b"], progress=False)
     assert stats.removed == 1
     manifest = load_manifest(config.index_dir / "manifest.json")
     assert manifest is not None and set(manifest.files) == {"guide.md"}
     # A PATH that does not exist is an error and removes nothing.
-    stats = Indexer(config, embedder).run([tmp_path / "a-typo"], progress=False)
+    stats = indexer.run([tmp_path / "a-typo"], progress=False)
     assert stats.failed == 1 and stats.removed == 0 and "no such file or folder" in stats.errors[0]
     assert len(collection_ids(config)) == 1
 
@@ -158,27 +160,30 @@ def test_skips_and_failures_are_counted_and_set_the_exit_code(
     (docs / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     (docs / "data.bin").write_bytes(bytes(range(256)))
     monkeypatch.setenv("QWENBOT_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("QWENBOT_DOCS_DIR", str(docs))
     env_file = str(tmp_path / "none.env")
 
     assert cli.main(["--env-file", env_file, "index", str(docs), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("indexed 1 files: 1 added, 0 updated, 0 removed, 0 unchanged, 2 skipped, 0 failed | ")
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("this run: 3 files: 1 added, 0 updated, 0 renamed, 0 unchanged, 2 skipped, 0 failed; ")
 
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (docs / "binary.md").write_bytes(b"\x00\x01\x02\xff\xfe\x00" * 50)
     assert cli.main(["--env-file", env_file, "index", str(docs), "--no-progress"]) == 1
     captured = capsys.readouterr()
-    assert "1 unchanged, 2 skipped, 2 failed" in captured.out
+    assert "1 unchanged, 2 skipped, 2 failed;" in captured.out
     errors = captured.err.strip().splitlines()
-    assert any(line.startswith(f"{docs / 'broken.pdf'}: ") for line in errors)
-    assert any(line.startswith(f"{docs / 'binary.md'}: ") for line in errors)
+    assert any(line.startswith(f"error: {docs / 'broken.pdf'}: ") for line in errors)
+    assert any(line.startswith(f"error: {docs / 'binary.md'}: ") for line in errors)
 
 
 def test_summary_line_format() -> None:
-    stats = IndexStats(3, 1, 0, 40, 2, 0, chunks_embedded=12, chunks_reused=4, chunks_total=120, seconds=3.2)
+    stats = IndexStats(3, 1, 2, 40, 2, 2, chunks_embedded=12, chunks_reused=4, chunks_total=120, seconds=3.2)
+    stats.renamed, stats.failed_new, stats.documents = 1, 1, 44
     assert format_summary(stats) == (
-        "indexed 44 files: 3 added, 1 updated, 0 removed, 40 unchanged, 2 skipped, 0 failed | "
-        "120 chunks (12 embedded, 4 reused) | 3.2 s, 3.8 chunks/s"
+        "this run: 49 files: 3 added, 1 updated, 1 renamed, 40 unchanged, 2 skipped, 2 failed "
+        "(1 already failing, unchanged); 2 removed | 12 chunks embedded, 4 reused, 3.2 s | "
+        "index: 44 documents, 120 chunks"
     )
 
 
@@ -225,9 +230,10 @@ def test_lock_refuses_a_second_process(
         with pytest.raises(IndexLockedError, match=f"pid {holder.pid}"):
             Indexer(config, embedder).run([docs], progress=False)
         monkeypatch.setenv("QWENBOT_INDEX_DIR", str(config.index_dir))
+        monkeypatch.setenv("QWENBOT_DOCS_DIR", str(docs))
         assert cli.main(["--env-file", str(tmp_path / "none.env"), "index", str(docs), "--no-progress"]) == 1
         err = capsys.readouterr().err
-        assert "in use by another process" in err and "QWENBOT_CHROMA_HOST" in err
+        assert f"process {holder.pid}" in err  # the holder is named (bot/control.py words the rest)
     finally:
         holder.kill()
         holder.wait()
@@ -248,7 +254,12 @@ def test_kill_9_mid_index_then_rerun_is_consistent(tmp_path: Path, config: Index
         )
     manifest = config.index_dir / "manifest.json"
     # Small batches so that the run writes in many steps; it is killed once the first step is recorded.
-    env = {**ENV, "QWENBOT_INDEX_DIR": str(config.index_dir), "QWENBOT_EMBEDDING_BATCH_SIZE": "2"}
+    env = {
+        **ENV,
+        "QWENBOT_INDEX_DIR": str(config.index_dir),
+        "QWENBOT_DOCS_DIR": str(docs),
+        "QWENBOT_EMBEDDING_BATCH_SIZE": "2",
+    }
     proc = subprocess.Popen(
         [
             sys.executable,

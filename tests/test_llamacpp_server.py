@@ -89,7 +89,7 @@ def test_pipeline_streams_a_generated_answer(llama_server: str, corpus_index: Pa
         events = list(pipeline.run("How many days of paid vacation do I get?", []))
     reading = events[1]
     assert isinstance(reading, Status)
-    assert events[:2] == [Status("searching"), Status("reading", documents=reading.documents)]
+    assert events[0] == Status("searching") and reading.stage == "reading" and reading.documents > 0
     deltas = [e.text for e in events if isinstance(e, Delta)]
     done = events[-1]
     assert isinstance(done, Done)

@@ -171,6 +171,7 @@ def test_the_bot_warms_the_model_at_start(corpus_index: Path, tmp_path: Path, em
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             embedding_cache_dir=cache,  # another embedder than the session's: nothing has run it yet
+            index_on_start=False,
         )
         runtime = BotRuntime(settings)
         try:

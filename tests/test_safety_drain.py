@@ -47,6 +47,7 @@ def running_bot(slack: FakeSlack, llm: FakeOpenAI, index_dir: Path, tmp_path: Pa
             "QWENBOT_DOCS_DIR": str(ROOT / "docs_corpus"),
             "QWENBOT_STATE_DB": str(tmp_path / "state.sqlite3"),
             "QWENBOT_RATE_LIMIT_PER_MINUTE": "0",
+            "QWENBOT_INDEX_ON_START": "false",
             **env,
         }
     )
@@ -105,7 +106,7 @@ def test_sigterm_lets_the_answers_in_progress_finish(corpus_index: Path, tmp_pat
     assert "closed database" not in log and "Traceback" not in log, log[-3000:]
     for channel, ts in zip(channels, threads, strict=True):
         [message] = replies(slack, channel, ts)
-        assert message.text == "".join(VACATION_ANSWER) and message.blocks[-1]["type"] == "actions"
+        assert message.text == "".join(VACATION_ANSWER) and message.blocks[-1]["block_id"] == "feedback"
     assert time.monotonic() - started < 60
 
 
@@ -119,7 +120,11 @@ def test_answers_still_running_at_the_drain_deadline_say_so_and_stay_claimable(
         llm.push(*endless)
         with running_bot(slack, llm, corpus_index, tmp_path, QWENBOT_DRAIN_SECONDS="2") as bot:
             threads = ask_in(slack, bot.url, channels)
-            slack.wait_for(lambda s: len(s.calls_to("chat.startStream")) >= n, timeout=120)  # all are streaming
+            # all are streaming the model's text (the stream itself starts earlier, with the task steps)
+            slack.wait_for(
+                lambda s: len({c.args["ts"] for c in s.calls_to("chat.appendStream") if "tick" in str(c.args)}) >= n,
+                timeout=120,
+            )
             bot.proc.send_signal(signal.SIGTERM)
             started = time.monotonic()
             assert bot.proc.wait(timeout=60) == 0

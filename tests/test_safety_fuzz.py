@@ -150,7 +150,7 @@ def test_safety_fuzz_front_matter_and_doc_text(title: str, url: str, owner: str,
     for message in render.answer_messages(Answer(text=text, mode="extractive", sources=[source]), 1, 365):
         for value in [message.text, *sent_strings(message.blocks)]:
             assert not dangers(value), value
-    assert last.blocks[-1]["type"] == "actions"
+    assert last.blocks[-1]["block_id"] == "feedback"
 
 
 @pytest.fixture(scope="module")

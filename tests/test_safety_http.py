@@ -78,7 +78,7 @@ def test_a_burst_of_100_signed_events_gets_100_acks_and_100_answers(make_bot: Ca
         done = {
             m.channel
             for m in slack.bot_messages()
-            if not m.streaming and m.blocks and m.blocks[-1]["type"] == "actions"
+            if not m.streaming and m.blocks and m.blocks[-1].get("block_id") == "feedback"
         }
         return done >= set(channels)
 

@@ -93,7 +93,7 @@ def _answer(mode: str = "generated", text: str = "You get **25 days** [1].", **k
 def test_answer_message_has_markdown_sources_with_stale_flag_and_buttons() -> None:
     [message] = render.answer_messages(_answer(), answer_id=7, stale_days=365, today=date(2026, 1, 1))
     kinds = [b["type"] for b in message.blocks]
-    assert kinds == ["markdown", "section", "actions"]
+    assert kinds == ["markdown", "section", "context_actions"]
     assert message.blocks[0]["text"] == "You get **25 days** [1]."
     sources = message.blocks[1]["text"]["text"]
     assert sources.startswith("*Sources*")
@@ -101,10 +101,29 @@ def test_answer_message_has_markdown_sources_with_stale_flag_and_buttons() -> No
     assert "updated 2025-06-01" in sources and "2025-06-01 :warning:" not in sources
     assert "[2] *Old handbook* `hr/old.md`" in sources
     assert "updated 2019-01-01 :warning: _older than 365 days" in sources
-    buttons = message.blocks[2]["elements"]
+    [feedback] = message.blocks[2]["elements"]
+    # Slack's documented shape: a feedback_buttons element with a positive and a negative button
+    assert feedback["type"] == "feedback_buttons" and feedback["action_id"] == render.ACTION_FEEDBACK
+    assert feedback["positive_button"]["value"] == "up:7" and feedback["negative_button"]["value"] == "down:7"
+    assert feedback["positive_button"]["text"] == {"type": "plain_text", "text": "Helpful"}
+    assert _check_limits(message.text, message.blocks) is None
+
+
+def test_the_old_buttons_remain_as_a_setting() -> None:
+    [message] = render.answer_messages(_answer(), answer_id=7, stale_days=365, feedback_style="buttons")
+    buttons = message.blocks[-1]["elements"]
+    assert message.blocks[-1]["type"] == "actions"
     assert [b["action_id"] for b in buttons] == [render.ACTION_UP, render.ACTION_DOWN]
     assert {b["value"] for b in buttons} == {"7"}
-    assert _check_limits(message.text, message.blocks) is None
+
+
+def test_ask_an_owner_is_offered_on_not_found_answers_only_when_configured() -> None:
+    def kinds(mode: str, ask: bool) -> list[str]:
+        [message] = render.answer_messages(_answer(mode, "x"), 3, 365, ask_owner=ask)
+        return [str(b.get("block_id", b["type"])) for b in message.blocks]
+
+    assert kinds("not_found", True) == ["markdown", "section", "ask_owner", "feedback"]
+    assert "ask_owner" not in kinds("not_found", False) and "ask_owner" not in kinds("generated", True)
 
 
 def test_not_found_lists_the_closest_documents() -> None:
@@ -119,7 +138,7 @@ def test_long_answer_becomes_several_messages_each_within_slack_limits() -> None
     assert len(messages) >= 3
     for message in messages:
         assert _check_limits(message.text, message.blocks) is None
-    assert [b["type"] for b in messages[-1].blocks][-1] == "actions"
+    assert [b["type"] for b in messages[-1].blocks][-1] == "context_actions"
     assert all(b["type"] == "markdown" for m in messages[:-1] for b in m.blocks)
     shown = "".join(m.blocks[0]["text"] for m in messages)
     assert shown == text.strip()

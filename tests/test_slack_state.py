@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.answer.records import Answer, Source
-from bot.slack.policy import PolicyError, RateLimiter, load_channel_scopes
+from bot.slack.policy import PolicyError, load_channel_scopes
 from bot.state import State
 from retrieval.models import SearchFilter
 
@@ -91,12 +91,3 @@ def test_the_example_scopes_file_loads() -> None:
     example = Path(__file__).resolve().parent.parent / "deploy" / "channel_scopes.example.yml"
     scopes = load_channel_scopes(example)
     assert scopes.channels
-
-
-def test_rate_limiter_window() -> None:
-    limiter = RateLimiter(2, window_seconds=60)
-    assert limiter.check("U1", now=0) == 0 and limiter.check("U1", now=1) == 0
-    assert limiter.check("U1", now=2) == pytest.approx(58)
-    assert limiter.check("U2", now=2) == 0  # per user
-    assert limiter.check("U1", now=60.5) == 0
-    assert RateLimiter(0).check("U1") == 0  # off

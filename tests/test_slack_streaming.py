@@ -74,7 +74,7 @@ def test_streams_status_then_text_then_sources_and_buttons(slack: FakeSlack) -> 
     assert message.ts == final_ts and not message.streaming
     assert "<!channel>" not in message.text and "@\u2060channel" in message.text
     assert message.text == render.answer_text(Answer("".join(pieces), "generated"))
-    assert [b["type"] for b in message.blocks] == ["markdown", "section", "actions"]
+    assert [b["type"] for b in message.blocks] == ["markdown", "section", "context_actions"]
     # nothing held back by the neutraliser is lost: every streamed piece is in the message
     streamed = start["markdown_text"] + "".join(c.args["markdown_text"] for c in slack.calls_to("chat.appendStream"))
     assert streamed == message.text
@@ -99,7 +99,7 @@ def test_streaming_refused_falls_back_to_a_placeholder_edited_at_most_once_a_sec
     assert 3 <= len(updates) <= 5  # ~1 a second during 4 s, plus the final one
     [message] = slack.bot_messages(CHANNEL, ts)
     assert message.text == render.answer_messages(Answer(text, "generated"), 1, 365)[0].text
-    assert [b["type"] for b in message.blocks] == ["markdown", "section", "actions"]
+    assert [b["type"] for b in message.blocks] == ["markdown", "section", "context_actions"]
 
 
 def test_status_unavailable_falls_back_to_an_eyes_reaction_once(slack: FakeSlack) -> None:
@@ -135,5 +135,5 @@ def test_text_beyond_one_message_continues_in_further_messages(slack: FakeSlack)
     assert len(messages) >= 2
     shown = "".join(m.blocks[0]["text"] for m in messages)
     assert shown == text.strip()
-    assert messages[-1].blocks[-1]["type"] == "actions"
-    assert all(m.blocks[-1]["type"] != "actions" for m in messages[:-1])
+    assert messages[-1].blocks[-1]["type"] == "context_actions"
+    assert all(m.blocks[-1].get("block_id") != "feedback" for m in messages[:-1])

@@ -24,13 +24,14 @@ from bot.answer.prompts import (
     load_system_prompt,
     prompt_budget,
 )
-from bot.answer.records import Answer, Delta, Done, PipelineEvent, Status, Turn, Usage
+from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status, Turn, Usage
 from bot.errors import ConfigError
 from bot.llm import LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport
+from bot.metrics import Metrics
 from bot.settings import Settings
 from retrieval.fusion import fuse_top
 from retrieval.models import Hit, SearchFilter
-from retrieval.search import Searcher
+from retrieval.search import SearchService
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,13 @@ class Retrieved:
 
 
 class AnswerPipeline:
-    def __init__(self, settings: Settings, searcher: Searcher, llm: LLMClient | None) -> None:
+    def __init__(
+        self, settings: Settings, searcher: SearchService, llm: LLMClient | None, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.searcher = searcher
         self.llm = llm
+        self.metrics = metrics  # the running bot's: model errors are counted here, where they are known
         self.rewriter = QueryRewriter(settings.query_rewrite, llm, settings.query_rewrite_timeout)
         self.system_prompt = self.check_settings(settings)
 
@@ -84,7 +88,13 @@ class AnswerPipeline:
             found = self.retrieve(question, history, scope)
         hits = found.hits
         timings = {"search": time.monotonic() - start}
-        yield Status("reading", documents=len({h.path for h in hits}))
+        yield Status(
+            "reading",
+            documents=len({h.path for h in hits}),
+            passages=len(hits),
+            found=_documents(hits),
+            reranked=bool(self.settings.reranker),
+        )
 
         if not found.answerable:
             log.info("not in the docs: %s", found.decision.reason)
@@ -131,6 +141,10 @@ class AnswerPipeline:
         answer.model_error = reason
         return answer
 
+    def _count_model_error(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.model_errors.labels(kind).inc()
+
     def _search(self, queries: list[Query], search_filter: SearchFilter | None, k: int) -> list[Hit]:
         if len(queries) == 1:
             return self.searcher.search(queries[0].text, k=k, filter=search_filter)
@@ -172,6 +186,7 @@ class AnswerPipeline:
         except LLMError as exc:
             log.warning("model call failed: %s", exc)
             error = exc
+            self._count_model_error(exc.kind)
         tail = citations.feed(marker.flush()) + citations.flush()
         if marker.not_found:
             log.info("the model said the sources don't hold the answer")
@@ -179,6 +194,7 @@ class AnswerPipeline:
         if error is not None and not error.after_output:
             return self._without_model(question, found, str(error))
         if error is None and not "".join(parts + [tail]).strip():
+            self._count_model_error("empty")
             return self._without_model(question, found, "the model returned an empty answer")
         if error is not None:
             tail += f"\n\n_(The answer was cut short: {error}.)_"
@@ -196,3 +212,12 @@ class AnswerPipeline:
             timings=timings,
             model_error=str(error) if error else None,
         )
+
+
+def _documents(hits: Sequence[Hit]) -> tuple[Source, ...]:
+    """One entry per document, in the order of its best passage."""
+    seen: dict[str, Source] = {}
+    for hit in hits:
+        if hit.path not in seen:
+            seen[hit.path] = Source(len(seen) + 1, hit.title, hit.path, hit.heading_path, hit.url, hit.updated)
+    return tuple(seen.values())

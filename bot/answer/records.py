@@ -49,6 +49,9 @@ class Answer:
 class Status:
     stage: Literal["searching", "reading", "thinking", "writing"]
     documents: int = 0  # for "reading": how many documents were retrieved
+    passages: int = 0  # for "reading": how many passages
+    found: tuple[Source, ...] = ()  # for "reading": the documents found, best first (Slack's task step sources)
+    reranked: bool = False  # for "reading": a reranker orders the passages
 
     @property
     def text(self) -> str:

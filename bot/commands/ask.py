@@ -1,21 +1,36 @@
-"""`qwenbot ask`: the Slack pipeline in the terminal. The answer streams to stdout, progress to stderr."""
+"""`qwenbot ask`: the Slack pipeline in the terminal. The answer streams to stdout, progress to stderr.
+
+Exit status (also in `qwenbot ask --help`): 0 answered, or said the docs don't cover it; 1 no answer at
+all (no index...); 2 a bad setting; 3 the configured model failed, so the answer quotes the docs instead
+(or was cut short): a script must not take that for the model's answer.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from typing import TextIO
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status
+from bot.control import open_searcher
 from bot.llm import build_client
 from bot.settings import Settings
 from retrieval.models import SearchFilter
-from retrieval.search import Searcher
 from retrieval.store import index_exists
+
+EXIT_MODEL_FAILED = 3
+
+# what the reader got instead, by the answer's mode, when the configured model failed
+_INSTEAD = {
+    "extractive": "quoted the docs instead",
+    "not_found": "and no passage was close enough to quote",
+    "generated": "the answer was cut short",
+}
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
@@ -24,13 +39,22 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         print(f"qwenbot: no index at {config.index_dir}: run `qwenbot index` first", file=sys.stderr)
         return 1
     scope = SearchFilter(tuple(args.path), tuple(args.tag)) if args.path or args.tag else None
-    with Searcher(config) as searcher:
+    # A failed model call is told once, below, as this command's own line (exit 3), not again as a log line.
+    logging.getLogger(AnswerPipeline.__module__).setLevel(logging.ERROR)
+    with open_searcher(config) as searcher:  # through the running bot while one holds the index
         pipeline = AnswerPipeline(settings, searcher, build_client(settings))
         events = pipeline.run(args.question, [], scope)
         answer = _final_answer(events) if args.json else _stream(events, sys.stdout, sys.stderr)
     if args.json:
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
-    return 0
+    if answer.model_error is None:
+        return 0
+    if not settings.llm_base_url:  # quoting the docs is the configured mode, not a failure
+        print(f"[{answer.model_error}]", file=sys.stderr)
+        return 0
+    instead = _INSTEAD.get(answer.mode, "no answer from the model")
+    print(f"qwenbot ask: model failed, {instead}: {answer.model_error}", file=sys.stderr)
+    return EXIT_MODEL_FAILED
 
 
 def _final_answer(events: Iterator[PipelineEvent]) -> Answer:
@@ -49,8 +73,6 @@ def _stream(events: Iterator[PipelineEvent], out: TextIO, err: TextIO) -> Answer
             answer = event.answer
     assert answer is not None
     out.write("\n")
-    if answer.model_error:
-        print(f"[model unavailable: {answer.model_error}]", file=err)
     if answer.sources:
         heading = "Closest documents:" if answer.mode == "not_found" else "Sources:"
         print(f"\n{heading}", file=out)

@@ -12,15 +12,16 @@ from typing import Literal, TextIO
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.answer.pipeline import AnswerPipeline
+from bot.commands.run import APP_TOKEN_FIX, slack_error
+from bot.control import ControlError, index_info
 from bot.errors import ConfigError
 from bot.llm import LLMClient, LLMError
 from bot.settings import Settings
 from bot.slack.client import make_client
 from bot.text import redact_url
 from retrieval.embeddings import EmbeddingModelError, embedder_for
-from retrieval.errors import IndexLockedError, StoreError
+from retrieval.errors import StoreError
 from retrieval.rerank import RerankError, make_reranker
-from retrieval.search import Searcher
 from retrieval.store import describe, index_exists
 
 Outcome = Literal["pass", "fail", "skip"]
@@ -54,6 +55,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield from _reranker_check(settings)
     yield from _llm_checks(settings)
     yield _slack_check(settings)
+    yield _app_token_check(settings)
 
 
 def print_row(check: Check, out: TextIO) -> None:
@@ -91,10 +93,9 @@ def _index_checks(settings: Settings) -> Iterator[Check]:
         )
         return
     try:
-        with Searcher(config) as searcher:
-            info = searcher.stats()
-    except IndexLockedError as exc:
-        yield Check("index", "fail", str(exc), "stop `qwenbot run` while running the doctor, or use a Chroma server")
+        info = index_info(config)  # through the running bot while one holds the index
+    except ControlError as exc:
+        yield Check("index", "fail", str(exc), "wait for the other `qwenbot index` to finish, or restart the bot")
         return
     except StoreError as exc:
         yield Check("index", "fail", str(exc), "run `qwenbot index`")
@@ -162,26 +163,21 @@ def _llm_checks(settings: Settings) -> Iterator[Check]:
         yield Check("LLM endpoint", "skip", "QWENBOT_LLM_BASE_URL is unset: answers are extractive (passages quoted)")
         return
     client = LLMClient(settings)
-    where = redact_url(settings.llm_base_url)
     try:
         models = client.list_models()
-    except LLMError as exc:
+    except LLMError as exc:  # the message and its fix come from the client's one diagnosis
         yield Check(
             "LLM endpoint",
             "fail",
-            f"{where}: {exc}",
-            "start the model server, or fix QWENBOT_LLM_BASE_URL (it usually ends in /v1)",
+            exc.problem,
+            exc.fix or "start the model server, or fix QWENBOT_LLM_BASE_URL (it usually ends in /v1)",
         )
         return
     if settings.llm_model not in models:
-        yield Check(
-            "LLM model",
-            "fail",
-            f"{settings.llm_model!r} is not served at {where}; served: {', '.join(models) or 'none'}",
-            "set QWENBOT_LLM_MODEL to a served model id",
-        )
+        missing = client.not_served(models)
+        yield Check("LLM model", "fail", missing.problem, missing.fix)
     else:
-        yield Check("LLM model", "pass", f"{settings.llm_model} is served at {where}")
+        yield Check("LLM model", "pass", f"{settings.llm_model} is served at {redact_url(settings.llm_base_url)}")
     yield _probe("LLM ping", lambda: client.ping(), "one-token answer", "check the server log; the model may not load")
     profile = client.profile
     switch = profile.thinking_fields(not settings.llm_thinking) or profile.thinking_fields(settings.llm_thinking)
@@ -202,7 +198,7 @@ def _probe(name: str, call: Callable[[], object], passed: str, fix: str) -> Chec
     try:
         call()
     except LLMError as exc:
-        return Check(name, "fail", str(exc), fix)
+        return Check(name, "fail", exc.problem, exc.fix or fix)
     return Check(name, "pass", f"{passed} in {time.monotonic() - started:.1f}s")
 
 
@@ -213,11 +209,10 @@ def _slack_check(settings: Settings) -> Check:
     try:
         auth = client.auth_test()
     except SlackApiError as exc:
-        error = exc.response.get("error", "unknown error") if exc.response is not None else "unknown error"
         return Check(
             "Slack",
             "fail",
-            f"auth.test failed: {error}",
+            f"auth.test failed: {slack_error(exc)}",
             "copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth page into SLACK_BOT_TOKEN",
         )
     except (SlackClientError, OSError) as exc:
@@ -235,3 +230,24 @@ def _slack_check(settings: Settings) -> Check:
             "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (--http)",
         )
     return Check("Slack", "pass", f"auth.test ok: bot {auth.get('user')} in team {auth.get('team')}")
+
+
+def _app_token_check(settings: Settings) -> Check:
+    """Asks for a Socket Mode URL with the app-level token, as `qwenbot run` does; never connects to it."""
+    if settings.slack_app_token is None:
+        return Check(
+            "Slack app token", "skip", "SLACK_APP_TOKEN is unset (Socket Mode needs it, `run --http` does not)"
+        )
+    client = make_client(settings, timeout=10)
+    try:
+        client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+    except SlackApiError as exc:
+        return Check("Slack app token", "fail", f"apps.connections.open failed: {slack_error(exc)}", APP_TOKEN_FIX)
+    except (SlackClientError, OSError) as exc:
+        return Check(
+            "Slack app token",
+            "fail",
+            f"cannot reach {redact_url(settings.slack_api_url)}: {type(exc).__name__}",
+            "check network access to Slack (or QWENBOT_SLACK_API_URL)",
+        )
+    return Check("Slack app token", "pass", "apps.connections.open ok: Socket Mode can connect (URL issued, not used)")

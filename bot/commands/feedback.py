@@ -43,14 +43,14 @@ def export(state: State, out: TextIO) -> int:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.state_db.exists():
+    if settings.state_url is None and not settings.state_db.exists():
         print(
             f"qwenbot feedback: no bot state at {settings.state_db} (QWENBOT_STATE_DB); "
             "the bot writes it when it answers in Slack",
             file=sys.stderr,
         )
         return 1
-    state = State(settings.state_db, settings.dedupe_ttl_hours)
+    state = State.from_settings(settings)
     try:
         if args.output is None:
             count = export(state, sys.stdout)

@@ -1,19 +1,26 @@
-"""`qwenbot index [PATH ...]`: incremental indexing of folders and files, with a summary line."""
+"""`qwenbot index`: index, list, remove or prune documents (the job itself: bot/indexing.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from bot.control import local_or_bot
+from bot.indexing import ERROR, IndexRequest, run_index_job
 from bot.settings import Settings
-from retrieval.indexer import Indexer, format_summary
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit status: 0 when every file was indexed, unchanged or skipped; 1 when any file failed."""
-    paths = list(args.paths) or [settings.docs_dir]
-    stats = Indexer(settings.index_config()).run(paths, progress=not args.no_progress)
-    for error in stats.errors:
-        print(error, file=sys.stderr)
-    print(format_summary(stats))
-    return 1 if stats.failed else 0
+    """Exit status: see bot/indexing.py (and `qwenbot index --help`)."""
+    request = IndexRequest.from_args(args)
+    if request.list_only:  # reads the manifest alone: works beside any other process
+        return run_index_job(settings, request, _print, progress=not args.no_progress)
+    with local_or_bot(settings.index_config()) as bot:
+        if bot is not None:  # a running bot holds the local index: it runs the job and sends its lines here
+            print(f"the running bot (pid {bot.pid}) holds the index: the job runs there", file=sys.stderr)
+            return bot.index(request, _print)
+        return run_index_job(settings, request, _print, progress=not args.no_progress)
+
+
+def _print(line: str) -> None:
+    print(line, file=sys.stderr if line.startswith(ERROR) else sys.stdout, flush=True)

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import threading
+import time
+import urllib.parse
 
 from slack_bolt.error import BoltError
-from slack_sdk.errors import SlackApiError
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot import logs
 from bot.answer.pipeline import AnswerPipeline
 from bot.errors import ConfigError, StartupError
 from bot.runtime import BotRuntime
@@ -19,6 +24,30 @@ from bot.slack.http import EVENTS_PATH, HEALTH_PATH, HttpLimits, make_http_serve
 from bot.text import redact_url
 
 log = logging.getLogger(__name__)
+
+APP_TOKEN_FIX = (
+    "put an app-level token (xapp-..., scope connections:write, from Basic Information > App-Level Tokens) "
+    "in SLACK_APP_TOKEN, and turn Socket Mode on in the app's settings"
+)
+
+
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code (`invalid_auth`, `not_allowed_token_type`...): what an operator looks up."""
+    return str(exc.response.get("error", "unknown error")) if exc.response is not None else "unknown error"
+
+
+def open_socket_mode_url(client: WebClient, app_token: str) -> str:
+    """apps.connections.open: a fresh websocket URL for Socket Mode (nothing connects to it here).
+
+    Raises StartupError, one line, when Slack refuses the app-level token or cannot be reached."""
+    try:
+        return str(client.apps_connections_open(app_token=app_token)["url"])
+    except SlackApiError as exc:
+        raise StartupError(f"Slack refused SLACK_APP_TOKEN ({slack_error(exc)}): {APP_TOKEN_FIX}") from None
+    except (SlackClientError, OSError) as exc:
+        raise StartupError(
+            f"cannot reach {redact_url(client.base_url)} to open a Socket Mode connection ({type(exc).__name__})"
+        ) from None
 
 
 def check_credentials(settings: Settings, http: bool) -> None:
@@ -35,7 +64,7 @@ def check_credentials(settings: Settings, http: bool) -> None:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     check_credentials(settings, args.http)
     AnswerPipeline.check_settings(settings)  # a bad setting is reported before Slack or the index are touched
     try:
@@ -53,7 +82,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         if args.http:
             try:
                 server = make_http_server(
-                    runtime.app, args.host, args.port, runtime.health, HttpLimits.from_settings(settings)
+                    runtime.app,
+                    args.host,
+                    args.port,
+                    runtime.health,
+                    HttpLimits.from_settings(settings),
+                    runtime.metrics.registry,
                 )
                 server.start()
             except OSError as exc:
@@ -74,14 +108,51 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             assert settings.slack_app_token is not None
-            handler = SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())
-            handler.connect()
-            log.info("connected to Slack over Socket Mode")
-            _wait(stop)
+            app_token = settings.slack_app_token.get_secret_value()
+            # The URL is asked for here, not inside connect(): a refused token becomes one line, not
+            # slack_sdk's logged error and SlackApiError traceback.
+            url = open_socket_mode_url(runtime.client, app_token)
+            handler = SocketModeHandler(runtime.app, app_token)
+            hello = threading.Event()  # Slack's first message on a working connection
+            handler.client.on_message_listeners.append(lambda raw: _on_message(raw, hello))
+            handler.client.wss_uri = url  # connect() uses it (reconnects ask for new ones)
+            try:
+                handler.connect()
+                _wait_connected(hello, stop, settings.slack_connect_timeout, url)
+            except BaseException:
+                handler.close()
+                raise
+            if not stop.is_set():
+                log.info("connected to Slack over Socket Mode")
+                _wait(stop)
             handler.close()  # Slack sends new events to the bot's other connections, if any
     finally:
         runtime.close()  # drains the answers in progress first
     return 0
+
+
+def _on_message(raw: str, hello: threading.Event) -> None:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(message, dict) and message.get("type") == "hello":
+        hello.set()
+
+
+def _wait_connected(hello: threading.Event, stop: threading.Event, timeout: float, url: str) -> None:
+    """Until Slack says hello on the websocket: only then is the bot really connected. StartupError
+    after `timeout` seconds (connect() itself only logs a failed handshake and leaves it to reconnects)."""
+    deadline = time.monotonic() + timeout
+    while not hello.wait(0.1):  # short waits: a signal (Ctrl-C) stops the wait too
+        if stop.is_set():
+            return
+        if time.monotonic() > deadline:
+            host = urllib.parse.urlsplit(url).hostname or "?"
+            raise StartupError(
+                f"no Socket Mode connection to {host} within {timeout:g}s (QWENBOT_SLACK_CONNECT_TIMEOUT): "
+                "check that this machine can open websockets (wss, port 443) to Slack"
+            )
 
 
 def _wait(stop: threading.Event) -> None:

@@ -5,6 +5,9 @@ against one deadline, and the caller never waits past it (the HTTP work runs in 
 the caller stops waiting for). When the caller stops (the deadline, or it gave up on the answer), the
 connection is shut, so the worker and the server's slot are freed even if the server keeps sending
 keep-alive comments. Text that was already streamed is never repeated by a retry.
+
+Every failure is diagnosed in one place (`LLMClient._diagnose`) into an `LLMError` whose one line says
+what went wrong and what to check; `qwenbot doctor`, `qwenbot ask` and `/qwenbot status` all show it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_START = 0.5  # seconds before the first retry of a 5xx / timeout / refused connection
 _BACKOFF_MAX = 8.0
+_LISTED_MODELS = 10  # served models named in a "not served" error; the rest are counted
+_BASE_URL_FIX = "point QWENBOT_LLM_BASE_URL at the server's OpenAI-compatible API root (it usually ends in /v1)"
 
 
 @dataclass
@@ -58,20 +64,44 @@ class UsageReport:
 LLMEvent = TextDelta | ReasoningDelta | UsageReport
 
 
+LLMErrorKind = Literal[
+    "auth",  # 401 / 403: the key
+    "model_not_served",
+    "not_openai",  # a web page, or no OpenAI-compatible API at that URL
+    "dns",
+    "refused",
+    "connect",  # any other failure to connect (TLS, reset, unreachable network)
+    "timeout",
+    "rate_limited",
+    "server",  # 5xx
+    "rejected",  # any other 4xx: the request itself
+    "stream",  # the stream broke or ended early
+    "malformed",
+    "unexpected",
+]
+
+
 class LLMError(QwenbotError):
-    """The model gave no (complete) answer. `str()` is safe to show: no secrets, no request bodies.
+    """The model gave no (complete) answer. `str()` is one line, safe to show (no secrets, no request
+    bodies): `problem`, then `fix` (what to check) when there is one. `kind` names the failure for
+    metrics and tests. `after_output` is true when some answer text had already been yielded."""
 
-    `after_output` is true when some answer text had already been yielded before the failure.
-    """
-
-    def __init__(self, message: str, *, after_output: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self, problem: str, *, kind: LLMErrorKind = "unexpected", fix: str = "", after_output: bool = False
+    ) -> None:
+        super().__init__(f"{problem}: {fix}" if fix else problem)
+        self.problem = problem
+        self.kind: LLMErrorKind = kind
+        self.fix = fix
         self.after_output = after_output
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, delay: float | None = None) -> None:
-        super().__init__(message)
+    """A failure another try may get past; `error` is what is reported when no try is left."""
+
+    def __init__(self, error: LLMError, delay: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
         self.delay = delay  # the server's Retry-After, when it gave one
 
 
@@ -172,23 +202,25 @@ def _retry_after(response: Any) -> float | None:
         return None
 
 
-def _classify(exc: BaseException) -> Exception:
-    """Map an SDK / transport error to _Retryable or a final LLMError."""
-    if isinstance(exc, openai.RateLimitError):
-        return _Retryable("rate limited (HTTP 429)", _retry_after(exc.response))
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500:
-            return _Retryable(f"server error (HTTP {exc.status_code})", _retry_after(exc.response))
-        return LLMError(f"request rejected (HTTP {exc.status_code}): {short(exc.message)}")
-    if isinstance(exc, openai.APITimeoutError):
-        return _Retryable("timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return _Retryable(f"connection failed ({type(exc.__cause__ or exc).__name__})")
-    if isinstance(exc, openai.APIError):  # an error event inside the stream
-        return _Retryable(f"error in stream: {short(exc.message)}")
-    if isinstance(exc, ValueError):  # malformed JSON in the body or in an SSE event
-        return _Retryable(f"malformed response ({type(exc).__name__})")
-    return LLMError(f"unexpected error ({type(exc).__name__})")
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it was raised from, outermost first: the transport's reason sits at the bottom."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _is_json(response: Any) -> bool:
+    return "json" in response.headers.get("content-type", "")
+
+
+def _describe(response: Any) -> str:
+    """What a reply that is not the expected JSON was, from its headers alone (a stream is not read)."""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip()
+    what = "an HTML page" if "html" in content_type else f"a {content_type or 'non-JSON'} reply"
+    return f"{what} (HTTP {response.status_code})"
 
 
 class LLMClient:
@@ -200,6 +232,7 @@ class LLMClient:
         self.settings = settings
         self.profile: Profile = get_profile(settings.llm_provider)
         self.model = settings.llm_model
+        self.where = _host_port(settings.llm_base_url)  # for messages: never the URL's credentials or path
         self._api_key = settings.llm_api_key.get_secret_value()
         self._client = OpenAI(
             base_url=settings.llm_base_url,
@@ -264,23 +297,136 @@ class LLMClient:
                 yield from self._stream_once(kwargs, deadline, state)
                 return
             except LLMError as exc:
-                raise LLMError(self._redact(str(exc)), after_output=state.text_out) from None
+                raise self._final(exc, after_output=state.text_out) from None
             except _Retryable as exc:
-                reason = self._redact(str(exc))
                 if state.text_out:
-                    raise LLMError(f"stream broke after partial output: {reason}", after_output=True) from None
+                    raise self._final(exc, "stream broke after partial output", after_output=True) from None
                 attempt += 1
                 delay = exc.delay if exc.delay is not None else min(_BACKOFF_MAX, _BACKOFF_START * 2 ** (attempt - 1))
                 remaining = deadline - time.monotonic()
                 if attempt > self.settings.llm_retries or delay >= remaining:
                     tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
-                    raise LLMError(f"model unavailable after {tries}: {reason}") from None
-                log.warning("LLM call failed (%s); retry %d in %.1fs", reason, attempt, delay)
+                    raise self._final(exc, f"model unavailable after {tries}") from None
+                log.warning("LLM call failed (%s); retry %d in %.1fs", self._redact(exc.error.problem), attempt, delay)
                 time.sleep(delay)
 
     def _redact(self, message: str) -> str:
         """Error texts may quote what the server echoed back: never let the API key through."""
         return message.replace(self._api_key, "***") if self._api_key else message
+
+    def _final(self, failure: LLMError | _Retryable, context: str = "", *, after_output: bool = False) -> LLMError:
+        """The error callers get: `context` first, the API key redacted, the diagnosis kept."""
+        error = failure.error if isinstance(failure, _Retryable) else failure
+        problem = f"{context}: {error.problem}" if context else error.problem
+        return LLMError(self._redact(problem), kind=error.kind, fix=error.fix, after_output=after_output)
+
+    # --- diagnosis: the one place a failure becomes a message ---
+
+    def _diagnose(self, exc: BaseException, *, listing: bool = False) -> LLMError | _Retryable:
+        """An SDK or transport failure as a final LLMError, or a _Retryable one (the server may recover).
+
+        listing: the failed request was GET /models (a 404 there means a wrong URL, not a wrong model)."""
+        if isinstance(exc, LLMError):
+            return exc
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_error(exc, listing)
+        if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError: it is one
+            return _Retryable(self._timeout_error(exc))
+        if isinstance(exc, openai.APIConnectionError):
+            return _Retryable(self._connection_error(exc))
+        if isinstance(exc, openai.APIError):  # an error event inside the stream
+            return _Retryable(LLMError(f"error in stream: {short(exc.message)}", kind="stream"))
+        if isinstance(exc, ValueError):  # malformed JSON in the body or in an SSE event
+            return _Retryable(LLMError(f"malformed response ({type(exc).__name__})", kind="malformed"))
+        return LLMError(f"unexpected error ({type(exc).__name__})")
+
+    def _status_error(self, exc: openai.APIStatusError, listing: bool) -> LLMError | _Retryable:
+        status = exc.status_code
+        if status in (401, 403):
+            return LLMError(f"the server refused the key (HTTP {status})", kind="auth", fix="check QWENBOT_LLM_API_KEY")
+        if status == 429:
+            return _Retryable(LLMError("rate limited (HTTP 429)", kind="rate_limited"), _retry_after(exc.response))
+        if status >= 500:
+            error = LLMError(f"server error (HTTP {status})", kind="server", fix="check the model server's log")
+            return _Retryable(error, _retry_after(exc.response))
+        if status in (404, 405) and not _is_json(exc.response):  # a web server, or a path that is no API
+            return self._not_openai(exc.response)
+        if status == 404 and listing:
+            return LLMError(
+                f"no model list at {self.where} (GET {exc.response.request.url.path}: HTTP 404)",
+                kind="not_openai",
+                fix=_BASE_URL_FIX,
+            )
+        if status == 404:  # vLLM, SGLang, Ollama and OpenAI answer 404 for a model they do not serve
+            try:
+                served = self.list_models()
+            except LLMError:
+                served = None
+            if served is not None and self.model not in served:
+                return self.not_served(served)
+        return LLMError(f"request rejected (HTTP {status}): {short(exc.message)}", kind="rejected")
+
+    def _not_openai(self, response: Any) -> LLMError:
+        request = f"{response.request.method} {response.request.url.path}"
+        return LLMError(
+            f"{self.where} is not an OpenAI-compatible API: it answered {request} with {_describe(response)}",
+            kind="not_openai",
+            fix=_BASE_URL_FIX,
+        )
+
+    def _timeout_error(self, exc: BaseException) -> LLMError:
+        # httpx and httpx2 (whichever the openai SDK uses) and httpcore all name it ConnectTimeout
+        if any(type(e).__name__ == "ConnectTimeout" for e in _causes(exc)):
+            return LLMError(
+                f"timed out connecting to {self.where} "
+                f"(QWENBOT_LLM_CONNECT_TIMEOUT is {self.settings.llm_connect_timeout:g}s)",
+                kind="timeout",
+                fix="check that the host is up and that its port is open to this machine",
+            )
+        return LLMError(
+            f"timed out: no reply from {self.where} within {self.settings.llm_read_timeout:g}s "
+            "(QWENBOT_LLM_READ_TIMEOUT)",
+            kind="timeout",
+            fix="the server may be overloaded or still loading the model",
+        )
+
+    def _connection_error(self, exc: BaseException) -> LLMError:
+        causes = list(_causes(exc))
+        if any(isinstance(e, socket.gaierror) for e in causes):
+            host = self.where.rsplit(":", 1)[0]
+            return LLMError(
+                f"connection failed: cannot resolve host {host}",
+                kind="dns",
+                fix="check the host name in QWENBOT_LLM_BASE_URL (and this machine's DNS)",
+            )
+        if any(isinstance(e, ConnectionRefusedError) for e in causes):
+            return LLMError(
+                f"connection failed: nothing listens on {self.where} (connection refused)",
+                kind="refused",
+                fix="start the model server, or fix the port in QWENBOT_LLM_BASE_URL",
+            )
+        return LLMError(
+            f"connection failed to {self.where} ({type(causes[-1]).__name__})",
+            kind="connect",
+            fix="check QWENBOT_LLM_BASE_URL and the network between here and the server",
+        )
+
+    def not_served(self, served: Sequence[str]) -> LLMError:
+        """The configured model is missing from the server's list: name what it serves instead."""
+        listed = ", ".join(served[:_LISTED_MODELS]) or "none"
+        if len(served) > _LISTED_MODELS:
+            listed += f" and {len(served) - _LISTED_MODELS} more"
+        return LLMError(
+            f"model {self.model!r} is not served at {self.where} (served: {listed})",
+            kind="model_not_served",
+            fix="set QWENBOT_LLM_MODEL to a served model id",
+        )
+
+    def _check_stream(self, response: Any) -> None:
+        """A 200 that is no event stream (a web UI's page, say) is not an OpenAI-compatible server."""
+        content_type = response.headers.get("content-type", "")
+        if "event-stream" not in content_type and "json" not in content_type:
+            raise self._not_openai(response)
 
     def _stream_once(self, kwargs: dict[str, Any], deadline: float, state: _StreamState) -> Iterator[LLMEvent]:
         splitter = ThinkSplitter(expect_thinking=self.settings.llm_thinking)
@@ -301,7 +447,7 @@ class LLMClient:
                     finished = True
         yield from state.emit(*splitter.flush())
         if not finished:
-            raise _Retryable("stream ended before the answer finished")
+            raise _Retryable(LLMError("stream ended before the answer finished", kind="stream"))
 
     def _chunks(self, kwargs: dict[str, Any], deadline: float) -> Iterator[Any]:
         """The raw chunks of one streamed request, given up on at the deadline."""
@@ -326,6 +472,7 @@ class LLMClient:
             try:
                 with self._client.chat.completions.create(**kwargs, timeout=timeout) as stream:
                     responses.append(stream.response)
+                    self._check_stream(stream.response)
                     for chunk in stream:
                         if stop.is_set():
                             break
@@ -347,12 +494,14 @@ class LLMClient:
                 try:
                     kind, item = items.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
-                    raise LLMError(f"no complete answer within {self.settings.llm_total_timeout:g}s") from None
+                    raise LLMError(
+                        f"no complete answer within {self.settings.llm_total_timeout:g}s (QWENBOT_LLM_TOTAL_TIMEOUT)",
+                        kind="timeout",
+                    ) from None
                 if kind == "end":
                     return
                 if kind == "error":
-                    err = _classify(item)
-                    raise err from None
+                    raise self._diagnose(item) from None
                 yield item
         finally:
             abort()
@@ -373,8 +522,9 @@ class LLMClient:
                     if choice.delta is not None and choice.delta.content:
                         parts.append(splitter.feed(choice.delta.content)[0])
         except (LLMError, _Retryable) as exc:
-            reason = f"no answer within {timeout:g}s" if time.monotonic() >= deadline else str(exc)
-            raise LLMError(self._redact(reason)) from None
+            if time.monotonic() >= deadline:
+                raise LLMError(f"no answer within {timeout:g}s", kind="timeout") from None
+            raise self._final(exc) from None
         return "".join(parts) + splitter.flush()[0]
 
     def ping(self, thinking: bool | None = None) -> str:
@@ -385,15 +535,28 @@ class LLMClient:
         kwargs = self.request([{"role": "user", "content": "Say OK."}], max_tokens=1, thinking=thinking)
         try:
             with self._client.chat.completions.create(**kwargs) as stream:
+                self._check_stream(stream.response)
                 return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         except Exception as exc:
-            raise LLMError(self._redact(str(_classify(exc)))) from None
+            raise self._final(self._diagnose(exc)) from None
 
     def list_models(self) -> list[str]:
+        """The model ids the server lists (GET /models). One try; LLMError says why there is no list."""
         try:
-            return [m.id for m in self._client.models.list()]
+            response = self._client.models.with_raw_response.list().http_response
         except Exception as exc:
-            raise LLMError(self._redact(str(_classify(exc)))) from None
+            raise self._final(self._diagnose(exc, listing=True)) from None
+        try:
+            return [str(model["id"]) for model in response.json()["data"]]
+        except (ValueError, KeyError, TypeError):  # not JSON, or JSON without an OpenAI model list
+            raise self._final(self._not_openai(response)) from None
+
+    def served_models(self) -> list[str]:
+        """The server's models; LLMError when it can't list them or the configured model is not among them."""
+        served = self.list_models()
+        if self.model not in served:
+            raise self.not_served(served)
+        return served
 
 
 class _StreamState:
@@ -422,6 +585,17 @@ def _shut(response: httpx.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:  # already closed
             pass
+
+
+def _host_port(url: str) -> str:
+    """`host:port` of a URL (the scheme's default port when none is given), for messages."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is no number: httpx reports it when connecting
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def build_client(settings: Settings) -> LLMClient | None:

@@ -3,26 +3,29 @@ answer pipeline's events streamed into a Slack reply. Any failure still ends wit
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
+import time
 import uuid
-from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.answer.records import Delta, Done, PipelineEvent, Status, Turn
+from bot.answer.records import Answer, Delta, Done, PipelineEvent, Status, Turn
 from bot.errors import QwenbotError
+from bot.logs import QuestionLog, UserHasher
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack import render
 from bot.slack.policy import Policy
 from bot.slack.questions import Question
 from bot.slack.reply import ThreadReply
 from bot.slack.thread import ThreadHistory
-from bot.state import State
+from bot.state import Lease, State
 from retrieval.models import SearchFilter
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,11 @@ class Pipeline(Protocol):
 
 
 INTERRUPTED = "Sorry, I was restarted before I could finish this answer. Please ask again in a moment."
+RESUMED = "I was restarted while answering this, so here is the answer from the start."
+
+
+def _message_key(q: Question) -> str:
+    return f"message:{q.channel}:{q.ts}"
 
 
 def error_id() -> str:
@@ -64,62 +72,65 @@ class Interruptible:
             yield event
 
 
-class ThreadTurns:
-    """One answer at a time per thread, in the order the questions came: a follow-up sent while the
-    bot is still writing waits for that answer (and then has it in the thread's history)."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._queues: dict[tuple[str, str], deque[object]] = {}
-
-    @contextmanager
-    def turn(self, channel: str, thread_ts: str) -> Iterator[None]:
-        key, me = (channel, thread_ts), object()
-        with self._changed:
-            queue = self._queues.setdefault(key, deque())
-            queue.append(me)
-            self._changed.wait_for(lambda: queue[0] is me)
-        try:
-            yield
-        finally:
-            with self._changed:
-                queue.popleft()
-                if not queue:
-                    del self._queues[key]
-                self._changed.notify_all()
-
-
 class Answerer:
-    def __init__(self, settings: Settings, pipeline: Pipeline, state: State, client: WebClient, policy: Policy) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        state: State,
+        client: WebClient,
+        policy: Policy,
+        metrics: Metrics,
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.state = state
         self.client = client
         self.policy = policy
+        self.metrics = metrics
+        self.hash_user = UserHasher.from_settings(settings)
         self.history = ThreadHistory(client)
-        self.turns = ThreadTurns()
 
     def handle(self, q: Question, *, mentioned: bool) -> None:
         """Answers `q` unless it was already handled, is not allowed here, or the user is rate-limited."""
         if q.event_id and not self.state.claim(f"event:{q.event_id}"):
             log.info("event %s already handled (a retry)", q.event_id)
             return
-        if not self.state.claim(f"message:{q.channel}:{q.ts}"):
+        # leased while it is handled: if this replica dies, another one answers it (see resume)
+        lease = self.state.claim_lease(_message_key(q), json.dumps(dataclasses.asdict(q)))
+        if lease is None:
             return
-        if not self.policy.channel_allowed(q.channel, q.is_dm):
-            if mentioned:
-                self.notice(q, render.not_enabled())
-            return
-        wait = self.policy.wait_seconds(q.user)
-        if wait:
-            self.notice(q, render.rate_limited(wait))
-            return
-        if not q.text:
-            self.notice(q, render.HELP)
-            return
-        self.answer(q)
+        try:
+            if not self.policy.channel_allowed(q.channel, q.is_dm):
+                self.report(q, "refused", note="channel not enabled")
+                if mentioned:
+                    self.notice(q, render.not_enabled())
+                return
+            wait = self.policy.wait_seconds(q.user)
+            if wait:
+                self.report(q, "refused", note="rate limited")
+                self.notice(q, render.rate_limited(wait))
+                return
+            if not q.text:
+                self.notice(q, render.HELP)
+                return
+            self.answer(q, resumed=lease.resumed)
+        finally:
+            self.state.finish(lease.key)
 
-    def answer(self, q: Question) -> None:
+    def resume(self, lease: Lease) -> None:
+        """Answers a question whose replica died while answering it (its lease ran out): once, here."""
+        q = Question(**json.loads(lease.payload))
+        try:
+            if self.state.answer_posted(q.channel, q.ts):  # it died after posting, before saying so
+                return
+            log.warning("answering in %s (thread %s): the replica answering it stopped", q.channel, q.thread_ts)
+            self.answer(q, resumed=True)
+        finally:
+            self.state.finish(lease.key)
+
+    def answer(self, q: Question, *, resumed: bool = False) -> None:
+        started = time.monotonic()
         reply = ThreadReply(self.client, q.channel, q.thread_ts, q.ts, user=q.user, team=q.team)
         try:
             # recorded first: from now on the thread is the bot's, so a follow-up sent while this answer
@@ -127,49 +138,92 @@ class Answerer:
             question_id = self.state.add_question(
                 event_id=q.event_id, channel=q.channel, thread_ts=q.thread_ts, message_ts=q.ts, user=q.user, text=q.text
             )
-            with self.turns.turn(q.channel, q.thread_ts):
-                self._answer(q, reply, question_id)
+            with (
+                self.state.thread_turn(q.channel, q.thread_ts, q.ts),
+                self.metrics.answers_in_flight.track_inprogress(),
+            ):
+                if resumed:
+                    reply.say(RESUMED)
+                answer = self._answer(q, reply, question_id)
+            self.report(q, answer.mode, answer, total=time.monotonic() - started)
         except AnswerInterrupted:
             log.warning("shutting down: the answer in %s (thread %s) was cut off", q.channel, q.thread_ts)
             # not marked done: a redelivery of this event after the restart is answered
             if q.event_id:
                 self.state.release(f"event:{q.event_id}")
-            self.state.release(f"message:{q.channel}:{q.ts}")
+            self.state.release(_message_key(q))
             try:
-                reply.say(INTERRUPTED)
+                reply.say(INTERRUPTED, failure="the bot restarted")
             except Exception:
                 log.exception("could not say the answer in %s was cut off", q.channel)
         except Exception:
             eid = error_id()
             log.exception("error %s while answering in %s (thread %s)", eid, q.channel, q.thread_ts)
+            self.report(q, "error", total=time.monotonic() - started, note=f"error {eid}")
             try:
-                reply.say(render.apology(eid))
+                reply.say(render.apology(eid), failure=f"something went wrong (error id {eid})")
             except Exception:
                 log.exception("could not post the apology for error %s", eid)
 
-    def _answer(self, q: Question, reply: ThreadReply, question_id: int) -> None:
-        reply.status(Status("searching").text)
+    def _answer(self, q: Question, reply: ThreadReply, question_id: int) -> Answer:
+        reply.step(Status("searching"))
         history = self.history.turns(q) if q.in_thread else []
         answer = None
-        scope = self.policy.scope_for(q.channel, q.is_dm)
+        # in an assistant thread, the channel the user is viewing picks the scope
+        viewing = self.state.thread_context(q.channel, q.thread_ts) if q.is_dm else None
+        scope = self.policy.scope_for(q.channel, q.is_dm, viewing)
         for event in self.pipeline.run(q.text, history, scope):
             if isinstance(event, Status):
-                reply.status(event.text)
+                reply.step(event)
             elif isinstance(event, Delta):
                 reply.append(event.text)
             elif isinstance(event, Done):
                 answer = event.answer
         if answer is None:
             raise RuntimeError("the answer pipeline ended without an answer")
-        if answer.model_error:
-            log.warning("answered without the model in %s: %s", q.channel, answer.model_error)
         answer_id = self.state.add_answer(question_id, answer)
         ts = reply.finish(
             render.answer_messages(
-                answer, answer_id, self.settings.stale_source_days, allow_mailto=self.settings.allow_mailto_links
-            )
+                answer,
+                answer_id,
+                self.settings.stale_source_days,
+                allow_mailto=self.settings.allow_mailto_links,
+                feedback_style=self.settings.feedback_style,
+                ask_owner=self.policy.options_for(q.channel, q.is_dm, viewing).ask_channel is not None,
+            ),
+            answer,
         )
         self.state.set_answer_message(answer_id, ts)
+        return answer
+
+    def report(
+        self,
+        q: Question,
+        mode: str,
+        answer: Answer | None = None,
+        *,
+        total: float | None = None,
+        note: str | None = None,
+    ) -> None:
+        """The question's log line and metrics. An extractive answer is normal without a model: it is
+        logged here, at INFO, like any other (a failing model is a warning where the call failed)."""
+        timings = {**(answer.timings if answer else {}), **({"total": total} if total is not None else {})}
+        self.metrics.question(mode, timings)
+        usage = answer.usage if answer and (answer.usage.prompt_tokens or answer.usage.completion_tokens) else None
+        QuestionLog(
+            event_id=q.event_id,
+            channel=q.channel,
+            user=self.hash_user(q.user),
+            mode=mode,
+            # not_found lists the nearest documents, but cites none
+            cited=[s.path for s in answer.sources] if answer and mode != "not_found" else [],
+            search_s=timings.get("search"),
+            first_token_s=timings.get("first_token"),
+            total_s=timings.get("total"),
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            note=note or (answer.model_error if answer else None),
+        ).emit(log)
 
     def notice(self, q: Question, text: str) -> None:
         """A message only the asker sees, in the thread they asked in."""

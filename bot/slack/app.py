@@ -9,16 +9,20 @@ in the bot's state (Slack retries, and a mention in a watched thread also arrive
 from __future__ import annotations
 
 import logging
+import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.answering import Answerer, Pipeline
 from bot.slack.client import make_client
 from bot.slack.listeners import register_listeners
+from bot.slack.listeners.commands import Reindexer
 from bot.slack.policy import Policy
 from bot.slack.workers import Workers
 from bot.state import State
@@ -33,20 +37,39 @@ def build_app(
     policy: Policy | None = None,
     status_report: Callable[[], str] | None = None,
     workers: Workers | None = None,
+    metrics: Metrics | None = None,
+    answerer: Answerer | None = None,
+    reindexer: Reindexer | None = None,
 ) -> App:
+    """`answerer`: one built by the caller, who also resumes the questions of dead replicas with it."""
     client = client or make_client(settings)
-    policy = policy or Policy.from_settings(settings)
+    policy = policy or Policy.from_settings(settings, state)
     # Socket Mode has no signatures to check. Without a signing secret, a random one: no HTTP request
     # can then be signed, so all are refused (never an empty key anyone could sign with).
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else secrets.token_hex(32)
     )
-    app = App(
-        client=client,
-        signing_secret=secret,
-        process_before_response=False,
-        listener_executor=workers or Workers(),
-        logger=logging.getLogger("bot.bolt"),
-    )
-    register_listeners(app, Answerer(settings, pipeline, state, client, policy), status_report)
+    with _bolt_reads_no_token():
+        app = App(
+            client=client,
+            signing_secret=secret,
+            process_before_response=False,
+            listener_executor=workers or Workers(),
+            logger=logging.getLogger("bot.bolt"),
+        )
+    answerer = answerer or Answerer(settings, pipeline, state, client, policy, metrics or Metrics())
+    register_listeners(app, answerer, status_report, reindexer)
     return app
+
+
+@contextmanager
+def _bolt_reads_no_token() -> Iterator[None]:
+    """Bolt's App takes SLACK_BOT_TOKEN from the environment whenever it is given no `token`, so with
+    our `client` (which carries the token from the settings) it got the token twice and warned "As you
+    gave `client` as well, `token` will be unused." at every start. It is kept from reading it."""
+    token = os.environ.pop("SLACK_BOT_TOKEN", None)
+    try:
+        yield
+    finally:
+        if token is not None:
+            os.environ["SLACK_BOT_TOKEN"] = token

@@ -1,4 +1,5 @@
-"""The HTTP transport: POST /slack/events to the Bolt app, GET /healthz for load balancers.
+"""The HTTP transport: POST /slack/events to the Bolt app, GET /healthz for load balancers, GET /metrics
+for Prometheus.
 
 Served by uvicorn (asyncio, so an idle or slow connection costs no thread) with a Starlette app in
 front of Bolt's sync `App`, within limits a public endpoint needs: a listen backlog for bursts, a
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.applications import Starlette
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 BACKLOG = 2048  # connections the kernel queues before accepting: a burst of events is not reset
 KEEP_ALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers; Slack's are well under 2 KiB
@@ -70,7 +73,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def make_asgi_app(app: App, health: Callable[[], dict[str, Any]], limits: HttpLimits) -> Starlette:
+def make_asgi_app(
+    app: App, health: Callable[[], dict[str, Any]], limits: HttpLimits, metrics: CollectorRegistry | None = None
+) -> Starlette:
     async def events(request: Request) -> Response:
         try:
             async with asyncio.timeout(limits.read_timeout):
@@ -88,7 +93,16 @@ def make_asgi_app(app: App, health: Callable[[], dict[str, Any]], limits: HttpLi
         report = await run_in_threadpool(health)
         return JSONResponse(report, status_code=200 if report.get("ok") else 503)
 
-    return Starlette(routes=[Route(EVENTS_PATH, events, methods=["POST"]), Route(HEALTH_PATH, healthz)])
+    routes = [Route(EVENTS_PATH, events, methods=["POST"]), Route(HEALTH_PATH, healthz)]
+    if metrics is not None:
+        registry = metrics
+
+        async def scrape(request: Request) -> Response:
+            # off the event loop: the index's size is read from Chroma at each scrape
+            return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
+
+        routes.append(Route(METRICS_PATH, scrape))
+    return Starlette(routes=routes)
 
 
 class _Protocol(H11Protocol):
@@ -135,11 +149,12 @@ class HttpServer:
         port: int,
         health: Callable[[], dict[str, Any]],
         limits: HttpLimits | None = None,
+        metrics: CollectorRegistry | None = None,
     ) -> None:
         limits = limits or HttpLimits()
         protocol = type("Protocol", (_Protocol,), {"read_timeout": limits.read_timeout})
         config = uvicorn.Config(
-            make_asgi_app(app, health, limits),
+            make_asgi_app(app, health, limits, metrics),
             http=protocol,
             lifespan="off",
             log_config=None,  # the bot's logging setup stays as it is
@@ -173,7 +188,13 @@ class HttpServer:
 
 
 def make_http_server(
-    app: App, host: str, port: int, health: Callable[[], dict[str, Any]], limits: HttpLimits | None = None
+    app: App,
+    host: str,
+    port: int,
+    health: Callable[[], dict[str, Any]],
+    limits: HttpLimits | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> HttpServer:
-    """An HTTP server for the Bolt app, listening already (port 0 picks a free port): call start()."""
-    return HttpServer(app, host, port, health, limits)
+    """An HTTP server for the Bolt app, listening already (port 0 picks a free port): call start().
+    `metrics`: the registry /metrics serves (none: no /metrics)."""
+    return HttpServer(app, host, port, health, limits, metrics)

@@ -88,7 +88,7 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _link_target(url: str, allow_mailto: bool = False) -> str | None:
+def link_target(url: str, allow_mailto: bool = False) -> str | None:
     """`url` when the bot may make it a link: an http(s) address with a host (or, when allowed, a
     mailto: address), with nothing that could end or bend an mrkdwn link. None for anything else."""
     url = url.strip()
@@ -107,8 +107,8 @@ def _link_target(url: str, allow_mailto: bool = False) -> str | None:
 
 def link(url: str, label: str, allow_mailto: bool = False) -> str | None:
     """An mrkdwn link the bot means to make, the label escaped; None when `url` is no safe target
-    (see _link_target): then the caller shows the label alone."""
-    target = _link_target(url, allow_mailto)
+    (see link_target): then the caller shows the label alone."""
+    target = link_target(url, allow_mailto)
     return f"<{target}|{escape(label)}>" if target else None
 
 

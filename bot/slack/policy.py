@@ -1,12 +1,11 @@
-"""Who may ask where: the channel allowlist, per-channel doc scopes, and a per-user rate limit."""
+"""Who may ask where: the channel allowlist, per-channel doc scopes (with their suggested prompts and
+owners' channel), doc owners' Slack user groups, and a per-user rate limit."""
 
 from __future__ import annotations
 
 import json
 import math
-import threading
-import time
-from collections import deque
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import yaml
 
 from bot.errors import ConfigError
 from bot.settings import Settings
+from bot.state import State
 from retrieval.models import SearchFilter
 
 
@@ -22,21 +22,76 @@ class PolicyError(ConfigError):
     """A bad channel scopes file; the message says which file and what is wrong (QWENBOT_CHANNEL_SCOPES_FILE)."""
 
 
+MAX_SUGGESTED_PROMPTS = 4  # Slack shows at most four
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{6,}")
+_GROUP_ID = re.compile(r"S[A-Z0-9]{6,}")
+
+
+@dataclass(frozen=True)
+class ScopeOptions:
+    """What else a scope configures: prompts suggested in assistant threads while there is no history
+    of questions, and the channel where "Ask an owner" posts."""
+
+    suggested_prompts: tuple[str, ...] = ()
+    ask_channel: str | None = None
+
+
 @dataclass(frozen=True)
 class ChannelScopes:
     default: SearchFilter = SearchFilter()
     channels: dict[str, SearchFilter] = field(default_factory=dict)
+    default_options: ScopeOptions = ScopeOptions()
+    options: dict[str, ScopeOptions] = field(default_factory=dict)
+    owner_groups: dict[str, str] = field(default_factory=dict)  # owner name, casefolded -> user group id
 
     def for_channel(self, channel: str) -> SearchFilter:
         """The channel's scope; DMs and channels not listed get the default one."""
         return self.channels.get(channel, self.default)
 
+    def options_for(self, channel: str) -> ScopeOptions:
+        """The channel's options; what it leaves out, the default scope's."""
+        own = self.options.get(channel, self.default_options)
+        return ScopeOptions(
+            own.suggested_prompts or self.default_options.suggested_prompts,
+            own.ask_channel or self.default_options.ask_channel,
+        )
+
+
+_SCOPE_KEYS = {"path_prefixes", "tags", "suggested_prompts", "ask_channel"}
+
+
+def _options(raw: Any, where: str) -> ScopeOptions:
+    if not isinstance(raw, dict):
+        return ScopeOptions()
+    prompts = raw.get("suggested_prompts") or []
+    if not isinstance(prompts, list) or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise PolicyError(f"{where}.suggested_prompts: expected a list of questions")
+    if len(prompts) > MAX_SUGGESTED_PROMPTS:
+        raise PolicyError(f"{where}.suggested_prompts: Slack shows at most {MAX_SUGGESTED_PROMPTS}")
+    ask = raw.get("ask_channel")
+    if ask is not None and not (isinstance(ask, str) and _CHANNEL_ID.fullmatch(ask.strip())):
+        raise PolicyError(f"{where}.ask_channel: expected a channel id like C0123ABCD, got {ask!r}")
+    return ScopeOptions(tuple(p.strip() for p in prompts), ask.strip() if ask else None)
+
+
+def _owner_groups(raw: Any, where: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: expected a mapping of owner names to Slack user group ids")
+    groups = {}
+    for name, group in raw.items():
+        if not (isinstance(group, str) and _GROUP_ID.fullmatch(group.strip())):
+            raise PolicyError(f"{where}.{name}: expected a user group id like S0123ABCD, got {group!r}")
+        groups[str(name).strip().casefold()] = group.strip()
+    return groups
+
 
 def _scope(raw: Any, where: str) -> SearchFilter:
     if raw is None:
         return SearchFilter()
-    if not isinstance(raw, dict) or set(raw) - {"path_prefixes", "tags"}:
-        raise PolicyError(f"{where}: expected a mapping with 'path_prefixes' and/or 'tags'")
+    if not isinstance(raw, dict) or set(raw) - _SCOPE_KEYS:
+        raise PolicyError(f"{where}: expected a mapping with keys among {', '.join(sorted(_SCOPE_KEYS))}")
     values: dict[str, tuple[str, ...]] = {}
     for key in ("path_prefixes", "tags"):
         items = raw.get(key) or []
@@ -53,7 +108,9 @@ def load_channel_scopes(path: Path | None) -> ChannelScopes:
 
     default: {path_prefixes: [...], tags: [...]}   # DMs and unlisted channels; omit = all docs
     channels:
-      C0123ABCD: {path_prefixes: [hr/], tags: [policy]}
+      C0123ABCD: {path_prefixes: [hr/], tags: [policy], suggested_prompts: [...], ask_channel: C0HROWNER}
+    owners:
+      People Operations: S0PEOPLEOP   # a doc owner (front matter `owner`) -> Slack user group id
     """
     if path is None:
         return ChannelScopes()
@@ -65,40 +122,34 @@ def load_channel_scopes(path: Path | None) -> ChannelScopes:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise PolicyError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
     raw = raw or {}
-    if not isinstance(raw, dict) or set(raw) - {"default", "channels"}:
-        raise PolicyError(f"{path}: expected top-level keys 'default' and/or 'channels'")
+    if not isinstance(raw, dict) or set(raw) - {"default", "channels", "owners"}:
+        raise PolicyError(f"{path}: expected top-level keys among 'default', 'channels' and 'owners'")
     channels = raw.get("channels") or {}
     if not isinstance(channels, dict):
         raise PolicyError(f"{path}: 'channels' must map channel ids to scopes")
     return ChannelScopes(
         default=_scope(raw.get("default"), f"{path}: default"),
         channels={str(cid): _scope(s, f"{path}: channels.{cid}") for cid, s in channels.items()},
+        default_options=_options(raw.get("default"), f"{path}: default"),
+        options={str(cid): _options(s, f"{path}: channels.{cid}") for cid, s in channels.items()},
+        owner_groups=_owner_groups(raw.get("owners"), f"{path}: owners"),
     )
 
 
 class RateLimiter:
-    """At most `per_minute` questions per user in any 60 s window (0 = no limit). In memory: each
-    bot replica counts on its own."""
+    """At most `per_minute` questions per user in any 60 s window (0 = no limit), counted in the
+    bot's state: replicas sharing it share the limit."""
 
-    def __init__(self, per_minute: int, window_seconds: float = 60.0) -> None:
+    def __init__(self, per_minute: int, state: State, window_seconds: float = 60.0) -> None:
         self.per_minute = per_minute
+        self.state = state
         self.window = window_seconds
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
     def check(self, user: str, now: float | None = None) -> float:
         """0 if the user may ask now (and counts it), else the seconds until they may."""
         if self.per_minute <= 0:
             return 0.0
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            times = self._seen.setdefault(user, deque())
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) >= self.per_minute:
-                return times[0] + self.window - now
-            times.append(now)
-            return 0.0
+        return self.state.rate_check(user, self.per_minute, self.window, now)
 
 
 @dataclass
@@ -108,19 +159,35 @@ class Policy:
     limiter: RateLimiter
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Policy:
+    def from_settings(cls, settings: Settings, state: State) -> Policy:
         return cls(
             allowed_channels=frozenset(settings.allowed_channels),
             scopes=load_channel_scopes(settings.channel_scopes_file),
-            limiter=RateLimiter(settings.rate_limit_per_minute),
+            limiter=RateLimiter(settings.rate_limit_per_minute, state),
         )
 
     def channel_allowed(self, channel: str, is_dm: bool) -> bool:
         """DMs are always allowed; channels when the allowlist is empty or names them."""
         return is_dm or not self.allowed_channels or channel in self.allowed_channels
 
-    def scope_for(self, channel: str, is_dm: bool) -> SearchFilter:
+    def scope_for(self, channel: str, is_dm: bool, viewing: str | None = None) -> SearchFilter:
+        """`viewing`: in an assistant thread, the channel the user is looking at; its scope applies."""
+        if viewing:
+            return self.scopes.for_channel(viewing)
         return self.scopes.default if is_dm else self.scopes.for_channel(channel)
+
+    def options_for(self, channel: str, is_dm: bool, viewing: str | None = None) -> ScopeOptions:
+        if viewing:
+            return self.scopes.options_for(viewing)
+        return self.scopes.default_options if is_dm else self.scopes.options_for(channel)
+
+    def scope_channels(self, viewing: str | None) -> list[str] | None:
+        """The listed channels sharing `viewing`'s scope (where its most-asked questions come from);
+        None for the default scope: every channel."""
+        if not viewing or viewing not in self.scopes.channels:
+            return None
+        scope = self.scopes.channels[viewing]
+        return sorted(c for c, s in self.scopes.channels.items() if s == scope)
 
     def wait_seconds(self, user: str) -> int:
         """0 when the user may ask; else whole seconds to wait."""

@@ -1,16 +1,23 @@
-"""Answer -> Slack messages: Markdown split within Slack's limits, sources, feedback buttons.
+"""Answer -> Slack messages: Markdown split within Slack's limits, sources, feedback buttons; the
+task steps streamed while an answer is written; the knowledge-gap digest and "Ask an owner" posts.
 
 All text that came from the model or the docs goes through bot.slack.mrkdwn before it is placed here.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.answer.records import Answer, Source
+from bot.settings import FeedbackStyle
 from bot.slack import mrkdwn
+
+if TYPE_CHECKING:
+    from bot.gaps import GapGroup, GapReport
 
 # Slack: markdown blocks take 12,000 characters per message in total, and messages are refused a
 # little above 13,000 characters of blocks in all; keep room for the sources and buttons.
@@ -18,8 +25,11 @@ MARKDOWN_LIMIT = 11_000
 MESSAGE_BLOCKS_BUDGET = 12_500
 SECTION_LIMIT = 3_000
 
-ACTION_UP = "feedback_up"
+ACTION_UP = "feedback_up"  # the plain buttons (QWENBOT_FEEDBACK_STYLE=buttons)
 ACTION_DOWN = "feedback_down"
+ACTION_FEEDBACK = "feedback"  # Slack's feedback_buttons element: value "up:<answer id>" or "down:<answer id>"
+ACTION_ASK_OWNER = "ask_owner"  # value: the answer id
+ACTION_GAP_HANDLED = "gap_handled"  # value: the digest group id
 FEEDBACK_VIEW = "feedback_reason"
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason"
@@ -130,7 +140,28 @@ def sources_blocks(answer: Answer, stale_days: int, today: date, allow_mailto: b
     return blocks
 
 
-def feedback_block(answer_id: int) -> Block:
+def feedback_block(answer_id: int, style: FeedbackStyle = "native") -> Block:
+    if style == "native":
+        return {
+            "type": "context_actions",
+            "block_id": "feedback",
+            "elements": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": ACTION_FEEDBACK,
+                    "positive_button": {
+                        "text": {"type": "plain_text", "text": "Helpful"},
+                        "value": f"up:{answer_id}",
+                        "accessibility_label": "This answer was helpful",
+                    },
+                    "negative_button": {
+                        "text": {"type": "plain_text", "text": "Not helpful"},
+                        "value": f"down:{answer_id}",
+                        "accessibility_label": "This answer was not helpful",
+                    },
+                }
+            ],
+        }
     return {
         "type": "actions",
         "block_id": "feedback",
@@ -151,21 +182,62 @@ def feedback_block(answer_id: int) -> Block:
     }
 
 
+def feedback_rating(value: object) -> tuple[str, int] | None:
+    """("up" | "down", answer id) from a feedback_buttons value; None for anything else."""
+    match = re.fullmatch(r"(up|down):(\d{1,18})", str(value or ""))
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def ask_owner_block(answer_id: int) -> Block:
+    return {
+        "type": "actions",
+        "block_id": "ask_owner",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ACTION_ASK_OWNER,
+                "value": str(answer_id),
+                "text": {"type": "plain_text", "text": "Ask an owner"},
+            }
+        ],
+    }
+
+
 def trailer_blocks(
-    answer: Answer, answer_id: int, stale_days: int, today: date | None = None, allow_mailto: bool = False
+    answer: Answer,
+    answer_id: int,
+    stale_days: int,
+    today: date | None = None,
+    allow_mailto: bool = False,
+    *,
+    feedback_style: FeedbackStyle = "native",
+    ask_owner: bool = False,
 ) -> list[Block]:
-    """What follows the answer text in its last message: sources, then the buttons. (The pipeline's
-    text itself says plainly when it is quoted passages or found nothing.)"""
-    return [*sources_blocks(answer, stale_days, today or date.today(), allow_mailto), feedback_block(answer_id)]
+    """What follows the answer text in its last message: sources, "Ask an owner" (an answer not found
+    in the docs, where the scope has an owners' channel), then the feedback. (The pipeline's text
+    itself says plainly when it is quoted passages or found nothing.)"""
+    blocks = sources_blocks(answer, stale_days, today or date.today(), allow_mailto)
+    if ask_owner and answer.mode == "not_found":
+        blocks.append(ask_owner_block(answer_id))
+    return [*blocks, feedback_block(answer_id, feedback_style)]
 
 
 def answer_messages(
-    answer: Answer, answer_id: int, stale_days: int, today: date | None = None, allow_mailto: bool = False
+    answer: Answer,
+    answer_id: int,
+    stale_days: int,
+    today: date | None = None,
+    allow_mailto: bool = False,
+    *,
+    feedback_style: FeedbackStyle = "native",
+    ask_owner: bool = False,
 ) -> list[Message]:
     """The whole answer as the messages to post, in order; the last carries sources and buttons."""
     parts = split_markdown(answer_text(answer))
     messages = [Message(text=mrkdwn.escape(p), blocks=[markdown_block(p)]) for p in parts]
-    trailer = trailer_blocks(answer, answer_id, stale_days, today, allow_mailto)
+    trailer = trailer_blocks(
+        answer, answer_id, stale_days, today, allow_mailto, feedback_style=feedback_style, ask_owner=ask_owner
+    )
     last = messages[-1]
     if len(parts[-1]) + blocks_size(trailer) <= MESSAGE_BLOCKS_BUDGET:
         messages[-1] = Message(text=last.text, blocks=last.blocks + trailer)
@@ -222,6 +294,171 @@ def feedback_modal(answer_id: int) -> dict[str, Any]:
     }
 
 
+# --- task steps, streamed with the answer (chat.startStream task_display_mode=timeline) ---
+
+TaskStatus = Literal["pending", "in_progress", "complete", "error"]
+STEP_SEARCH, STEP_READ, STEP_WRITE = "search", "read", "write"
+SEARCH_TITLE = "Searching the docs"
+READ_TITLE = "Reading"
+WRITE_TITLE = "Writing the answer"
+NOT_FOUND_TITLE = "Not in the docs"
+QUOTING_TITLE = "Model unavailable: quoting the docs"
+MAX_TASK_SOURCES = 5
+TASK_TEXT_LIMIT = 150  # characters of a doc title in a step's sources
+
+
+def task_update(
+    task_id: str, title: str, status: TaskStatus, details: str | None = None, sources: Sequence[Source] = ()
+) -> Block:
+    """A `task_update` chunk. Titles and details are the bot's own words; a source's text is a doc
+    title (untrusted: neutralised), and only a safe http(s) url becomes a source."""
+    chunk: Block = {"type": "task_update", "id": task_id, "title": title, "status": status}
+    if details:
+        chunk["details"] = details
+    links = []
+    for source in sources:
+        target = mrkdwn.link_target(source.url) if source.url else None
+        if target:
+            links.append({"type": "url", "url": target, "text": _plain(source.title or source.path)})
+    if links:
+        chunk["sources"] = links[:MAX_TASK_SOURCES]
+    return chunk
+
+
+def _plain(text: str, limit: int = TASK_TEXT_LIMIT) -> str:
+    text = " ".join(mrkdwn.neutralize(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def found_details(passages: int, documents: int) -> str:
+    return f"found {_count(passages, 'passage')} in {_count(documents, 'document')}"
+
+
+def reading_details(reranked: bool) -> str:
+    return "ranking the passages with the reranker" if reranked else "choosing the passages to answer from"
+
+
+def outcome_step(answer: Answer) -> tuple[str, str]:
+    """The last step's title and details for how the answer ended. A model failure is named in a few
+    words, never with the error text (it may name internal hosts)."""
+    if answer.mode == "not_found":
+        return NOT_FOUND_TITLE, "no passage answers this: the closest documents are listed"
+    if answer.mode == "extractive":
+        return QUOTING_TITLE, "the best passages, quoted and cited"
+    cited = _count(len({s.path for s in answer.sources}), "document")
+    if answer.model_error:
+        return WRITE_TITLE, f"cut short: the model stopped answering; cites {cited}"
+    return WRITE_TITLE, f"cites {cited}"
+
+
+# --- the knowledge-gap digest and "Ask an owner" ---
+
+MAX_DIGEST_GROUPS = 15  # 2 blocks each, well under Slack's 50; the rest: `qwenbot gaps`
+MAX_WORDINGS = 3
+MAX_REASONS = 3
+MAX_DIGEST_DOCS = 3
+_WORDING_LIMIT = 200
+
+
+def owner_text(owner: str, owner_groups: dict[str, str]) -> str:
+    """A doc owner as shown: their name (from front matter: untrusted, escaped) and, when the scopes
+    file maps the name to a Slack user group, that group tagged. The only mention the bot makes on
+    purpose, and it comes from configuration alone."""
+    name = mrkdwn.escape(owner)
+    group = owner_groups.get(owner.strip().casefold())
+    return f"{name} <!subteam^{group}>" if group else name
+
+
+def _quote(text: str) -> str:
+    return "“" + mrkdwn.escape(_plain(text, _WORDING_LIMIT)) + "”"
+
+
+def gap_group_text(group: GapGroup, owner_groups: dict[str, str]) -> str:
+    lines = [f"*{group.count}×* {_quote(group.example)}"]
+    others = [q for q in group.wordings if q != group.example][: MAX_WORDINGS - 1]
+    if others:
+        lines.append("_also asked as_ " + ", ".join(_quote(q) for q in others))
+    outcome = []
+    if group.not_found:
+        outcome.append(f"{group.not_found} not in the docs")
+    if group.rated_down:
+        outcome.append(f"{group.rated_down} rated 👎")
+    lines.append(" · ".join(outcome))
+    lines.extend(f"> {mrkdwn.escape(_plain(r, _WORDING_LIMIT))}" for r in group.reasons[:MAX_REASONS])
+    docs = []
+    for doc in group.documents[:MAX_DIGEST_DOCS]:
+        name = (mrkdwn.link(doc.url, doc.title or doc.path) if doc.url else None) or f"`{mrkdwn.escape(doc.path)}`"
+        docs.append(name + (f" (owner: {owner_text(doc.owner, owner_groups)})" if doc.owner else ""))
+    lines.append("Nearest docs: " + ("; ".join(docs) if docs else "none found"))
+    return "\n".join(lines)[:SECTION_LIMIT]
+
+
+def digest_message(report: GapReport, group_ids: Sequence[int], owner_groups: dict[str, str]) -> Message:
+    """The digest: one section per group of similar questions, each with a "Mark as handled" button
+    (its value: `group_ids[i]`, the group as stored)."""
+    period = f"{_day(report.since)} to {_day(report.until)}"
+    heading = (
+        f"*Knowledge gaps, {period}:* {_count(report.total, 'question')} the docs did not answer "
+        f"or that were rated 👎, in {_count(len(report.groups), 'group')}. These are the docs to write next."
+    )
+    blocks: list[Block] = [_section(heading)]
+    for group, group_id in zip(report.groups[:MAX_DIGEST_GROUPS], group_ids, strict=False):
+        blocks.append(_section(gap_group_text(group, owner_groups)))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"gap:{group_id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ACTION_GAP_HANDLED,
+                        "value": str(group_id),
+                        "text": {"type": "plain_text", "text": "Mark as handled"},
+                    }
+                ],
+            }
+        )
+    hidden = len(report.groups) - MAX_DIGEST_GROUPS
+    if hidden > 0:
+        blocks.append(_section(f"…and {_count(hidden, 'more group')}: run `qwenbot gaps` for the whole list."))
+    return Message(text=f"Knowledge gaps, {period}: {_count(report.total, 'question')}", blocks=blocks)
+
+
+def _day(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def handled_blocks(blocks: list[Block], group_id: int) -> list[Block]:
+    """The digest's blocks with one group's button replaced by a note that it was handled."""
+    note: Block = {
+        "type": "context",
+        "block_id": f"gap:{group_id}",
+        "elements": [{"type": "mrkdwn", "text": ":white_check_mark: Marked as handled"}],
+    }
+    return [note if b.get("block_id") == f"gap:{group_id}" else b for b in blocks]
+
+
+def ask_owner_message(question: str, channel: str, permalink: str | None) -> Message:
+    """The question posted to the scope's owners' channel. Where it was asked is a channel link (no
+    one is pinged); the asker's thread is a link when it is in a channel (a DM's is private)."""
+    lines = [f"*A question the docs did not answer:*\n> {mrkdwn.escape(_plain(question, 2000))}"]
+    if channel.startswith(("C", "G")):
+        thread = mrkdwn.link(permalink, "the thread") if permalink else None
+        lines.append(f"Asked in <#{channel}>" + (f": reply in {thread}." if thread else "."))
+    else:
+        lines.append("Asked in a direct message with the bot.")
+    lines.append("If the docs should cover this, please add it: the bot answers from them once indexed.")
+    return Message(text="A question the docs did not answer", blocks=[_section("\n".join(lines))])
+
+
+def asked_owner_notice(ask_channel: str) -> str:
+    return f"I've posted your question in <#{ask_channel}> for the doc owners."
+
+
 def apology(error_id: str) -> str:
     return f"Sorry, something went wrong while answering. Please try again in a moment (error id `{error_id}`)."
 
@@ -242,5 +479,6 @@ HELP = (
     "or send me a direct message. I answer in a thread and cite my sources; reply in the thread to "
     "follow up. Rate the answer with 👍 / 👎.\n"
     "`/qwenbot status`: index size, last indexed, model endpoint and health\n"
+    "`/qwenbot reindex`: index new and changed docs now (admins)\n"
     "`/qwenbot help`: this message"
 )

@@ -2,6 +2,12 @@
 message(s). Prefers Slack's chat streaming methods; where Slack refuses them, posts a placeholder and
 edits it with chat.update at most about once a second.
 
+The sign of work is, where Slack takes them, task steps in the stream itself (`task_update` chunks,
+task_display_mode=timeline): "Searching the docs" (with the documents found as its sources), "Reading",
+then "Writing the answer" / "Not in the docs" / "Model unavailable: quoting the docs". Where Slack
+refuses task chunks, the status line (assistant.threads.setStatus) shows the stages instead, and the
+answer streams as plain text; nothing of the answer is lost either way.
+
 429s are retried by the WebClient's RateLimitErrorRetryHandler (it honours Retry-After)."""
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack import mrkdwn
-from bot.slack.render import MARKDOWN_LIMIT, Message, markdown_block
+from bot.answer.records import Answer, Status
+from bot.slack import mrkdwn, render
+from bot.slack.render import MARKDOWN_LIMIT, Block, Message, TaskStatus, markdown_block
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +65,93 @@ class ThreadReply:
         self._stream_ts: str | None = None
         self._placeholder_ts: str | None = None
         self._last_write = 0.0
+        self._use_tasks = streaming  # task steps live in the stream
+        self._tasks: dict[str, tuple[str, TaskStatus]] = {}  # step id -> (title, status) as Slack shows it
 
     @property
     def started(self) -> bool:
         return self._stream_ts is not None or self._placeholder_ts is not None
 
+    @property
+    def _showing_tasks(self) -> bool:
+        """The stream shows task steps: the text goes with them as markdown_text chunks."""
+        return self._use_tasks and bool(self._tasks)
+
     # --- sign of work ---
+    def step(self, event: Status) -> None:
+        """A stage of the answer pipeline: a task step in the stream where Slack takes them, else the
+        status line."""
+        if self._use_tasks and self._send_tasks(self._stage_chunks(event)):
+            return
+        self.status(event.text)
+
+    def _stage_chunks(self, event: Status) -> list[Block]:
+        if event.stage == "searching":
+            return [
+                render.task_update(render.STEP_SEARCH, render.SEARCH_TITLE, "in_progress"),
+                render.task_update(render.STEP_READ, render.READ_TITLE, "pending"),
+                render.task_update(render.STEP_WRITE, render.WRITE_TITLE, "pending"),
+            ]
+        if event.stage == "reading":
+            return [
+                render.task_update(
+                    render.STEP_SEARCH,
+                    render.SEARCH_TITLE,
+                    "complete",
+                    render.found_details(event.passages, event.documents),
+                    event.found,
+                ),
+                render.task_update(
+                    render.STEP_READ, render.READ_TITLE, "in_progress", render.reading_details(event.reranked)
+                ),
+            ]
+        return self._writing_chunks()  # thinking / writing
+
+    def _writing_chunks(self) -> list[Block]:
+        """The steps before the answer done, "Writing the answer" in progress (once)."""
+        if self._tasks.get(render.STEP_WRITE, ("", ""))[1] == "in_progress":
+            return []
+        return [
+            *self._complete_open(but=render.STEP_WRITE),
+            render.task_update(render.STEP_WRITE, render.WRITE_TITLE, "in_progress"),
+        ]
+
+    def _complete_open(self, but: str) -> list[Block]:
+        return [
+            render.task_update(task_id, title, "complete")
+            for task_id, (title, status) in self._tasks.items()
+            if task_id != but and status in ("pending", "in_progress")
+        ]
+
+    def _send_tasks(self, chunks: list[Block], *, text: str = "") -> bool:
+        """Sends task updates (and `text`, streamed after them); False when Slack refused them, and
+        then no more are tried: the status line and plain streaming take over."""
+        if not chunks and not text:
+            return True
+        payload = chunks + ([{"type": "markdown_text", "text": text}] if text else [])
+        try:
+            if self._stream_ts is None:
+                resp = self.client.chat_startStream(
+                    channel=self.channel,
+                    thread_ts=self.thread_ts,
+                    recipient_user_id=self.user,
+                    recipient_team_id=self.team,
+                    task_display_mode="timeline",
+                    chunks=payload,
+                )
+                self._stream_ts = resp["ts"]
+            else:
+                self.client.chat_appendStream(channel=self.channel, ts=self._stream_ts, chunks=payload)
+        except SlackApiError as exc:
+            log.info("task steps refused (%s); showing a status line instead", _error(exc))
+            self._use_tasks = False
+            return False
+        for chunk in chunks:
+            self._tasks[chunk["id"]] = (chunk["title"], chunk["status"])
+        self._sent += text
+        self._last_write = self.clock()
+        return True
+
     def status(self, text: str) -> None:
         """Show what the bot is doing; falls back to an :eyes: reaction where status is unavailable."""
         if text == self._last_status:
@@ -93,7 +181,13 @@ class ThreadReply:
         # be sent: the first text, enough new text, or the wait is over. Piece-by-piece it would cost
         # the square of the answer's length.
         wait = STREAM_MAX_WAIT if self._stream_ts is not None else UPDATE_INTERVAL
-        if self.started and self._unseen_chars < STREAM_MIN_CHARS and self.clock() - self._last_write < wait:
+        # (the first words go out at once, also into a stream the task steps started)
+        if (
+            self.started
+            and self._sent
+            and self._unseen_chars < STREAM_MIN_CHARS
+            and self.clock() - self._last_write < wait
+        ):
             return
         self._raw += "".join(self._unseen)
         self._unseen, self._unseen_chars = [], 0
@@ -110,7 +204,7 @@ class ThreadReply:
         if self._use_stream and self._stream_ts is None and self._placeholder_ts is None:
             self._start_stream(safe)
         elif self._stream_ts is not None:
-            if len(pending) >= STREAM_MIN_CHARS or self.clock() - self._last_write >= STREAM_MAX_WAIT:
+            if not self._sent or len(pending) >= STREAM_MIN_CHARS or self.clock() - self._last_write >= STREAM_MAX_WAIT:
                 self._append_stream(pending)
         elif self._placeholder_ts is None:
             self._post_placeholder(safe)
@@ -136,6 +230,8 @@ class ThreadReply:
         self._last_write = self.clock()
 
     def _append_stream(self, pending: str) -> None:
+        if self._showing_tasks and self._send_tasks(self._writing_chunks(), text=pending):
+            return
         try:
             assert self._stream_ts is not None  # set by _start_stream, which runs first
             self.client.chat_appendStream(channel=self.channel, ts=self._stream_ts, markdown_text=pending)
@@ -164,13 +260,13 @@ class ThreadReply:
         self._last_write = self.clock()
 
     # --- the end ---
-    def finish(self, messages: list[Message]) -> str:
+    def finish(self, messages: list[Message], answer: Answer | None = None) -> str:
         """Deliver the final messages (the first replaces whatever was streamed). Returns the ts of
-        the message carrying the feedback buttons (the last)."""
+        the message carrying the feedback buttons (the last). `answer` names the last task step."""
         first, rest = messages[0], messages[1:]
         first_text = first.blocks[0]["text"]
         if self._stream_ts is not None:
-            ts = self._finish_stream(first, first_text)
+            ts = self._finish_stream(first, first_text, answer)
         elif self._placeholder_ts is not None:
             self.client.chat_update(channel=self.channel, ts=self._placeholder_ts, text=first.text, blocks=first.blocks)
             ts = self._placeholder_ts
@@ -180,26 +276,52 @@ class ThreadReply:
             ts = self._post(message)["ts"]
         return ts
 
-    def _finish_stream(self, first: Message, first_text: str) -> str:
+    def _finish_stream(self, first: Message, first_text: str, answer: Answer | None) -> str:
         ts = self._stream_ts
         assert ts is not None
+        title, details = render.outcome_step(answer) if answer is not None else (render.WRITE_TITLE, None)
+        closing = [
+            *self._complete_open(but=render.STEP_WRITE),
+            render.task_update(render.STEP_WRITE, title, "complete", details),
+        ]
         if first_text.startswith(self._sent):
             tail = first_text[len(self._sent) :]
-            if tail:
+            if tail and not (self._showing_tasks and self._send_tasks(self._writing_chunks(), text=tail)):
                 self.client.chat_appendStream(channel=self.channel, ts=ts, markdown_text=tail)
             # the streamed text is the answer: only what follows it (sources, buttons) is added
-            self.client.chat_stopStream(channel=self.channel, ts=ts, blocks=first.blocks[1:] or None)
+            self._stop_stream(ts, closing, blocks=first.blocks[1:] or None)
         else:
             # what was streamed differs from the final answer: close the stream, then replace it
-            self.client.chat_stopStream(channel=self.channel, ts=ts)
+            self._stop_stream(ts, closing)
             self.client.chat_update(channel=self.channel, ts=ts, text=first.text, blocks=first.blocks)
         return ts
 
-    def say(self, text: str) -> str:
-        """A short plain message from the bot (not-found, apology): closes any open stream first."""
+    def _stop_stream(self, ts: str, chunks: list[Block], blocks: list[Block] | None = None) -> None:
+        """chat.stopStream with the last task updates; without them if Slack refuses them now."""
+        if self._showing_tasks:
+            try:
+                self.client.chat_stopStream(channel=self.channel, ts=ts, chunks=chunks, blocks=blocks)
+                return
+            except SlackApiError as exc:
+                log.info("task steps refused at the end (%s); closing the stream without them", _error(exc))
+                self._use_tasks = False
+        self.client.chat_stopStream(channel=self.channel, ts=ts, blocks=blocks)
+
+    def _failed_chunks(self, reason: str) -> list[Block]:
+        """The step that was running shows `error` and the short reason (never a traceback); steps not
+        reached yet say so."""
+        return [
+            render.task_update(task_id, title, "error", reason if status == "in_progress" else "not reached")
+            for task_id, (title, status) in self._tasks.items()
+            if status in ("pending", "in_progress")
+        ]
+
+    def say(self, text: str, failure: str = "stopped") -> str:
+        """A short plain message from the bot (an apology, a note): closes any open stream first, its
+        unfinished task steps marked as failed for `failure`."""
         if self._stream_ts is not None:
             try:
-                self.client.chat_stopStream(channel=self.channel, ts=self._stream_ts)
+                self._stop_stream(self._stream_ts, self._failed_chunks(failure))
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed: %s", _error(exc))
             self._stream_ts = None

@@ -10,8 +10,13 @@ from bot.slack.answering import Answerer
 from bot.slack.listeners import actions, commands, events, views
 
 
-def register_listeners(app: App, answerer: Answerer, status_report: Callable[[], str] | None) -> None:
+def register_listeners(
+    app: App,
+    answerer: Answerer,
+    status_report: Callable[[], str] | None,
+    reindexer: commands.Reindexer | None = None,
+) -> None:
     events.register(app, answerer)
     actions.register(app, answerer)
     views.register(app, answerer)
-    commands.register(app, status_report)
+    commands.register(app, status_report, reindexer)

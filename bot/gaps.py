@@ -1,0 +1,283 @@
+"""The knowledge-gap report: questions the docs did not answer (`not_found`) or whose answers were
+rated 👎, grouped by similar wording with the embedding model the bot already has loaded, each group
+with its count, an example, the 👎 reasons, and the nearest documents with their owners: the docs to
+write next. One report, three ways to get it: `qwenbot gaps`, `qwenbot questions --unanswered`, and
+the digest the running bot posts on a schedule (QWENBOT_GAPS_CHANNEL / _SCHEDULE / _TIMEZONE).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from slack_sdk import WebClient
+
+from bot.errors import ConfigError
+from bot.settings import Settings, parse_schedule
+from bot.slack import render
+from bot.state import State, UnansweredQuestion
+from retrieval.models import Hit
+
+log = logging.getLogger(__name__)
+
+# A wording joins a group when its embedding's cosine similarity to the group's mean is at least this.
+# With MiniLM, rewordings of one question ("Where can I park my car?" / "Where do employees park?")
+# score 0.56-0.93 against each other and higher against a group's mean; different questions, even
+# on neighbouring topics (parking / bringing a dog to the office), 0.1-0.41. The middle, not a fit.
+GROUP_SIMILARITY = 0.55
+NEAREST_DOCS = 3
+DIGEST_POLL_SECONDS = 30.0  # how often the digest thread looks at the clock
+
+Embed = Callable[[list[str]], np.ndarray]  # texts -> one normalised row each
+Search = Callable[[str, int], list[Hit]]  # query, k -> hits, best first
+
+
+@dataclass(frozen=True)
+class NearDoc:
+    path: str
+    title: str
+    url: str | None
+    owner: str | None  # front matter `owner`: untrusted text
+
+
+@dataclass
+class GapGroup:
+    """Questions worded alike, oldest first."""
+
+    questions: list[UnansweredQuestion]
+    documents: list[NearDoc] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.questions)
+
+    @property
+    def example(self) -> str:
+        return self.questions[0].text
+
+    @property
+    def wordings(self) -> list[str]:
+        """Each distinct wording once (case aside), in the order first asked."""
+        seen: dict[str, str] = {}
+        for q in self.questions:
+            seen.setdefault(q.text.casefold(), q.text)
+        return list(seen.values())
+
+    @property
+    def not_found(self) -> int:
+        return sum(q.not_found for q in self.questions)
+
+    @property
+    def rated_down(self) -> int:
+        return sum(q.rated_down for q in self.questions)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [r for q in self.questions for r in q.reasons]
+
+    @property
+    def question_ids(self) -> list[int]:
+        return [q.question_id for q in self.questions]
+
+    @property
+    def owners(self) -> list[str]:
+        return list(dict.fromkeys(d.owner for d in self.documents if d.owner))
+
+
+@dataclass
+class GapReport:
+    since: float
+    until: float
+    groups: list[GapGroup]
+
+    @property
+    def total(self) -> int:
+        return sum(g.count for g in self.groups)
+
+
+def group_questions(
+    questions: list[UnansweredQuestion], embed: Embed, threshold: float = GROUP_SIMILARITY
+) -> list[GapGroup]:
+    """Greedy grouping in the order asked: each question joins the group whose mean embedding is
+    closest, if close enough, else starts one. Largest groups first (ties: the most recent first)."""
+    if not questions:
+        return []
+    vectors = embed([q.text for q in questions])
+    groups: list[GapGroup] = []
+    sums: list[np.ndarray] = []
+    for question, vector in zip(questions, vectors, strict=True):
+        best, best_sim = -1, threshold
+        for i, total in enumerate(sums):
+            sim = float(np.dot(vector, total) / (np.linalg.norm(total) or 1.0))
+            if sim >= best_sim:
+                best, best_sim = i, sim
+        if best == -1:
+            groups.append(GapGroup([question]))
+            sums.append(np.array(vector, dtype=np.float32))
+        else:
+            groups[best].questions.append(question)
+            sums[best] += vector
+    return sorted(groups, key=lambda g: (-g.count, -g.questions[-1].created))
+
+
+def nearest_documents(search: Search, question: str, limit: int = NEAREST_DOCS) -> list[NearDoc]:
+    docs: dict[str, NearDoc] = {}
+    for hit in search(question, 4 * limit):
+        docs.setdefault(hit.path, NearDoc(hit.path, hit.title, hit.url, hit.owner))
+        if len(docs) == limit:
+            break
+    return list(docs.values())
+
+
+def build_report(state: State, embed: Embed, search: Search, since: float, until: float) -> GapReport:
+    groups = group_questions(state.unanswered_questions(since, until), embed)
+    for group in groups:
+        group.documents = nearest_documents(search, group.example)
+    return GapReport(since, until, groups)
+
+
+_SINCE = re.compile(r"\s*(\d+)\s*([mhdw])\s*")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str) -> timedelta:
+    """A window like "7d", "24h", "2w" or "90m" as a timedelta; ConfigError for anything else."""
+    match = _SINCE.fullmatch(text)
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"--since {text!r}: expected a number and a unit, like 7d, 24h, 2w or 90m")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+# --- the report as text and JSON (qwenbot gaps) ---
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def report_json(report: GapReport) -> dict[str, Any]:
+    return {
+        "since": _iso(report.since),
+        "until": _iso(report.until),
+        "questions": report.total,
+        "groups": [
+            {
+                "count": g.count,
+                "example": g.example,
+                "wordings": g.wordings,
+                "not_found": g.not_found,
+                "rated_down": g.rated_down,
+                "reasons": g.reasons,
+                "documents": [{"path": d.path, "title": d.title, "url": d.url, "owner": d.owner} for d in g.documents],
+                "owners": g.owners,
+                "question_ids": g.question_ids,
+            }
+            for g in report.groups
+        ],
+    }
+
+
+def report_text(report: GapReport) -> str:
+    head = (
+        f"Unanswered questions from {_iso(report.since)} to {_iso(report.until)}: "
+        f"{report.total} in {len(report.groups)} group{'' if len(report.groups) == 1 else 's'}"
+    )
+    if not report.groups:
+        return head + " (nothing the docs missed, and no 👎)"
+    lines = [head + ". The docs to write next:", ""]
+    for g in report.groups:
+        lines.append(f"{g.count:>4}x  {g.example}")
+        for wording in g.wordings[1:4]:
+            lines.append(f"       also: {wording}")
+        outcome = [f"{g.not_found} not in the docs"] if g.not_found else []
+        outcome += [f"{g.rated_down} rated 👎"] if g.rated_down else []
+        lines.append("       " + ", ".join(outcome))
+        lines.extend(f'       👎 "{r}"' for r in g.reasons[:3])
+        for d in g.documents:
+            lines.append(f"       nearest: {d.path} ({d.title}" + (f"; owner: {d.owner})" if d.owner else ")"))
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+# --- the digest, posted by the running bot ---
+
+
+class GapDigest:
+    """Posts the report to QWENBOT_GAPS_CHANNEL at each scheduled time, covering the period since the
+    previous one (a week, or a day for "daily"). Driven by `tick(now)`, so tests move a fake clock;
+    `run` ticks it from a thread. Replicas sharing the state post each digest once (a claim)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: State,
+        client: WebClient,
+        embed: Embed,
+        search: Search,
+        owner_groups: dict[str, str],
+    ) -> None:
+        if not settings.gaps_channel:
+            raise ConfigError("QWENBOT_GAPS_CHANNEL is not set")
+        self.channel = settings.gaps_channel
+        self.weekday, self.hour, self.minute = parse_schedule(settings.gaps_schedule)
+        self.zone = ZoneInfo(settings.gaps_timezone)
+        self.state = state
+        self.client = client
+        self.embed = embed
+        self.search = search
+        self.owner_groups = owner_groups
+        self.next_due: float | None = None
+
+    def due_after(self, now: float) -> float:
+        """The first scheduled time after `now` (wall-clock time in the configured zone)."""
+        local = datetime.fromtimestamp(now, self.zone)
+        start = local.replace(hour=self.hour, minute=self.minute, second=0, microsecond=0)
+        for days in range(8):
+            at = start + timedelta(days=days)  # zone-aware: wall-clock days, across DST changes
+            if at.timestamp() > now and (self.weekday is None or at.weekday() == self.weekday):
+                return at.timestamp()
+        raise AssertionError("a weekday recurs within 8 days")
+
+    def period_start(self, due: float) -> float:
+        days = 1 if self.weekday is None else 7
+        return (datetime.fromtimestamp(due, self.zone) - timedelta(days=days)).timestamp()
+
+    def tick(self, now: float) -> str | None:
+        """Posts the digest if one is due; returns its ts. The first tick only sets the schedule."""
+        if self.next_due is None:
+            self.next_due = self.due_after(now)
+            return None
+        if now < self.next_due:
+            return None
+        due, self.next_due = self.next_due, self.due_after(now)
+        if not self.state.claim(f"gaps:{due:.0f}", now):
+            return None  # another replica posted it
+        return self.post(self.period_start(due), due)
+
+    def post(self, since: float, until: float) -> str:
+        report = build_report(self.state, self.embed, self.search, since, until)
+        ids = [self.state.add_gap_group(g.question_ids) for g in report.groups[: render.MAX_DIGEST_GROUPS]]
+        message = render.digest_message(report, ids, self.owner_groups)
+        resp = self.client.chat_postMessage(
+            channel=self.channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+        )
+        log.info("posted the knowledge-gap digest: %d questions in %d groups", report.total, len(report.groups))
+        return str(resp["ts"])
+
+    def run(self, stop: threading.Event, clock: Callable[[], float] = time.time) -> None:
+        """Ticks until `stop` is set; a failed digest is logged and tried again at the next time."""
+        while True:
+            try:
+                self.tick(clock())
+            except Exception:
+                log.exception("the knowledge-gap digest failed")
+            if stop.wait(DIGEST_POLL_SECONDS):
+                return
