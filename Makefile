@@ -12,6 +12,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 QUESTION ?= How many vacation days do I get per year?
+# Test files run in this many processes (pytest-xdist); a file's tests stay together in one, so each
+# module's bots and servers start once. Much of the suite waits on subprocesses: 2 pays even on 2 cores.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint clean
 
@@ -36,7 +39,7 @@ lint: $(VENV)/.test
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) .qwenbot

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import servers
+from fake_slack import FakeSlack
 
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
 from retrieval.embeddings import Embedder, get_embedder
@@ -90,3 +91,20 @@ def postgres_server() -> Iterator[str]:
 def postgres_url(postgres_server: str) -> str:
     """The URL of a fresh, empty database of its own on the session's PostgreSQL server."""
     return servers.new_database(postgres_server)
+
+
+class Clock:
+    """Time under the test's control, so "at most once a second" is checked without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    """The fake Slack Web API (tests/fake_slack.py), over real HTTP."""
+    with FakeSlack() as fake:
+        yield fake

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,18 +96,16 @@ def test_reranker_score_below_its_threshold_holds_back() -> None:
 
 
 @pytest.fixture(scope="module")
-def near_domain_searcher(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Searcher]:
+def near_domain_searcher(
+    tmp_path_factory: pytest.TempPathFactory, corpus_index: Path, embedder: Embedder
+) -> Iterator[Searcher]:
     """docs_corpus without some documents (as bench/make_near_domain.py --every 8 drops them): their
-    topics stay, their answers are gone."""
-    corpus = Path(__file__).resolve().parent.parent / "docs_corpus"
-    docs = tmp_path_factory.mktemp("near") / "docs"
-    for path in corpus.rglob("*"):
-        rel = path.relative_to(corpus)
-        if path.is_file() and rel.as_posix() not in NEAR_DOMAIN_DROPPED:
-            (docs / rel).parent.mkdir(parents=True, exist_ok=True)
-            (docs / rel).write_bytes(path.read_bytes())
-    config = IndexConfig(index_dir=tmp_path_factory.mktemp("near-index"))
-    Indexer(config, embedder).run([docs], progress=False)
+    topics stay, their answers are gone. The session's index, copied, with those documents removed."""
+    index_dir = tmp_path_factory.mktemp("near") / "index"
+    shutil.copytree(corpus_index, index_dir, ignore=shutil.ignore_patterns(".lock"))
+    config = IndexConfig(index_dir=index_dir)
+    stats = Indexer(config, embedder).remove(sorted(NEAR_DOMAIN_DROPPED))
+    assert stats.removed == len(NEAR_DOMAIN_DROPPED), stats
     with Searcher(config, embedder) as searcher:
         yield searcher
 

@@ -28,28 +28,33 @@ def env(no_settings: pytest.MonkeyPatch, corpus_index: Path) -> pytest.MonkeyPat
     return monkeypatch
 
 
-def test_ask_command_streams_the_answer_then_the_sources(corpus_index: Path, tmp_path: Path) -> None:
-    """The console entry point in its own process, as a newcomer runs it."""
+def ask_in_its_own_process(corpus_index: Path, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`qwenbot ask QUESTION` as a newcomer runs it: its own process, where nothing set up logging."""
     index = tmp_path / "index"
     shutil.copytree(corpus_index, index, ignore=shutil.ignore_patterns(".lock"))  # its own copy: no lock clash
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
+    environ.update(
+        QWENBOT_INDEX_DIR=str(index),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        ANONYMIZED_TELEMETRY="False",
+        **settings,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "ask", QUESTION],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_ask_command_streams_the_answer_then_the_sources(corpus_index: Path, tmp_path: Path) -> None:
     with FakeOpenAI() as server:
         server.push(answer(["You get ", "25 days of paid vacation [1]", " per year."]))
-        environ.update(
-            QWENBOT_INDEX_DIR=str(index),
-            QWENBOT_LLM_BASE_URL=server.url,
-            QWENBOT_LLM_PROVIDER="sglang",
-            HF_HUB_OFFLINE="1",
-            TRANSFORMERS_OFFLINE="1",
-            ANONYMIZED_TELEMETRY="False",
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "ask", QUESTION],
-            cwd=tmp_path,
-            env=environ,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        done = ask_in_its_own_process(
+            corpus_index, tmp_path, QWENBOT_LLM_BASE_URL=server.url, QWENBOT_LLM_PROVIDER="sglang"
         )
     assert done.returncode == 0, done.stderr
     text, _, sources = done.stdout.partition("\n\nSources:\n")
@@ -189,25 +194,9 @@ def test_doctor_flags_a_rejected_thinking_switch_and_an_unserved_model(
 
 
 def test_ask_in_a_terminal_tells_a_model_failure_once(corpus_index: Path, tmp_path: Path) -> None:
-    """Its own process, where nothing set up logging: the pipeline's warning must not repeat the command's line."""
-    index = tmp_path / "index"
-    shutil.copytree(corpus_index, index, ignore=shutil.ignore_patterns(".lock"))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
-    environ.update(
-        QWENBOT_INDEX_DIR=str(index),
-        QWENBOT_LLM_BASE_URL=closed_port_url(),
-        QWENBOT_LLM_RETRIES="0",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        ANONYMIZED_TELEMETRY="False",
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ask", QUESTION],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    """The pipeline's warning must not repeat the command's own line."""
+    done = ask_in_its_own_process(
+        corpus_index, tmp_path, QWENBOT_LLM_BASE_URL=closed_port_url(), QWENBOT_LLM_RETRIES="0"
     )
     assert done.returncode == 3, done.stderr
     [line] = [line for line in done.stderr.splitlines() if "nothing listens" in line]

@@ -68,7 +68,7 @@ def bot_process(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) ->
     with (
         FakeSlack() as slack,
         FakeOpenAI() as llm,
-        running_bot(slack, llm, index_dir, tmp, QWENBOT_DOCS_DIR=str(docs)) as bot,
+        running_bot(slack, llm, index_dir, tmp, QWENBOT_DOCS_DIR=str(docs), QWENBOT_INDEX_ON_START="true") as bot,
     ):
         yield BotProcess(bot, slack, llm, docs, index_dir, str(tmp / "none.env"))
 

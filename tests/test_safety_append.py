@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from fake_slack import BOT_TOKEN, TEAM, FakeSlack
 
 from bot.settings import load_settings
@@ -13,12 +11,6 @@ from bot.slack.client import make_client
 from bot.slack.reply import ThreadReply
 
 CHANNEL = "C0GENERAL"
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 def _cpu_seconds_to_append(slack: FakeSlack, chars: int) -> float:

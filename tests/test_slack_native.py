@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Clock
 from fake_openai import answer
 from fake_slack import (
     BOT_TOKEN,
@@ -39,20 +40,6 @@ ASK_HR = "C0ASKHR01"  # where "Ask an owner" posts for the hr/ scope
 ASK_ALL = "C0ASKDOCS"  # ... and for every other scope
 PEOPLE_GROUP = "S0PEOPLEOP"
 NOT_IN_DOCS = "What is the airspeed velocity of an unladen swallow?"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 def _reply(slack: FakeSlack, clock: Clock) -> tuple[ThreadReply, str]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
+from conftest import Clock
 from fake_slack import BOT_TOKEN, TEAM, FakeSlack
 
 from bot.answer.records import Answer, Source
@@ -15,22 +13,6 @@ from bot.slack.reply import ThreadReply
 
 CHANNEL = "C0GENERAL"
 USER = "U0ALICE"
-
-
-class Clock:
-    """Time under the test's control, so "at most once a second" is checked without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 def _reply(slack: FakeSlack, clock: Clock | None = None) -> tuple[ThreadReply, str]:
