@@ -161,30 +161,20 @@ class Settings(BaseSettings):
     @field_validator("allowed_channels")
     @classmethod
     def _channel_ids(cls, value: list[str]) -> list[str]:
-        for channel in value:
-            if not re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
-                raise ValueError(
-                    f"{channel!r} is not a channel id: use ids like C0123ABCD (channel details > About, at the bottom)"
-                )
-        return value
+        return _ids(
+            value, "[CGD]", "is not a channel id: use ids like C0123ABCD (channel details > About, at the bottom)"
+        )
 
     @field_validator("admin_users")
     @classmethod
     def _user_ids(cls, value: list[str]) -> list[str]:
-        for user in value:
-            if not re.fullmatch(r"[UW][A-Z0-9]{6,}", user):
-                raise ValueError(
-                    f"{user!r} is not a Slack user id: use ids like U0123ABCD (profile > ⋮ > Copy member ID)"
-                )
-        return value
+        return _ids(value, "[UW]", "is not a Slack user id: use ids like U0123ABCD (profile > ⋮ > Copy member ID)")
 
     @field_validator("gaps_channel")
     @classmethod
     def _gaps_channel_id(cls, value: str | None) -> str | None:
         value = (value or "").strip() or None
-        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
-            raise ValueError(f"{value!r} is not a channel id: use an id like C0123ABCD")
-        return value
+        return _ids([value], "[CG]", "is not a channel id: use an id like C0123ABCD")[0] if value else None
 
     @field_validator("gaps_schedule")
     @classmethod
@@ -290,6 +280,14 @@ def _env_name(loc: tuple[object, ...]) -> str:
     if info is not None and isinstance(info.validation_alias, str):
         return info.validation_alias
     return f"QWENBOT_{field.upper()}"
+
+
+def _ids(values: list[str], kind: str, problem: str) -> list[str]:
+    """Slack ids: `kind` is the first letters allowed (channel C/G/D, user U/W); a name is refused."""
+    for value in values:
+        if not re.fullmatch(kind + r"[A-Z0-9]{6,}", value):
+            raise ValueError(f"{value!r} {problem}")
+    return values
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:

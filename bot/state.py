@@ -209,6 +209,13 @@ class State:
             self._db.close()
             raise
 
+    @staticmethod
+    def missing(settings: Settings) -> str | None:
+        """Why there is no state to read yet (a SQLite file the bot has not written), or None."""
+        if settings.state_url is None and not settings.state_db.exists():
+            return f"no bot state at {settings.state_db} (QWENBOT_STATE_DB); the bot writes it when it answers in Slack"
+        return None
+
     @classmethod
     def from_settings(cls, settings: Settings) -> State:
         return cls(

@@ -43,12 +43,8 @@ def export(state: State, out: TextIO) -> int:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.state_url is None and not settings.state_db.exists():
-        print(
-            f"qwenbot feedback: no bot state at {settings.state_db} (QWENBOT_STATE_DB); "
-            "the bot writes it when it answers in Slack",
-            file=sys.stderr,
-        )
+    if (missing := State.missing(settings)) is not None:
+        print(f"qwenbot feedback: {missing}", file=sys.stderr)
         return 1
     state = State.from_settings(settings)
     try:

@@ -20,12 +20,8 @@ from retrieval.store import index_exists
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     window = parse_since(args.since)
-    if settings.state_url is None and not settings.state_db.exists():
-        print(
-            f"qwenbot: no bot state at {settings.state_db} (QWENBOT_STATE_DB); "
-            "the bot writes it when it answers in Slack",
-            file=sys.stderr,
-        )
+    if (missing := State.missing(settings)) is not None:
+        print(f"qwenbot: {missing}", file=sys.stderr)
         return 1
     config = settings.index_config()
     if not index_exists(config):
