@@ -6,7 +6,9 @@ the bot's own `AnswerPipeline.retrieve` (no model), with the settings of the env
 For each set this prints the share of near-domain and of other unanswerable questions the rule holds
 back (higher is better) and the share of answerable ones it wrongly holds back (lower is better): for
 the rule as configured, for the old rule (best dense cosine < 0.32) as "before", and for a sweep of
-QWENBOT_ABSTAIN_MIN_COVERAGE, so that a value is chosen on one set and checked on the others.
+QWENBOT_ABSTAIN_MIN_COVERAGE, so that a value is chosen on one set and checked on the others. Last, how
+well each retrieval signal alone tells answerable from near-domain questions (AUC: the chance that an
+answerable question scores higher than a near-domain one; 0.5 is a coin, 1.0 separates them).
 
     python bench/calibrate_abstain.py --set docs=/tmp/abst/nd-docs --set scifact=/tmp/abst/nd-scifact \\
         --cache /tmp/abst/stores [--env-file .env]
@@ -28,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bot.answer.abstain import AbstainRule, Decision, decide  # noqa: E402
+from bot.answer.abstain import AbstainRule, Decision, agreement, decide, term_coverage  # noqa: E402
 from bot.answer.pipeline import AnswerPipeline  # noqa: E402
 from bot.commands.eval import EVAL_COLLECTION  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
@@ -46,6 +48,7 @@ class Case:
     idf: dict[str, float]
     hits: list[Hit]
     decision: Decision  # as the pipeline decided, with the configured rule
+    ranking: list[Hit]  # the first 10 documents' passages, for the signals table
 
 
 def collect(settings: Settings, folder: Path, store: Path) -> list[Case]:
@@ -56,9 +59,10 @@ def collect(settings: Settings, folder: Path, store: Path) -> list[Case]:
     with Searcher(config) as searcher:
         pipeline = AnswerPipeline(settings, searcher, None)
         for q in lines:
-            found = pipeline.retrieve(q["question"], [])
+            found = pipeline.retrieve(q["question"], [], depth=10)
             kind = "answerable" if q["sources"] else "near" if q.get("near_domain") else "other"
-            cases.append(Case(kind, searcher.term_idf(" ".join(found.queries)), found.hits, found.decision))
+            idf = searcher.term_idf(" ".join(found.queries))
+            cases.append(Case(kind, idf, found.hits, found.decision, found.ranking))
     return cases
 
 
@@ -73,6 +77,43 @@ def held(cases: list[Case], holds: Callable[[Case], bool], kind: str) -> str:
 def old_rule(case: Case) -> bool:
     best = max((h.dense_score for h in case.hits if h.dense_score is not None), default=None)
     return best is None or best < OLD_COSINE_THRESHOLD
+
+
+def _best_per_document(hits: list[Hit], score: Callable[[Hit], float | None]) -> list[float]:
+    best: dict[str, float] = {}
+    for h in hits:
+        value = score(h)
+        if value is not None:
+            best[h.path] = max(best.get(h.path, value), value)
+    return sorted(best.values(), reverse=True)
+
+
+def _margin(scores: list[float], ratio: bool) -> float:
+    if len(scores) < 2:
+        return 1.0
+    return scores[0] / scores[1] if ratio and scores[1] > 0 else scores[0] - scores[1]
+
+
+# Signals tried for the decision: what the rule reads, and others that looked promising.
+SIGNALS: dict[str, Callable[[Case], float]] = {
+    "coverage of the top passage": lambda c: term_coverage(c.idf, c.hits[0]) if c.hits else 0.0,
+    "best coverage of the top k passages": lambda c: max((term_coverage(c.idf, h) for h in c.hits), default=0.0),
+    "best dense cosine": lambda c: max((h.dense_score or 0.0 for h in c.hits), default=0.0),
+    "dense: best minus 2nd document": lambda c: _margin(_best_per_document(c.ranking, lambda h: h.dense_score), False),
+    "keyword: best / 2nd document": lambda c: _margin(_best_per_document(c.ranking, lambda h: h.lexical_score), True),
+    "sides agree on the top document": lambda c: agreement(c.hits)[0] if c.hits else 0.0,
+    "top document in both sides' first two": lambda c: agreement(c.hits)[1] if c.hits else 0.0,
+}
+
+
+def auc(cases: list[Case], signal: Callable[[Case], float]) -> float:
+    """The chance that an answerable question scores higher than a near-domain one (ties count half)."""
+    yes = [signal(c) for c in cases if c.kind == "answerable"]
+    no = [signal(c) for c in cases if c.kind == "near"]
+    if not yes or not no:
+        return float("nan")
+    wins = sum((a > b) + 0.5 * (a == b) for a in yes for b in no)
+    return wins / (len(yes) * len(no))
 
 
 def main() -> int:
@@ -107,6 +148,10 @@ def main() -> int:
             row += f" | {held(cases, holds, 'near'):>20} {held(cases, holds, 'other'):>12} "
             row += f"{held(cases, holds, 'answerable'):>15}"
         print(row)
+    print()
+    print(f"{'signal (AUC, answerable vs near-domain)':<42}" + "".join(f" | {name:>8}" for name in sets))
+    for label, signal in SIGNALS.items():
+        print(f"{label:<42}" + "".join(f" | {auc(cases, signal):>8.3f}" for cases in sets.values()))
     return 0
 
 

@@ -210,7 +210,8 @@ def test_healthz_is_not_ready_while_the_state_database_is_unreachable(cluster: C
             assert _status(health) == 503  # no claim possible: the load balancer sends Slack elsewhere
         finally:
             conn.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
-    assert _status(health) == 200  # back by itself
+    # back by itself: the pool reconnects with backoff (1 s, 2 s, ...), so ready again within seconds
+    wait_until(cluster, lambda: _status(health) == 200, timeout=30)
 
 
 def _status(url: str) -> int:
