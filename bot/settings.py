@@ -28,6 +28,17 @@ class SettingsError(ConfigError):
     """A bad setting; `str()` is one line naming the variable and what it expects."""
 
 
+# Numeric settings whose default is "unset": an empty value leaves them unset.
+_OPTIONAL_NUMBERS = (
+    "embedding_batch_size",
+    "llm_temperature",
+    "llm_top_p",
+    "llm_top_k",
+    "abstain_rerank_min_local",
+    "abstain_rerank_min_endpoint",
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="QWENBOT_",
@@ -46,7 +57,7 @@ class Settings(BaseSettings):
     chroma_ssl: bool = False
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_device: str = "cpu"
-    embedding_batch_size: int = Field(64, ge=1)
+    embedding_batch_size: int | None = Field(None, ge=1)  # None: 8 on the CPU, 64 on a GPU
     embedding_backend: EmbeddingBackend = "onnx"
     embedding_quantize: EmbeddingQuantize = "none"
     embedding_cache_dir: Path | None = None  # None: ~/.cache/qwenbot/onnx
@@ -190,6 +201,12 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("not a time zone name: use one like Europe/Berlin or UTC") from None
         return value.strip()
+
+    @field_validator(*_OPTIONAL_NUMBERS, mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `QWENBOT_LLM_TOP_K=` (as .env.example shows these) means "the default", not a parse error
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

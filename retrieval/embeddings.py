@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
-from retrieval.config import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, EmbeddingQuantize, IndexConfig
+from retrieval.config import (
+    DEFAULT_EMBEDDING_MODEL,
+    EmbeddingBackend,
+    EmbeddingQuantize,
+    IndexConfig,
+    default_batch_size,
+)
 from retrieval.errors import EmbeddingModelError
 
 if TYPE_CHECKING:
@@ -63,7 +69,7 @@ class Embedder:
         self,
         name: str,
         model: SentenceTransformer,
-        batch_size: int = 64,
+        batch_size: int,
         backend: EmbeddingBackend = "onnx",
         quantize: EmbeddingQuantize = "none",
         cache_dir: Path | None = None,
@@ -206,12 +212,14 @@ _lock = threading.Lock()
 def get_embedder(
     model: str,
     device: str = "cpu",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     backend: EmbeddingBackend = "onnx",
     quantize: EmbeddingQuantize = "none",
     cache_dir: Path | None = None,
 ) -> Embedder:
-    """The embedder for `model` on `device`; the weights are loaded once per process and shared."""
+    """The embedder for `model` on `device`; the weights are loaded once per process and shared.
+    batch_size: None is the device's default (retrieval.config.default_batch_size)."""
+    batch_size = batch_size or default_batch_size(device)
     key = (model, device, backend, quantize, cache_dir)
     with _lock:  # the bot and a background indexer may ask at the same time: load once
         embedder = _embedders.get(key)
@@ -231,7 +239,7 @@ def embedder_for(config: IndexConfig) -> Embedder:
     return get_embedder(
         config.embedding_model,
         config.embedding_device,
-        config.embedding_batch_size,
+        config.batch_size,
         config.embedding_backend,
         config.embedding_quantize,
         config.embedding_cache_dir,

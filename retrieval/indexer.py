@@ -126,6 +126,9 @@ class IndexListing:
 # Part of every file's hash. Bumped when chunk metadata gains something (v2: the archived flag): the
 # next run then re-reads every file once, reusing its embeddings, so an unchanged file gets it too.
 METADATA_VERSION = b"qwenbot-metadata-v2\n"
+# Embedding batches' worth of chunks gathered before they are embedded and written (512 chunks at the
+# CPU's batch of 8): enough for sorting by length to cut padding and for each Chroma write to be large.
+WINDOW_BATCHES = 64
 
 
 def text_hash(text: str) -> str:
@@ -342,7 +345,6 @@ class _Run:
         scopes = self._plan(paths, add_root)
         files = self._discover(scopes)
         pending: list[_Pending] = []
-        flush_at = self.config.embedding_batch_size * 8
         bar = tqdm(total=len(files), unit="file", file=sys.stderr, disable=not self.progress, desc="indexing")
         changed = Counter[bool]()  # by whether the file is new: written in batches, counted as read
         try:
@@ -351,7 +353,7 @@ class _Run:
                 if item is not None:
                     changed[item.new] += 1
                     pending.append(item)
-                    if sum(len(p.chunks) for p in pending) >= flush_at:
+                    if sum(len(p.chunks) for p in pending) >= self.config.batch_size * WINDOW_BATCHES:
                         self._submit(pending)
                         pending = []
                 bar.update()

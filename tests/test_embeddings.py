@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.config import DEFAULT_EMBEDDING_MODEL
-from retrieval.embeddings import Embedder, EmbeddingModelError, get_embedder, resolve_model_path
+from bot.settings import load_settings
+from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
+from retrieval.embeddings import Embedder, EmbeddingModelError, embedder_for, get_embedder, resolve_model_path
+
+NO_ENV = "/nonexistent/.env"
 
 
 def test_default_model_resolves_to_the_packaged_weights() -> None:
@@ -53,6 +56,17 @@ def test_the_model_is_loaded_once_per_process(embedder: Embedder) -> None:
     assert again.tokenizer is embedder.tokenizer  # same loaded weights, no second load
     assert again.batch_size == 8
     np.testing.assert_array_equal(again.encode(["same text"]), embedder.encode(["same text"]))
+
+
+def test_the_batch_size_defaults_to_small_on_the_cpu_and_large_on_a_gpu(tmp_path: Path) -> None:
+    """Small batches embed fastest on the CPU (bench/bench_index.py); a set size always wins."""
+    assert IndexConfig(index_dir=tmp_path).batch_size == 8
+    assert IndexConfig(index_dir=tmp_path, embedding_device="cuda").batch_size == 64
+    assert IndexConfig(index_dir=tmp_path, embedding_batch_size=32).batch_size == 32
+    assert embedder_for(IndexConfig(index_dir=tmp_path)).batch_size == 8
+    assert get_embedder(DEFAULT_EMBEDDING_MODEL).batch_size == 8
+    assert load_settings(NO_ENV).index_config().batch_size == 8
+    assert load_settings(NO_ENV, embedding_batch_size=16).index_config().batch_size == 16
 
 
 def test_a_bad_model_names_the_setting(tmp_path: Path) -> None:

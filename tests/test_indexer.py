@@ -258,7 +258,7 @@ def test_kill_9_mid_index_then_rerun_is_consistent(tmp_path: Path, config: Index
         **ENV,
         "QWENBOT_INDEX_DIR": str(config.index_dir),
         "QWENBOT_DOCS_DIR": str(docs),
-        "QWENBOT_EMBEDDING_BATCH_SIZE": "2",
+        "QWENBOT_EMBEDDING_BATCH_SIZE": "1",  # a write every 64 chunks: the 120 chunks make two
     }
     proc = subprocess.Popen(
         [

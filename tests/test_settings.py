@@ -24,6 +24,16 @@ def test_a_channel_name_instead_of_an_id_is_rejected() -> None:
     assert load_settings(NO_ENV, allowed_channels="C0123ABCD, G0ABCDEF1").allowed_channels == ["C0123ABCD", "G0ABCDEF1"]
 
 
+@pytest.mark.parametrize(
+    "name", ["EMBEDDING_BATCH_SIZE", "LLM_TEMPERATURE", "LLM_TOP_P", "LLM_TOP_K", "ABSTAIN_RERANK_MIN_LOCAL"]
+)
+def test_an_empty_number_means_its_default(name: str, tmp_path: Path) -> None:
+    """.env.example shows these as `QWENBOT_LLM_TOP_K=  # empty: ...`: uncommented, that is the default."""
+    env = tmp_path / ".env"
+    env.write_text(f"QWENBOT_{name}=\n", encoding="utf-8")
+    assert getattr(load_settings(str(env)), name.lower()) is None
+
+
 def test_only_real_secrets_are_masked_in_errors() -> None:
     with pytest.raises(SettingsError) as plain:
         load_settings(NO_ENV, chunk_tokens="lots")
