@@ -14,6 +14,9 @@ peak memory; and the cost of an unchanged re-index.
 3. vectors: the lowest cosine between ONNX fp32 (and int8) and PyTorch vectors of the same chunks;
 4. unchanged: the default run again, nothing changed -> seconds, as a fraction of (2). Target <= 0.02;
 5. peak memory (max RSS) of a whole `Indexer.run` of the corpus in a fresh process, per backend;
+With --batch-sizes: only embedding, no indexing: the first N chunks of --docs (--limit files) embedded
+by PyTorch, ONNX fp32 and int8 at batch sizes 1, 8, 32 and 64, in chunks/s and as a ratio to PyTorch at
+sentence-transformers' default batch of 32 (the figures behind the default batch size).
 6. with --quality [SET ...]: nDCG@10 of search over docs_corpus and SciFact (default: both) indexed
    with fp32 and with int8 (indexes kept under --store, so a second run reuses them; SciFact takes
    minutes per variant). --quality-only skips 1-5.
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from retrieval.chunking import chunk_document  # noqa: E402
 from retrieval.config import IndexConfig  # noqa: E402
-from retrieval.embeddings import embedder_for, resolve_model_path  # noqa: E402
+from retrieval.embeddings import Embedder, embedder_for, resolve_model_path  # noqa: E402
 from retrieval.evaluation import evaluate, load_questions  # noqa: E402
 from retrieval.indexer import Indexer, IndexStats, format_summary  # noqa: E402
 from retrieval.loaders import LoadError, is_supported, load_document  # noqa: E402
@@ -65,10 +69,13 @@ def main() -> None:
     )
     parser.add_argument("--quality-only", action="store_true", help="skip the throughput part")
     parser.add_argument("--store", type=Path, help="keep the --quality indexes here (default: a temp folder)")
+    parser.add_argument("--batch-sizes", type=int, metavar="N", help="embedding speed of N chunks by batch size")
     parser.add_argument("--peak-memory-of", choices=list(VARIANTS), help=argparse.SUPPRESS)  # the child's job
     args = parser.parse_args()
     if args.peak_memory_of:
         return _peak_memory_child(args.docs, VARIANTS[args.peak_memory_of])
+    if args.batch_sizes:
+        return _batch_sizes(args)
     if not args.quality_only:
         _throughput(args)
     if args.quality is not None:
@@ -92,15 +99,7 @@ def _throughput(args: argparse.Namespace) -> None:
         raw_model = SentenceTransformer(resolve_model_path(base.embedding_model), device=base.embedding_device)
 
         default = embedders["onnx fp32 (default)"]
-        texts: list[str] = []
-        for path in sorted(p for p in docs.rglob("*") if p.is_file()):
-            try:
-                doc = load_document(path, path.relative_to(docs).as_posix())
-            except LoadError:
-                continue
-            texts.extend(
-                c.embed_text for c in chunk_document(doc, default, base.chunk_tokens, base.chunk_overlap_tokens)
-            )
+        texts = _chunk_texts(docs, sorted(p for p in docs.rglob("*") if p.is_file()), default, base)
         raw_model.encode(texts[:64])  # warm-up (and ONNX export)
         vectors = {name: embedder.encode(texts) for name, embedder in embedders.items()}
 
@@ -152,6 +151,54 @@ def _throughput(args: argparse.Namespace) -> None:
         child = [sys.executable, __file__, "--docs", str(args.docs), "--peak-memory-of", name]
         out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
         print(f"peak memory, full index of {args.docs.name}, {name}: {out.strip()}")
+
+
+def _chunk_texts(docs: Path, files: list[Path], embedder: Embedder, config: IndexConfig) -> list[str]:
+    """The texts the indexer would embed for `files` (under `docs`), in order."""
+    texts: list[str] = []
+    for path in files:
+        try:
+            doc = load_document(path, path.relative_to(docs).as_posix())
+        except LoadError:
+            continue
+        chunks = chunk_document(doc, embedder, config.chunk_tokens, config.chunk_overlap_tokens)
+        texts.extend(c.embed_text for c in chunks)
+    return texts
+
+
+def _batch_sizes(args: argparse.Namespace) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    base = IndexConfig(index_dir=Path(tempfile.gettempdir()) / "unused")
+    onnx = {q: embedder_for(dataclasses.replace(base, embedding_quantize=q)) for q in ("none", "int8")}
+    files = sorted(p for p in args.docs.rglob("*") if p.is_file() and is_supported(p))
+    texts = _chunk_texts(args.docs, files[: args.limit] if args.limit else files, onnx["none"], base)
+    texts = texts[: args.batch_sizes]
+    raw = SentenceTransformer(resolve_model_path(base.embedding_model), device="cpu")
+    runs: dict[str, Callable[[int], object]] = {
+        "torch": lambda size: raw.encode(texts, batch_size=size, normalize_embeddings=True),
+        "onnx fp32": lambda size: onnx["none"].encode(texts, size),
+        "onnx int8": lambda size: onnx["int8"].encode(texts, size),
+    }
+    for run in runs.values():
+        run(8)  # warm-up (and ONNX export)
+
+    def rate(run: Callable[[int], object], size: int) -> float:
+        best = min(_seconds(lambda: run(size)) for _ in range(args.rounds))  # the least disturbed round
+        return len(texts) / best
+
+    tokens = sum(onnx["none"].count_tokens(t) for t in texts) / len(texts)
+    print(f"{len(texts)} chunks of {args.docs} ({tokens:.0f} tokens on average), chunks/s, best of {args.rounds}")
+    rates = {name: {size: rate(run, size) for size in (1, 8, 32, 64)} for name, run in runs.items()}
+    reference = rates["torch"][32]
+    for name, by_size in rates.items():
+        print(f"{name:<10} " + ", ".join(f"{size}: {r:.1f} ({r / reference:.2f}x)" for size, r in by_size.items()))
+
+
+def _seconds(job: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    job()
+    return time.perf_counter() - started
 
 
 def _peak_memory_child(docs: Path, change: dict[str, str]) -> None:

@@ -11,8 +11,9 @@ EmbeddingBackend = Literal["onnx", "torch"]
 EmbeddingQuantize = Literal["none", "int8"]
 
 # Texts per embedding batch when no size is set. On the CPU small batches are the fastest (a batch's
-# activations stay in cache): bench/bench_index.py measured 8 at 1.2x (long chunks) to 1.4x (short ones)
-# the speed of 64 on 2 cores, with ONNX Runtime and PyTorch alike. A GPU wants large batches.
+# activations stay in cache): `bench/bench_index.py --batch-sizes` measured 8 at 1.2x (long chunks) to 1.7x
+# (short ones) the speed of 64 on 2 cores with ONNX Runtime, 1.1x to 1.3x with PyTorch. A GPU wants large
+# batches.
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 64
 
