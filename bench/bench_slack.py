@@ -41,7 +41,7 @@ from fake_slack import (  # noqa: E402
 
 from bot.runtime import BotRuntime  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from bot.slack.http import make_http_server  # noqa: E402
+from bot.slack.http import HttpServer  # noqa: E402
 from retrieval.indexer import Indexer  # noqa: E402
 from retrieval.store import index_exists  # noqa: E402
 
@@ -87,7 +87,7 @@ def main() -> int:
                 log_level="WARNING",
             )
             runtime = BotRuntime(settings)
-            server = make_http_server(runtime.app, "127.0.0.1", 0, runtime.health)
+            server = HttpServer(runtime.app, "127.0.0.1", 0, runtime.health)
             server.start()
             url = f"http://127.0.0.1:{server.port}/slack/events"
             try:

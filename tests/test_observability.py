@@ -38,7 +38,7 @@ from bot.logs import FIELDS, UserHasher
 from bot.runtime import BotRuntime
 from bot.settings import Settings, load_settings
 from bot.slack import render
-from bot.slack.http import make_http_server
+from bot.slack.http import HttpServer
 
 REPO = Path(__file__).resolve().parent.parent
 GENERAL = "C0GENERAL"
@@ -114,7 +114,7 @@ def make_bot(corpus_index: Path, tmp_path: Path) -> Iterator[Callable[..., Bot]]
         settings = load_settings(None, **values)
         runtime = BotRuntime(settings)
         stack.append(runtime.close)
-        server = make_http_server(runtime.app, "127.0.0.1", 0, runtime.health, metrics=runtime.metrics.registry)
+        server = HttpServer(runtime.app, "127.0.0.1", 0, runtime.health, metrics=runtime.metrics.registry)
         server.start()
         stack.append(server.stop)
         return Bot(slack, llm, runtime, settings, f"http://127.0.0.1:{server.port}")

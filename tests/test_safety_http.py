@@ -14,7 +14,7 @@ from fake_openai import answer
 from fake_slack import BOT_USER, FakeSlack, event_body, mention_event, post_event
 from test_slack_app import QUESTION, Bot
 
-from bot.slack.http import EVENTS_PATH, HttpLimits, HttpServer, make_http_server
+from bot.slack.http import EVENTS_PATH, HttpLimits, HttpServer
 
 make_bot = test_slack_app.make_bot  # the running bot of the end-to-end tests, as a fixture here too
 
@@ -40,7 +40,7 @@ def _response_status(sock: socket.socket) -> int:
 def limited_server(make_bot: Callable[..., Bot]) -> Iterator[tuple[Bot, HttpServer]]:
     """The bot behind a second endpoint with a short read timeout."""
     bot = make_bot()
-    server = make_http_server(bot.runtime.app, "127.0.0.1", 0, bot.runtime.health, HttpLimits(read_timeout=1.0))
+    server = HttpServer(bot.runtime.app, "127.0.0.1", 0, bot.runtime.health, HttpLimits(read_timeout=1.0))
     server.start()
     yield bot, server
     server.stop()

@@ -47,7 +47,7 @@ from bot import cli
 from bot.runtime import BotRuntime
 from bot.settings import Settings, load_settings
 from bot.slack import render
-from bot.slack.http import make_http_server
+from bot.slack.http import HttpServer
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.evaluation import load_questions
@@ -137,7 +137,7 @@ def make_bot(corpus_index: Path, tmp_path: Path) -> Iterator[Callable[..., Bot]]
         settings = load_settings(None, **values)
         runtime = BotRuntime(settings)
         stack.append(runtime.close)
-        server = make_http_server(runtime.app, "127.0.0.1", 0, runtime.health)
+        server = HttpServer(runtime.app, "127.0.0.1", 0, runtime.health)
         server.start()
         stack.append(server.stop)
         url = f"http://127.0.0.1:{server.port}/slack/events"

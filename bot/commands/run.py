@@ -20,7 +20,7 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.errors import ConfigError, StartupError
 from bot.runtime import BotRuntime
 from bot.settings import Settings
-from bot.slack.http import EVENTS_PATH, HEALTH_PATH, HttpLimits, make_http_server
+from bot.slack.http import EVENTS_PATH, HEALTH_PATH, HttpLimits, HttpServer
 from bot.text import redact_url
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.http:
             try:
-                server = make_http_server(
+                server = HttpServer(
                     runtime.app,
                     args.host,
                     args.port,

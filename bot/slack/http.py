@@ -139,8 +139,9 @@ class _Protocol(H11Protocol):
 
 
 class HttpServer:
-    """uvicorn serving the Events API from a thread: `start()` returns once it listens, `stop()` stops
-    taking connections, lets requests in progress finish, and returns when it is down."""
+    """uvicorn serving the Events API from a thread. It listens once built (port 0 picks a free port);
+    `start()` returns once it serves, `stop()` stops taking connections, lets requests in progress
+    finish, and returns when it is down. `metrics`: the registry /metrics serves (none: no /metrics)."""
 
     def __init__(
         self,
@@ -185,16 +186,3 @@ class HttpServer:
         self._server.should_exit = True
         self._thread.join()
         self._socket.close()
-
-
-def make_http_server(
-    app: App,
-    host: str,
-    port: int,
-    health: Callable[[], dict[str, Any]],
-    limits: HttpLimits | None = None,
-    metrics: CollectorRegistry | None = None,
-) -> HttpServer:
-    """An HTTP server for the Bolt app, listening already (port 0 picks a free port): call start().
-    `metrics`: the registry /metrics serves (none: no /metrics)."""
-    return HttpServer(app, host, port, health, limits, metrics)
