@@ -484,8 +484,14 @@ class LLMClient:
             deadline_timer.cancel()
             items.put(outcome)
 
+        expired = threading.Event()
+
+        def on_deadline() -> None:
+            expired.set()
+            abort()
+
         # the deadline holds in the worker too, even if the caller stops reading without closing us
-        deadline_timer = threading.Timer(max(0.0, remaining), abort)
+        deadline_timer = threading.Timer(max(0.0, remaining), on_deadline)
         deadline_timer.daemon = True
         deadline_timer.start()
         threading.Thread(target=work, name="llm-stream", daemon=True).start()
@@ -494,17 +500,22 @@ class LLMClient:
                 try:
                     kind, item = items.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
-                    raise LLMError(
-                        f"no complete answer within {self.settings.llm_total_timeout:g}s (QWENBOT_LLM_TOTAL_TIMEOUT)",
-                        kind="timeout",
-                    ) from None
+                    raise self._past_deadline() from None
                 if kind == "end":
                     return
                 if kind == "error":
-                    raise self._diagnose(item) from None
+                    # the deadline timer shuts the socket, and the worker may report that broken stream
+                    # before this wait times out: it is still the deadline, not a network failure
+                    raise (self._past_deadline() if expired.is_set() else self._diagnose(item)) from None
                 yield item
         finally:
             abort()
+
+    def _past_deadline(self) -> LLMError:
+        return LLMError(
+            f"no complete answer within {self.settings.llm_total_timeout:g}s (QWENBOT_LLM_TOTAL_TIMEOUT)",
+            kind="timeout",
+        )
 
     def complete(self, messages: list[dict[str, str]], *, max_tokens: int, timeout: float) -> str:
         """One short answer with thinking off: one try, no retries, given up on after `timeout` seconds.
