@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import servers
-from fake_slack import FakeSlack
+# Offline, as the qwenbot command sets it (bot/cli.py): tests call the library directly, and must not
+# reach for the Hugging Face hub when started without `make` either (an unknown model name would retry
+# for about 20 s, then log warnings of its own).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
-from retrieval.embeddings import Embedder, get_embedder
+import pytest  # noqa: E402
+import servers  # noqa: E402
+from fake_slack import FakeSlack  # noqa: E402
+
+from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig  # noqa: E402
+from retrieval.embeddings import Embedder, get_embedder  # noqa: E402
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "docs_corpus"
 
