@@ -345,6 +345,8 @@ class _Run:
         scopes = self._plan(paths, add_root)
         files = self._discover(scopes)
         pending: list[_Pending] = []
+        pending_chunks = 0
+        window = self.config.batch_size * WINDOW_BATCHES
         bar = tqdm(total=len(files), unit="file", file=sys.stderr, disable=not self.progress, desc="indexing")
         changed = Counter[bool]()  # by whether the file is new: written in batches, counted as read
         try:
@@ -353,9 +355,10 @@ class _Run:
                 if item is not None:
                     changed[item.new] += 1
                     pending.append(item)
-                    if sum(len(p.chunks) for p in pending) >= self.config.batch_size * WINDOW_BATCHES:
+                    pending_chunks += len(item.chunks)
+                    if pending_chunks >= window:
                         self._submit(pending)
-                        pending = []
+                        pending, pending_chunks = [], 0
                 bar.update()
                 bar.set_postfix_str(
                     f"{changed[True]} new, {changed[False]} changed, {self.stats.unchanged} unchanged, "
