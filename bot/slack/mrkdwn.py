@@ -2,7 +2,7 @@
 
 Slack reads `<...>` as control sequences: `<!channel>` pings a whole channel, `<@U123>` a person,
 `<!subteam^S1>` a user group, and `<url|label>` hides where a link goes. Markdown (`markdown` blocks)
-adds `[label](url)`, `![alt](url)` and `[label][ref]` with a `[ref]: url` line. Text the bot did not
+adds `[label](url)`, `![alt](url)` and `[label][ref]` with a `[ref]: url` definition. Text the bot did not
 write must never do any of that, so every such sequence is rewritten into plain, visible text that
 shows the real target. Invisible characters next to that punctuation (`<\u200b!here>`) and fullwidth
 lookalikes (`＜!channel＞`) are normalised first, so they cannot smuggle a sequence past the rewrite.
@@ -29,7 +29,6 @@ _MD_LINK = re.compile(
     r"\[([^\[\]\n]{0,500})\]\(\s*(<[^<>\n]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)"
     r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?\s*\)"
 )
-_MD_DEFINITION = re.compile(r"^( {0,3})\[([^\]\n]+)\]:", re.M)  # "[ref]: url" makes [label][ref] a link
 # Zero-width and direction marks are invisible, so they are dropped where they touch markup
 # punctuation; elsewhere (emoji sequences, Persian or Indic words) they are left as written.
 _INVISIBLE = "\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
@@ -68,7 +67,10 @@ def neutralize(text: str) -> str:
             break
     text = _CONTROL_START.sub("\u2039", text)  # a single angle quote: looks alike, means nothing
     text = _MD_LINK.sub(_md_inert, text).replace("](", "] (")  # the second catches nested labels
-    text = _MD_DEFINITION.sub(r"\1\2:", text)
+    # "[ref]: url" makes [label][ref] a link. A definition may sit in a block quote, a list item or
+    # any mix of them, and its label may span lines, but it always needs "]" then ":" at once; a
+    # space between them defuses every one, wherever it is (and stays a stable prefix when streamed).
+    text = text.replace("]:", "] :")
     return _BARE_BROADCAST.sub(lambda m: f"@{_JOIN}{m.group(1)}", text)
 
 
