@@ -501,10 +501,15 @@ class _Run:
             return None
         try:
             doc = load_document(source.path, source.key)
+            chunks = chunk_document(
+                doc, self.indexer.embedder, self.config.chunk_tokens, self.config.chunk_overlap_tokens
+            )
         except LoadError as exc:
             self._fail(source, str(exc), digest)
             return None
-        chunks = chunk_document(doc, self.indexer.embedder, self.config.chunk_tokens, self.config.chunk_overlap_tokens)
+        except Exception as exc:  # noqa: BLE001 - whatever one file makes a parser raise fails that file alone
+            self._fail(source, f"cannot read it ({type(exc).__name__}: {_first_line(exc)})", digest)
+            return None
         return _Pending(source, digest, chunks, entry is None)
 
     def _submit(self, pending: list[_Pending]) -> None:
@@ -822,3 +827,9 @@ def _walk(root: Path) -> Iterator[tuple[Path, str]]:
         for name in sorted(names):
             if not name.startswith("."):
                 yield base / name, prefix + name
+
+
+def _first_line(exc: BaseException, limit: int = 120) -> str:
+    """An unexpected exception's message as it fits a one-line report."""
+    text = (str(exc).splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -197,19 +197,31 @@ _TEXT_LIMIT = 300  # characters of a title or owner
 _URL_LIMIT = 2048  # longer is no real address: dropped rather than cut into a wrong one
 _TAG_LIMIT = 100
 _TAGS_LIMIT = 50
+_FRONT_MATTER_DEPTH = 20  # levels of nesting; real front matter has two or three
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
-    """yaml's SafeLoader without aliases: nested `*refs` let a few hundred bytes expand into
-    gigabytes once a value is turned into text (the "billion laughs")."""
+    """yaml's SafeLoader without aliases, and with bounded nesting. Nested `*refs` let a few hundred
+    bytes expand into gigabytes once a value is turned into text (the "billion laughs"); the composer
+    recurses once per level, so 400 levels of `[[[…]]]` (830 bytes) would exhaust Python's stack."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        problem = None
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in front matter", event.start_mark
-            )
-        return super().compose_node(parent, index)  # type: ignore[arg-type]
+            problem = "aliases (*name) are not allowed in front matter"
+        elif self._depth >= _FRONT_MATTER_DEPTH:
+            problem = f"nested deeper than {_FRONT_MATTER_DEPTH} levels; keep to a few plain fields"
+        if problem is not None:
+            raise yaml.composer.ComposerError(None, None, problem, self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            self._depth -= 1
 
 
 def _shown(value: object) -> str:
