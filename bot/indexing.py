@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from bot.errors import QwenbotError, exit_code, user_message
 from bot.settings import Settings
 from retrieval.errors import RetrievalError
-from retrieval.indexer import Indexer, IndexListing, format_summary
+from retrieval.indexer import DocumentListing, Indexer, IndexListing, format_summary
 from retrieval.manifest import DEFAULT_ROOT
 from retrieval.models import IndexStats
 
@@ -127,7 +128,7 @@ def _listing(listing: IndexListing, out: Callable[[str], None]) -> None:
         out("no roots yet: set QWENBOT_DOCS_DIR and run `qwenbot index`")
     for root in listing.roots:
         name = "QWENBOT_DOCS_DIR" if root.name == DEFAULT_ROOT else f"root {root.name!r}"
-        line = f"{name}: {root.path}: {root.documents} documents, {root.chunks} chunks, {_when(root.indexed_at)}"
+        line = f"{name}: {root.path}: {len(root.documents)} documents, {root.chunks} chunks, {_when(root.indexed_at)}"
         if root.indexed_path is not None:
             line += (
                 f"; those documents are from {root.indexed_path}, the folder indexed before: the next "
@@ -136,11 +137,25 @@ def _listing(listing: IndexListing, out: Callable[[str], None]) -> None:
         elif not root.exists:
             line += "; the folder is missing: `qwenbot index --prune` removes its documents"
         out(line)
+        for doc in root.documents:
+            out(f"  {doc.key}: {_document(doc)}")
     failures = sorted(listing.failures.items())
     out(f"failed files: {len(failures)}")
     for _key, failure in failures:
         out(f"  {failure.path}: {failure.reason} (since {failure.since[:10]})")
-    documents = sum(r.documents for r in listing.roots)
+    documents = sum(len(r.documents) for r in listing.roots)
     chunks = sum(r.chunks for r in listing.roots)
     roots = len(listing.roots)
     out(f"index: {documents} documents, {chunks} chunks in {roots} root{'' if roots == 1 else 's'}")
+
+
+def _document(doc: DocumentListing) -> str:
+    """A document's line after its key. The title is the document's own text: JSON-quoted, so that no
+    control character in it reaches the terminal."""
+    title = json.dumps(doc.title) if doc.title is not None else "(title not recorded yet: run `qwenbot index`)"
+    parts = [title, f"{doc.chunks} chunk{'' if doc.chunks == 1 else 's'}"]
+    if doc.updated:
+        parts.append(f"updated {doc.updated}")
+    if doc.indexed_at:
+        parts.append(f"indexed {doc.indexed_at[:10]}")
+    return ", ".join(parts)

@@ -92,6 +92,8 @@ class _Pending:
     hash: str
     chunks: list[Chunk]
     new: bool
+    title: str
+    updated: str | None
 
 
 @dataclass
@@ -105,16 +107,30 @@ class _Batch:
 
 
 @dataclass
+class DocumentListing:
+    """One document as `qwenbot index --list` shows it."""
+
+    key: str
+    title: str | None  # None: indexed before titles were recorded
+    chunks: int
+    updated: str | None
+    indexed_at: str | None
+
+
+@dataclass
 class RootListing:
     """One root as `qwenbot index --list` shows it."""
 
     name: str  # DEFAULT_ROOT for the configured docs folder
     path: str  # the folder it is indexed from now
-    documents: int
-    chunks: int
+    documents: list[DocumentListing]
     indexed_at: str | None
     exists: bool  # whether the folder is there
     indexed_path: str | None = None  # default root only: the folder last indexed, when it is not `path`
+
+    @property
+    def chunks(self) -> int:
+        return sum(d.chunks for d in self.documents)
 
 
 @dataclass
@@ -123,9 +139,10 @@ class IndexListing:
     failures: dict[str, Failure]  # document key -> why it is not indexed
 
 
-# Part of every file's hash. Bumped when chunk metadata gains something (v2: the archived flag): the
-# next run then re-reads every file once, reusing its embeddings, so an unchanged file gets it too.
-METADATA_VERSION = b"qwenbot-metadata-v2\n"
+# Part of every file's hash. Bumped when chunk metadata gains something (v2: the archived flag; v3: the
+# manifest's title and date): the next run then re-reads every file once, reusing its embeddings, so an
+# unchanged file gets it too.
+METADATA_VERSION = b"qwenbot-metadata-v3\n"
 # Embedding batches' worth of chunks gathered before they are embedded and written (512 chunks at the
 # CPU's batch of 8): enough for sorting by length to cut padding and for each Chroma write to be large.
 WINDOW_BATCHES = 64
@@ -256,13 +273,16 @@ class Indexer:
         for name in sorted(names):
             entry = manifest.roots.get(name, RootEntry(""))
             path = str(default) if name == DEFAULT_ROOT and default is not None else entry.path
-            docs = [e for e in manifest.files.values() if e.root == name]
+            docs = [
+                DocumentListing(key, e.title, len(e.chunk_ids), e.updated, e.indexed_at)
+                for key, e in sorted(manifest.files.items())
+                if e.root == name
+            ]
             roots.append(
                 RootListing(
                     name,
                     path,
-                    len(docs),
-                    sum(len(e.chunk_ids) for e in docs),
+                    docs,
                     entry.indexed_at,
                     Path(path).is_dir(),
                     entry.path if entry.path not in ("", path) else None,
@@ -387,6 +407,12 @@ class _Run:
                 shown = self.indexer.docs_dir if name == DEFAULT_ROOT and self.indexer.docs_dir else folder
                 if folder.is_dir():
                     scopes.append(_Scope(name, folder, folder, shown))
+                elif name == DEFAULT_ROOT and self.indexer.docs_dir is not None:
+                    # a setting to fix, not a file that failed: nothing is counted
+                    raise IndexRequestError(
+                        f"QWENBOT_DOCS_DIR is {self.indexer.docs_dir.absolute()}, which is not a folder: "
+                        "set it to the folder that holds your documents"
+                    )
                 else:
                     where = "QWENBOT_DOCS_DIR" if name == DEFAULT_ROOT else f"root {name!r}: `--remove {name}` drops it"
                     self._problem(str(shown), f"no such folder ({where})")
@@ -510,7 +536,7 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - whatever one file makes a parser raise fails that file alone
             self._fail(source, f"cannot read it ({type(exc).__name__}: {_first_line(exc)})", digest)
             return None
-        return _Pending(source, digest, chunks, entry is None)
+        return _Pending(source, digest, chunks, entry is None, doc.title, doc.updated)
 
     def _submit(self, pending: list[_Pending]) -> None:
         """Starts embedding the pending files' chunks (reusing stored vectors where it can), then writes
@@ -553,6 +579,7 @@ class _Run:
             )
         surplus: list[str] = []
         offset = 0
+        now = _now()
         for p in pending:
             old = self.manifest.files.get(p.file.key)
             new_ids = [c.id for c in p.chunks]
@@ -561,7 +588,7 @@ class _Run:
             own_hashes = hashes[offset : offset + len(p.chunks)]
             offset += len(p.chunks)
             self.manifest.files[p.file.key] = FileEntry(
-                p.file.root, p.hash, new_ids, self.config.embedding_model, own_hashes
+                p.file.root, p.hash, new_ids, self.config.embedding_model, own_hashes, p.title, p.updated, now
             )
             if p.new:
                 self.stats.added += 1
@@ -609,7 +636,7 @@ class _Run:
         for key, failure in list(self.manifest.failures.items()):
             if key not in self.failed_keys and any(failure.root == s.root and is_under(key, s.prefix) for s in scopes):
                 del self.manifest.failures[key]
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        now = _now()
         for scope in scopes:
             entry = self.manifest.roots.setdefault(scope.root, RootEntry(str(scope.folder)))
             entry.indexed_at = now
@@ -740,7 +767,13 @@ class _Run:
                     ids = [cid for _, cid, _ in rows]
                     text_hashes = [m.get("text_hash", "") for _, _, m in rows]
                     manifest.files[path] = FileEntry(
-                        meta["root"], meta["doc_hash"], ids, self.config.embedding_model, text_hashes
+                        meta["root"],
+                        meta["doc_hash"],
+                        ids,
+                        self.config.embedding_model,
+                        text_hashes,
+                        meta.get("title"),
+                        meta.get("updated"),
                     )
                     if "root_path" in meta:  # absent from chunks written before roots: `root` is a path there
                         manifest.roots.setdefault(meta["root"], RootEntry(meta["root_path"]))
@@ -780,7 +813,7 @@ class _Run:
         file as it is now: an old broken file nobody touched must not fail every later run."""
         before = self.manifest.failures.get(source.key)
         new = before is None or before.hash != digest or (digest is None and before.reason != reason)
-        since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds") if new or before is None else before.since
+        since = _now() if new or before is None else before.since
         self.manifest.failures[source.key] = Failure(source.root, str(source.path), reason, digest, since)
         self.manifest_dirty = True
         self.failed_keys.add(source.key)
@@ -833,3 +866,7 @@ def _first_line(exc: BaseException, limit: int = 120) -> str:
     """An unexpected exception's message as it fits a one-line report."""
     text = (str(exc).splitlines() or [""])[0]
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

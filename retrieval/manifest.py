@@ -34,6 +34,10 @@ class FileEntry:
     chunk_ids: list[str]
     model: str
     text_hashes: list[str] = field(default_factory=list)  # sha1 of each chunk's embedded text, as chunk_ids
+    # For `qwenbot index --list`; None in entries written before they were recorded.
+    title: str | None = None
+    updated: str | None = None  # the document's own date (front matter `updated`), ISO
+    indexed_at: str | None = None  # ISO time this content was indexed
 
 
 @dataclass

@@ -116,10 +116,12 @@ def test_list_remove_and_prune(wh: Path, tmp_path: Path, capsys: pytest.CaptureF
     listing = index(capsys, "--list")
     assert listing.code == 0
     assert listing.out[0].startswith(f"QWENBOT_DOCS_DIR: {wh}: 3 documents, 3 chunks, last indexed 20")
-    assert listing.out[1].startswith(f"root 'handbook': {tmp_path / 'handbook'}: 1 documents, 1 chunks, last indexed")
-    assert listing.out[2] == "failed files: 1"
-    assert listing.out[3].startswith(f"  {wh / 'broken.pdf'}: ") and "(since 20" in listing.out[3]
-    assert listing.out[4] == "index: 4 documents, 4 chunks in 2 roots"
+    assert [line.split(":")[0] for line in listing.out[1:4]] == [f"  {key}" for key in WH_PATHS]
+    assert listing.out[4].startswith(f"root 'handbook': {tmp_path / 'handbook'}: 1 documents, 1 chunks, last indexed")
+    assert listing.out[5].startswith('  handbook/travel.md: "Travel", 1 chunk, ')
+    assert listing.out[6] == "failed files: 1"
+    assert listing.out[7].startswith(f"  {wh / 'broken.pdf'}: ") and "(since 20" in listing.out[7]
+    assert listing.out[8] == "index: 4 documents, 4 chunks in 2 roots"
 
     # --remove: a folder inside a root, then a root by name (forgotten, so a plain run leaves it out).
     removed = index(capsys, "--remove", "wh/people")
