@@ -137,6 +137,8 @@ def _listing(listing: IndexListing, out: Callable[[str], None]) -> None:
         elif not root.exists:
             line += "; the folder is missing: `qwenbot index --prune` removes its documents"
         out(line)
+        if root.excluded:
+            out(f"  excluded: {'; '.join(root.excluded)}")
         for doc in root.documents:
             out(f"  {doc.key}: {_document(doc)}")
     failures = sorted(listing.failures.items())

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     watch_docs: bool = False  # the bot indexes docs_dir's changes within seconds of them (watchfiles)
     max_file_mb: float = Field(10, gt=0)  # larger files are skipped, with a warning naming them
     follow_symlinks_outside: bool = False  # read files whose real path is outside the indexed folder
+    # globs of files and folders kept out of every root, comma-separated (retrieval/exclude.py)
+    exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- LLM endpoint (OpenAI-compatible) ---
     llm_base_url: str | None = None  # unset: extractive answers only
@@ -213,7 +215,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_channels", "admin_users", mode="before")
+    @field_validator("allowed_channels", "admin_users", "exclude", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:
         if isinstance(value, str):
@@ -242,6 +244,7 @@ class Settings(BaseSettings):
             rerank_timeout=self.rerank_timeout,
             max_file_bytes=int(self.max_file_mb * 1024 * 1024),
             follow_symlinks_outside=self.follow_symlinks_outside,
+            exclude=tuple(self.exclude),
         )
 
 

@@ -39,6 +39,7 @@ class IndexConfig:
     chunk_overlap_tokens: int = 40
     max_file_bytes: int = 10 * 1024 * 1024  # larger files are skipped (with a warning), never read
     follow_symlinks_outside: bool = False  # read a file whose real path is outside its indexed root
+    exclude: tuple[str, ...] = ()  # globs of files and folders kept out of every root (retrieval/exclude.py)
     dense_weight: float = 1.0  # reciprocal-rank-fusion weights
     lexical_weight: float = 1.0
     rrf_k: int = 60

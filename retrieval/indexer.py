@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, embedder_for
 from retrieval.errors import IndexRequestError, LoadError, ModelMismatchError
+from retrieval.exclude import IGNORE_FILE, SETTING, Exclusions
 from retrieval.lexical import build_lexical, saved_stamp, tags_field
 from retrieval.loaders import is_supported, load_document
 from retrieval.manifest import (
@@ -127,6 +128,7 @@ class RootListing:
     indexed_at: str | None
     exists: bool  # whether the folder is there
     indexed_path: str | None = None  # default root only: the folder last indexed, when it is not `path`
+    excluded: list[str] = field(default_factory=list)  # its exclusion patterns, by where they are written
 
     @property
     def chunks(self) -> int:
@@ -286,6 +288,7 @@ class Indexer:
                     entry.indexed_at,
                     Path(path).is_dir(),
                     entry.path if entry.path not in ("", path) else None,
+                    Exclusions.for_root(Path(path), self.config.exclude).describe(),
                 )
             )
         return IndexListing(roots, manifest.failures)
@@ -335,6 +338,8 @@ class _Run:
         self.added: list[tuple[str, str]] = []  # (key, hash) of files new to the index this run
         self.gone: list[tuple[str, str]] = []  # (key, hash) of documents removed this run
         self.failed_keys: set[str] = set()
+        self.excluded: set[str] = set()  # keys of files named in a PATH that an exclusion keeps out
+        self._exclusions: dict[str, Exclusions] = {}
         # One batch is embedded on this thread while the run goes on reading and chunking the next:
         # the model keeps the cores busy instead of waiting for the parser.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwenbot-embed")
@@ -482,18 +487,29 @@ class _Run:
         return folder
 
     def _discover(self, scopes: list[_Scope]) -> list[_SourceFile]:
-        """Supported files in every scope, each once; unsupported and refused ones are counted as skipped."""
+        """Supported files in every scope, each once; unsupported and refused ones are counted as skipped,
+        excluded ones passed over (or, named in a PATH, skipped)."""
         files: dict[str, _SourceFile] = {}
         for scope in scopes:
+            exclusions = self.exclusions(scope.root)
+
+            def kept(path: Path, is_dir: bool, scope: _Scope = scope, exclusions: Exclusions = exclusions) -> bool:
+                return exclusions.match(path.relative_to(scope.folder).as_posix(), is_dir) is None
+
             if scope.target.is_file():
                 candidates = [(scope.target, scope.shown)]
             else:
-                candidates = [(path, scope.shown / rel) for path, rel in _walk(scope.target)]
+                candidates = [(path, scope.shown / rel) for path, rel in _walk(scope.target, kept)]
             for path, shown in candidates:
-                key = doc_key(scope.root, path.relative_to(scope.folder).as_posix())
+                rel = path.relative_to(scope.folder).as_posix()
+                key = doc_key(scope.root, rel)
                 if key in files:
                     continue  # the same file reached through two PATHs
                 source = _SourceFile(scope.root, key, path, str(shown))
+                if (rule := exclusions.match(rel)) is not None:
+                    self.excluded.add(key)
+                    self._skip(source, f"excluded by {rule.pattern!r} in {rule.source}")
+                    continue
                 if not is_supported(path):
                     self._skip(source, f"unsupported file type ({path.suffix or 'no suffix'})")
                     continue
@@ -503,6 +519,12 @@ class _Run:
                 else:
                     self._skip(source, refusal)
         return list(files.values())
+
+    def exclusions(self, root: str) -> Exclusions:
+        """The root's exclusions, read once per run."""
+        if root not in self._exclusions:
+            self._exclusions[root] = Exclusions.for_root(self.roots()[root], self.config.exclude)
+        return self._exclusions[root]
 
     def _prepare(self, source: _SourceFile) -> _Pending | None:
         """Hashes the file; loads and chunks it only when it is new or changed."""
@@ -615,7 +637,7 @@ class _Run:
     def _remove_missing(self, scopes: list[_Scope], seen: set[str]) -> None:
         """Documents in a folder this run walked whose files are no longer there (or no longer read)."""
         gone = {key for s in scopes if s.target.is_dir() for key in self.manifest.keys_under(s.root, s.prefix)}
-        self._drop(sorted(gone - seen))
+        self._drop(sorted((gone - seen) | (self.excluded & self.manifest.files.keys())))
 
     def _pair_renames(self) -> None:
         """A document removed and one added with the same content is one file renamed: shown as such."""
@@ -650,12 +672,14 @@ class _Run:
         keys: set[str] = set()
         forget: set[str] = set()
         for target in targets:
-            found, root = self._resolve(target)
+            found, root, prefix = self._resolve(target)
             if not found and root is None:
                 raise IndexRequestError(
                     f"{target}: nothing indexed there (give a file or folder inside a root, a root's folder "
                     "or name, or a document path as sources show it; `qwenbot index --list` shows the roots)"
                 )
+            if root is None or root == DEFAULT_ROOT:  # a named root as a whole is forgotten: never read again
+                self._refuse_if_on_disk(target, found, prefix)
             keys.update(found)
             if root is not None and root != DEFAULT_ROOT:
                 forget.add(root)
@@ -670,8 +694,9 @@ class _Run:
         self._reconcile()
         return self.stats
 
-    def _resolve(self, target: str) -> tuple[list[str], str | None]:
-        """The keys a --remove target names, and the root when it names a whole one."""
+    def _resolve(self, target: str) -> tuple[list[str], str | None, str]:
+        """The keys a --remove target names, the root when it names a whole one, and the document or
+        folder key it names."""
         path = _absolute(Path(target))
         folders = list(self.roots().items())
         recorded = self.manifest.roots.get(DEFAULT_ROOT)
@@ -681,12 +706,45 @@ class _Run:
             if path.is_relative_to(folder):
                 rel = path.relative_to(folder).as_posix()
                 if rel == ".":
-                    return self.manifest.keys_under(name), name
-                return self.manifest.keys_under(name, doc_key(name, rel)), None
+                    return self.manifest.keys_under(name), name, name
+                prefix = doc_key(name, rel)
+                return self.manifest.keys_under(name, prefix), None, prefix
         if target in self.manifest.roots and target != DEFAULT_ROOT:
-            return self.manifest.keys_under(target), target
+            return self.manifest.keys_under(target), target, target
         prefix = target.strip("/")
-        return [k for k in self.manifest.files if prefix and is_under(k, prefix)], None
+        return [k for k in self.manifest.files if prefix and is_under(k, prefix)], None, prefix
+
+    def _refuse_if_on_disk(self, target: str, keys: list[str], prefix: str) -> None:
+        """Removing a document whose file is still in its root, not excluded, would last until the next
+        run: refused, with the line that keeps it out for good."""
+        on_disk = [key for key in keys if self._on_disk(key)]
+        if not on_disk:
+            return
+        root = self.manifest.files[on_disk[0]].root
+        rel = prefix if root == DEFAULT_ROOT else prefix.removeprefix(root).lstrip("/")
+        ignore = self.roots()[root] / IGNORE_FILE
+        if not rel:
+            raise IndexRequestError(
+                f"{target} is the docs folder itself, whose files are indexed while they are there; nothing "
+                f"removed. Point QWENBOT_DOCS_DIR at another folder, or exclude files in {ignore} or {SETTING}"
+            )
+        where = "the docs folder" if root == DEFAULT_ROOT else f"root {root!r}"
+        one = on_disk == [prefix]  # the target is that document, not a folder holding it
+        n = len(on_disk)
+        what = f"{target} is" if one else f"{target}: {n} of its documents {'is' if n == 1 else 'are'}"
+        them = "it" if n == 1 else "them"
+        raise IndexRequestError(
+            f"{what} still in {where}, so the next `qwenbot index` would add {them} back; nothing removed. "
+            f"Delete {them}, or exclude {them}: add the line `{rel if one else rel + '/'}` to {ignore} "
+            f"(or to {SETTING}), then run `qwenbot index`, which removes {them}"
+        )
+
+    def _on_disk(self, key: str) -> bool:
+        """Whether the document's file is in its root, and not excluded: the next run would index it."""
+        entry = self.manifest.files[key]
+        folder = self.roots().get(entry.root)
+        rel = key if entry.root == DEFAULT_ROOT else key.removeprefix(f"{entry.root}/")
+        return folder is not None and (folder / rel).is_file() and self.exclusions(entry.root).match(rel) is None
 
     def prune(self) -> IndexStats:
         roots = self.roots()
@@ -849,16 +907,17 @@ def _absolute(path: Path) -> Path:
     return path.resolve() if path.is_dir() else path.parent.resolve() / path.name
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, str]]:
+def _walk(root: Path, kept: Callable[[Path, bool], bool]) -> Iterator[tuple[Path, str]]:
     """Files under `root` in a stable order, with their POSIX paths relative to it. Hidden files and
-    folders (.git, .DS_Store) are not documents and are passed over without being counted."""
+    folders (.git, .DS_Store) are not documents, nor what `kept(path, is_dir)` refuses (an exclusion):
+    both are passed over without being counted."""
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and kept(base / d, True))
         prefix = base.relative_to(root).as_posix()
         prefix = "" if prefix == "." else prefix + "/"
         for name in sorted(names):
-            if not name.startswith("."):
+            if not name.startswith(".") and kept(base / name, False):
                 yield base / name, prefix + name
 
 

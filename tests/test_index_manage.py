@@ -5,6 +5,7 @@ Chroma folder, driven through `qwenbot index` as an admin runs it."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,12 @@ def wh(no_settings: pytest.MonkeyPatch, tmp_path: Path, write_doc) -> Path:
 
 
 def index(capsys: pytest.CaptureFixture[str], *args: str, progress: bool = False) -> Result:
-    argv = ["--env-file", "none.env", "index", *args] + ([] if progress else ["--no-progress"])
+    argv = ["--env-file", os.devnull, "index", *args] + ([] if progress else ["--no-progress"])
     code = cli.main(argv)
     captured = capsys.readouterr()
-    return Result(code, captured.out.splitlines(), captured.err.splitlines())
+    # each command first says which settings file it read: not this job's lines
+    err = [line for line in captured.err.splitlines() if not line.startswith("qwenbot: settings: ")]
+    return Result(code, captured.out.splitlines(), err)
 
 
 def indexed_paths(tmp_path: Path) -> list[str]:
@@ -123,7 +126,10 @@ def test_list_remove_and_prune(wh: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert listing.out[7].startswith(f"  {wh / 'broken.pdf'}: ") and "(since 20" in listing.out[7]
     assert listing.out[8] == "index: 4 documents, 4 chunks in 2 roots"
 
-    # --remove: a folder inside a root, then a root by name (forgotten, so a plain run leaves it out).
+    # --remove: a folder inside a root, its files deleted (tests/test_index_exclude.py: still there), then
+    # a root by name (forgotten, so a plain run leaves it out).
+    parking = (wh / "people/parking.md").read_text()
+    (wh / "people/parking.md").unlink()
     removed = index(capsys, "--remove", "wh/people")
     assert removed.code == 0 and removed.out == [
         "removed: people/parking.md",
@@ -134,7 +140,8 @@ def test_list_remove_and_prune(wh: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert indexed_paths(tmp_path) == ["hr/vacation.md", "safety/forklift-certification.md"]
     nothing = index(capsys, "--remove", "wh/no-such-folder")
     assert nothing.code == 1 and nothing.err[0].startswith("error: wh/no-such-folder: nothing indexed there")
-    # The next run puts back what is still in the docs folder; handbook stays out.
+    # A file put back is indexed by the next run; handbook stays out.
+    (wh / "people/parking.md").write_text(parking)
     assert ": 1 added," in index(capsys).out[-1]
     assert index(capsys, "--list").out[-1] == "index: 3 documents, 3 chunks in 1 root"
 
