@@ -8,6 +8,8 @@ Statements are written once, with `?` placeholders and SQL both dialects accept 
 from __future__ import annotations
 
 import fcntl
+import logging
+import os
 import sqlite3
 import threading
 import zlib
@@ -19,6 +21,8 @@ from typing import Any, ClassVar, Literal
 
 from bot.errors import QwenbotError
 from bot.text import redact_url
+
+log = logging.getLogger(__name__)
 
 Params = Sequence[Any]
 PING_SECONDS = 3.0
@@ -129,6 +133,7 @@ class SqliteDatabase(Database):
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(path)
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -171,6 +176,25 @@ class SqliteDatabase(Database):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _owner_only(path: Path) -> None:
+    """The state file holds every question asked, DMs included: a new one is created readable by its
+    owner only (SQLite gives the -wal and -shm files it makes beside it the same mode); an existing one
+    readable by others is said at start, and left for the admin to change."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+    if mode & 0o077:
+        log.warning(
+            "the state file %s is readable by other users (mode %o) and holds every question asked, "
+            "DMs included: chmod 600 %s*",
+            path,
+            mode,
+            path,
+        )
 
 
 def _lock_id(name: str) -> int:
