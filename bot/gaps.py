@@ -3,6 +3,10 @@ rated 👎, grouped by similar wording with the embedding model the bot already 
 with its count, an example, the 👎 reasons, and the nearest documents with their owners: the docs to
 write next. One report, three ways to get it: `qwenbot gaps`, `qwenbot questions --unanswered`, and
 the digest the running bot posts on a schedule (QWENBOT_GAPS_CHANNEL / _SCHEDULE / _TIMEZONE).
+
+Privacy: only questions from public channels by default (QWENBOT_GAPS_INCLUDE widens it), grouped
+per channel (all DMs together), and each group's nearest documents are searched in that channel's
+scope, so the report never points outside what its askers could be answered from.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import numpy as np
 from slack_sdk import WebClient
 
 from bot.errors import ConfigError
-from bot.settings import Settings, parse_schedule
+from bot.settings import GapsInclude, Settings, parse_schedule
 from bot.slack import render
+from bot.slack.policy import ChannelScopes
 from bot.state import State, UnansweredQuestion
-from retrieval.models import Hit
+from retrieval.models import Hit, SearchFilter
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,7 @@ NEAREST_DOCS = 3
 DIGEST_POLL_SECONDS = 30.0  # how often the digest thread looks at the clock
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> one normalised row each
-Search = Callable[[str, int], list[Hit]]  # query, k -> hits, best first
+Search = Callable[[str, int, SearchFilter], list[Hit]]  # query, k, scope -> hits, best first
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,23 @@ class NearDoc:
     owner: str | None  # front matter `owner`: untrusted text
 
 
+def asked_in(question: UnansweredQuestion) -> str | None:
+    """Where a question was asked, as the report shows it: its channel, or None for a DM (all DMs are
+    one place: no DM's id is shown)."""
+    return None if question.channel.startswith("D") or question.channel_type == "im" else question.channel
+
+
 @dataclass
 class GapGroup:
-    """Questions worded alike, oldest first."""
+    """Questions worded alike, asked in one place, oldest first."""
 
     questions: list[UnansweredQuestion]
     documents: list[NearDoc] = field(default_factory=list)
+
+    @property
+    def channel(self) -> str | None:
+        """The channel the questions were asked in; None: direct messages."""
+        return asked_in(self.questions[0])
 
     @property
     def count(self) -> int:
@@ -106,8 +122,9 @@ class GapReport:
 def group_questions(
     questions: list[UnansweredQuestion], embed: Embed, threshold: float = GROUP_SIMILARITY
 ) -> list[GapGroup]:
-    """Greedy grouping in the order asked: each question joins the group whose mean embedding is
-    closest, if close enough, else starts one. Largest groups first (ties: the most recent first)."""
+    """Greedy grouping in the order asked: each question joins the group of the same place (`asked_in`)
+    whose mean embedding is closest, if close enough, else starts one. Largest groups first (ties: the
+    most recent first)."""
     if not questions:
         return []
     vectors = embed([q.text for q in questions])
@@ -116,6 +133,8 @@ def group_questions(
     for question, vector in zip(questions, vectors, strict=True):
         best, best_sim = -1, threshold
         for i, total in enumerate(sums):
+            if groups[i].channel != asked_in(question):
+                continue
             sim = float(np.dot(vector, total) / (np.linalg.norm(total) or 1.0))
             if sim >= best_sim:
                 best, best_sim = i, sim
@@ -128,19 +147,33 @@ def group_questions(
     return sorted(groups, key=lambda g: (-g.count, -g.questions[-1].created))
 
 
-def nearest_documents(search: Search, question: str, limit: int = NEAREST_DOCS) -> list[NearDoc]:
+def nearest_documents(search: Search, question: str, scope: SearchFilter, limit: int = NEAREST_DOCS) -> list[NearDoc]:
     docs: dict[str, NearDoc] = {}
-    for hit in search(question, 4 * limit):
+    for hit in search(question, 4 * limit, scope):
         docs.setdefault(hit.path, NearDoc(hit.path, hit.title, hit.url, hit.owner))
         if len(docs) == limit:
             break
     return list(docs.values())
 
 
-def build_report(state: State, embed: Embed, search: Search, since: float, until: float) -> GapReport:
-    groups = group_questions(state.unanswered_questions(since, until), embed)
+@dataclass(frozen=True)
+class ReportSource:
+    """What a report reads: the bot's state, the index (embed, search), which conversations it may
+    show (QWENBOT_GAPS_INCLUDE) and the channels' doc scopes."""
+
+    state: State
+    embed: Embed
+    search: Search
+    include: GapsInclude
+    scopes: ChannelScopes
+
+
+def build_report(source: ReportSource, since: float, until: float) -> GapReport:
+    groups = group_questions(source.state.unanswered_questions(since, until, source.include), source.embed)
     for group in groups:
-        group.documents = nearest_documents(search, group.example)
+        # a DM's scope is the default one: for_channel gives it for any channel not listed
+        scope = source.scopes.for_channel(group.channel or "")
+        group.documents = nearest_documents(source.search, group.example, scope)
     return GapReport(since, until, groups)
 
 
@@ -171,6 +204,7 @@ def report_json(report: GapReport) -> dict[str, Any]:
         "groups": [
             {
                 "count": g.count,
+                "channel": g.channel,  # null: direct messages
                 "example": g.example,
                 "wordings": g.wordings,
                 "not_found": g.not_found,
@@ -195,6 +229,7 @@ def report_text(report: GapReport) -> str:
     lines = [head + ". The docs to write next:", ""]
     for g in report.groups:
         lines.append(f"{g.count:>4}x  {g.example}")
+        lines.append(f"       asked in {g.channel or 'direct messages'}")
         for wording in g.wordings[1:4]:
             lines.append(f"       also: {wording}")
         outcome = [f"{g.not_found} not in the docs"] if g.not_found else []
@@ -222,7 +257,7 @@ class GapDigest:
         client: WebClient,
         embed: Embed,
         search: Search,
-        owner_groups: dict[str, str],
+        scopes: ChannelScopes,
     ) -> None:
         if not settings.gaps_channel:
             raise ConfigError("QWENBOT_GAPS_CHANNEL is not set")
@@ -230,10 +265,8 @@ class GapDigest:
         self.weekday, self.hour, self.minute = parse_schedule(settings.gaps_schedule)
         self.zone = ZoneInfo(settings.gaps_timezone)
         self.state = state
+        self.source = ReportSource(state, embed, search, settings.gaps_include, scopes)
         self.client = client
-        self.embed = embed
-        self.search = search
-        self.owner_groups = owner_groups
         self.next_due: float | None = None
 
     def due_after(self, now: float) -> float:
@@ -263,9 +296,9 @@ class GapDigest:
         return self.post(self.period_start(due), due)
 
     def post(self, since: float, until: float) -> str:
-        report = build_report(self.state, self.embed, self.search, since, until)
+        report = build_report(self.source, since, until)
         ids = [self.state.add_gap_group(g.question_ids) for g in report.groups[: render.MAX_DIGEST_GROUPS]]
-        message = render.digest_message(report, ids, self.owner_groups)
+        message = render.digest_message(report, ids, self.source.scopes.owner_groups)
         resp = self.client.chat_postMessage(
             channel=self.channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
         )

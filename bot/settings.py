@@ -22,6 +22,7 @@ from retrieval.config import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, Embeddin
 Provider = Literal["vllm", "sglang", "llamacpp", "ollama", "dashscope", "openai"]
 QueryRewrite = Literal["off", "heuristic", "model"]  # how a follow-up in a thread is searched
 FeedbackStyle = Literal["native", "buttons"]
+GapsInclude = Literal["public", "channels", "all"]  # which conversations the knowledge-gap report shows
 
 
 class SettingsError(ConfigError):
@@ -154,6 +155,11 @@ class Settings(BaseSettings):
     gaps_channel: str | None = None
     gaps_schedule: str = "mon 09:00"
     gaps_timezone: str = "UTC"
+    # Privacy across channels: the digest and `qwenbot gaps` show questions from public channels only
+    # (channels: private channels and group DMs too; all: DMs too). A suggested prompt must have been
+    # asked by this many different people, in the channel being viewed or a public one its scope shares.
+    gaps_include: GapsInclude = "public"
+    suggest_min_askers: int = Field(3, ge=1)
 
     @field_validator("state_url")
     @classmethod

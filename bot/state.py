@@ -26,7 +26,7 @@ from bot.db import Database, open_database
 
 if TYPE_CHECKING:
     from bot.answer.records import Answer
-    from bot.settings import Settings
+    from bot.settings import GapsInclude, Settings
 
 # Applied in order, each once (bot/db.py); never edit one that has shipped: add the next.
 # {id} and {real} are the column types that differ between SQLite and PostgreSQL.
@@ -124,7 +124,26 @@ CREATE TABLE gap_group_questions (
 );
 CREATE INDEX questions_created ON questions (created)
 """,
+    # 4: the kind of conversation each question was asked in (Slack's channel_type: channel = public,
+    # group = private, mpim, im), copied from what the channel's message events last said; NULL (the
+    # rows before this, or a channel not heard from yet) counts as not public
+    """
+ALTER TABLE questions ADD COLUMN channel_type TEXT;
+CREATE TABLE channel_types (
+    channel TEXT PRIMARY KEY,
+    channel_type TEXT NOT NULL,
+    updated {real} NOT NULL
+)
+""",
 ]
+
+# Which questions the knowledge-gap report shows (QWENBOT_GAPS_INCLUDE): public channels only; every
+# channel (private ones and group DMs too, and channels of unknown kind); or everything, DMs included
+_INCLUDE = {
+    "public": "q.channel_type = 'channel'",
+    "channels": "SUBSTR(q.channel, 1, 1) <> 'D' AND COALESCE(q.channel_type, '') <> 'im'",
+    "all": "1 = 1",
+}
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,36 @@ class UnansweredQuestion:
     not_found: bool
     rated_down: bool
     reasons: tuple[str, ...]  # the 👎 reasons given
+    channel_type: str | None = None  # Slack's channel_type where it was asked; None: not known
+
+
+@dataclass(frozen=True)
+class QuestionPool:
+    """The questions that may be suggested to someone: every question asked in `channel` (the one they
+    are viewing; never a DM's), and those asked in public channels among `public_in`, or, when
+    `public_outside` is given, in any public channel not in it (the scopes file's default scope)."""
+
+    channel: str | None = None
+    public_in: tuple[str, ...] = ()
+    public_outside: tuple[str, ...] | None = None
+
+    def condition(self) -> tuple[str, list[str]]:
+        """A WHERE condition on `q` (questions) and its parameters; "" when the pool is empty."""
+        parts, params = [], []
+        if self.channel and not self.channel.startswith("D"):
+            parts.append("q.channel = ?")
+            params.append(self.channel)
+        if self.public_in:
+            parts.append(f"(q.channel_type = 'channel' AND q.channel IN ({', '.join('?' * len(self.public_in))}))")
+            params.extend(self.public_in)
+        if self.public_outside is not None:
+            outside = self.public_outside
+            parts.append(
+                "(q.channel_type = 'channel'"
+                + (f" AND q.channel NOT IN ({', '.join('?' * len(outside))}))" if outside else ")")
+            )
+            params.extend(outside)
+        return " OR ".join(parts), params
 
 
 @dataclass(frozen=True)
@@ -201,6 +250,7 @@ class State:
         self._purge_interval = min(PURGE_INTERVAL, self.ttl_seconds)
         self._next_purge = 0.0
         self._turns_changed = threading.Condition()
+        self._channel_types: dict[str, str] = {}  # what this process last wrote to channel_types
         self._db: Database = open_database(location, pool_size)
         try:
             self._db.migrate(MIGRATIONS)
@@ -376,13 +426,25 @@ class State:
             yield held
 
     # --- questions, answers, feedback ---
+    def note_channel_type(self, channel: str, channel_type: str) -> None:
+        """Remembers what kind of conversation `channel` is (Slack's `channel_type` from its message
+        events: `app_mention` does not say); questions recorded there from now on carry it."""
+        if self._channel_types.get(channel) == channel_type:
+            return  # written once per channel (and per change) by each process, not per message
+        self._db.execute(
+            "INSERT INTO channel_types (channel, channel_type, updated) VALUES (?, ?, ?) ON CONFLICT (channel) "
+            "DO UPDATE SET channel_type = excluded.channel_type, updated = excluded.updated",
+            (channel, channel_type, time.time()),
+        )
+        self._channel_types[channel] = channel_type
+
     def add_question(
         self, *, event_id: str | None, channel: str, thread_ts: str, message_ts: str, user: str, text: str
     ) -> int:
         rows = self._db.fetch(
-            "INSERT INTO questions (event_id, channel, thread_ts, message_ts, user_id, text, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (event_id, channel, thread_ts, message_ts, user, text, time.time()),
+            "INSERT INTO questions (event_id, channel, thread_ts, message_ts, user_id, text, created, channel_type) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT channel_type FROM channel_types WHERE channel = ?)) RETURNING id",
+            (event_id, channel, thread_ts, message_ts, user, text, time.time(), channel),
         )
         return int(rows[0][0])
 
@@ -506,28 +568,32 @@ class State:
         return str(rows[0][0]) if rows else None
 
     # --- what people ask: suggested prompts and the knowledge-gap report ---
-    def popular_questions(self, since: float, limit: int, channels: list[str] | None = None) -> list[str]:
-        """The questions most asked since `since` (first questions of threads, same wording in any
-        case) that got an answer no one rated 👎, most asked first; only in `channels` when given."""
-        where = f" AND q.channel IN ({', '.join('?' * len(channels))})" if channels else ""
+    def popular_questions(self, since: float, limit: int, pool: QuestionPool, min_askers: int) -> list[str]:
+        """The questions in `pool` asked since `since` by at least `min_askers` different people (first
+        questions of threads, same wording in any case) that got an answer no one rated 👎, those with
+        the most askers first: what one person asked is never shown to another."""
+        where, params = pool.condition()
+        if not where:
+            return []
         rows = self._db.fetch(
             "SELECT MIN(q.text) FROM questions q JOIN answers a ON a.question_id = q.id "
-            "WHERE q.created >= ? AND a.mode <> 'not_found' "
+            f"WHERE q.created >= ? AND a.mode <> 'not_found' AND ({where}) "
             "AND q.id = (SELECT MIN(q2.id) FROM questions q2 "
             "WHERE q2.channel = q.channel AND q2.thread_ts = q.thread_ts) "
-            "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.answer_id = a.id AND f.rating = 'down')"
-            f"{where} GROUP BY LOWER(q.text) ORDER BY COUNT(*) DESC, MAX(q.created) DESC LIMIT ?",
-            (since, *(channels or []), limit),
+            "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.answer_id = a.id AND f.rating = 'down') "
+            "GROUP BY LOWER(q.text) HAVING COUNT(DISTINCT q.user_id) >= ? "
+            "ORDER BY COUNT(DISTINCT q.user_id) DESC, COUNT(*) DESC, MAX(q.created) DESC LIMIT ?",
+            (since, *params, min_askers, limit),
         )
         return [str(r[0]) for r in rows]
 
-    def unanswered_questions(self, since: float, until: float) -> list[UnansweredQuestion]:
-        """Questions asked in [since, until) answered `not_found` or rated 👎, oldest first, leaving
-        out those in a digest group a doc owner marked as handled."""
+    def unanswered_questions(self, since: float, until: float, include: GapsInclude) -> list[UnansweredQuestion]:
+        """Questions asked in [since, until) answered `not_found` or rated 👎, oldest first, from the
+        conversations `include` names, leaving out those in a digest group marked as handled."""
         window = (since, until)
         rows = self._db.fetch(
-            "SELECT q.id, q.text, q.channel, q.created, a.id, a.mode FROM questions q "
-            "JOIN answers a ON a.question_id = q.id WHERE q.created >= ? AND q.created < ? "
+            "SELECT q.id, q.text, q.channel, q.created, a.id, a.mode, q.channel_type FROM questions q "
+            f"JOIN answers a ON a.question_id = q.id WHERE q.created >= ? AND q.created < ? AND {_INCLUDE[include]} "
             "AND (a.mode = 'not_found' OR EXISTS "
             "(SELECT 1 FROM feedback f WHERE f.answer_id = a.id AND f.rating = 'down')) "
             "AND NOT EXISTS (SELECT 1 FROM gap_group_questions gq JOIN gap_groups g ON g.id = gq.group_id "
@@ -551,8 +617,9 @@ class State:
                 not_found=mode == "not_found",
                 rated_down=int(aid) in down,
                 reasons=tuple(down.get(int(aid), ())),
+                channel_type=channel_type,
             )
-            for qid, text, channel, created, aid, mode in rows
+            for qid, text, channel, created, aid, mode, channel_type in rows
         ]
 
     def add_gap_group(self, question_ids: list[int]) -> int:

@@ -5,6 +5,7 @@ embedding model; the digest posted on a schedule (a fake clock, no sleeping), "M
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -22,7 +23,8 @@ from bot.answer.records import Answer
 from bot.gaps import GapDigest, GapGroup, GapReport, NearDoc, parse_since
 from bot.settings import load_settings
 from bot.slack import render
-from bot.state import State, UnansweredQuestion
+from bot.slack.policy import ChannelScopes
+from bot.state import QuestionPool, State, UnansweredQuestion
 
 ADMINS = "C0ADMINS1"
 PEOPLE_GROUP = "S0PEOPLEOP"
@@ -52,7 +54,9 @@ DOWN_REASONS = {"Is there a gym subsidy?": "It quoted the expenses policy, which
 
 
 def _ask_all(state: State) -> None:
-    """Records the 12 questions as the bot would: not found in the docs, or answered and rated 👎."""
+    """Records the 12 questions as the bot would, in a public channel: not found in the docs, or
+    answered and rated 👎."""
+    state.note_channel_type("C0GENERAL", "channel")
     for i in range(4):
         for topic, wordings in WORDINGS.items():
             text = wordings[i]
@@ -92,8 +96,8 @@ def _digest(bot: Bot) -> GapDigest:
         rt.state,
         rt.client,
         rt.searcher.embedder.encode,
-        lambda q, k: rt.searcher.search(q, k=k),
-        rt.policy.scopes.owner_groups,
+        lambda q, k, scope: rt.searcher.search(q, k=k, filter=scope),
+        rt.policy.scopes,
     )
 
 
@@ -159,7 +163,7 @@ def test_the_digest_groups_12_wordings_into_3_questions_on_schedule_then_one_is_
             "elements": [{"type": "mrkdwn", "text": ":white_check_mark: Marked as handled"}],
         }
     ]
-    left = bot.runtime.state.unanswered_questions(now - 3600, now + 3600)
+    left = bot.runtime.state.unanswered_questions(now - 3600, now + 3600, "public")
     assert len(left) == 8 and not any("dog" in q.text for q in left)
     assert_no_mentions(bot.slack, allowed_groups=(PEOPLE_GROUP,))
 
@@ -188,7 +192,7 @@ def test_qwenbot_gaps_and_questions_unanswered_print_the_same_report(
     state.close()
     no_settings.setenv("QWENBOT_STATE_DB", str(tmp_path / "state.sqlite3"))
     no_settings.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
-    env = ["--env-file", str(tmp_path / "none.env")]
+    env = ["--env-file", os.devnull]
 
     assert cli.main([*env, "gaps", "--since", "7d", "--json"]) == 0
     gaps = json.loads(capsys.readouterr().out)
@@ -211,7 +215,7 @@ def test_qwenbot_gaps_and_questions_unanswered_print_the_same_report(
 def test_schedule_and_window_settings() -> None:
     assert parse_since("7d").days == 7 and parse_since("24h").total_seconds() == 86400
     settings = load_settings(None, gaps_channel=ADMINS, gaps_schedule="daily 07:30", gaps_timezone="Asia/Tokyo")
-    digest = GapDigest(settings, None, None, None, None, {})  # type: ignore[arg-type]
+    digest = GapDigest(settings, None, None, None, None, ChannelScopes())  # type: ignore[arg-type]
     base = datetime(2026, 3, 1, 12, 0, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()
     due = digest.due_after(base)
     assert datetime.fromtimestamp(due, ZoneInfo("Asia/Tokyo")).isoformat() == "2026-03-02T07:30:00+09:00"
@@ -231,13 +235,13 @@ def test_the_gap_and_assistant_state_works_on_both_backends(
     try:
         _ask_all(state)
         now = time.time()
-        gaps = state.unanswered_questions(now - 60, now + 60)
+        gaps = state.unanswered_questions(now - 60, now + 60, "public")
         assert len(gaps) == 12 and [q.reasons for q in gaps if q.rated_down] == [tuple(DOWN_REASONS.values())]
-        assert state.popular_questions(now - 60, 4) == ["How many vacation days?"]
-        assert state.popular_questions(now - 60, 4, ["C0OTHER"]) == []
+        assert state.popular_questions(now - 60, 4, QuestionPool("C0GENERAL"), 1) == ["How many vacation days?"]
+        assert state.popular_questions(now - 60, 4, QuestionPool("C0OTHER"), 1) == []
         group = state.add_gap_group([q.question_id for q in gaps[:3]])
         assert state.mark_gap_handled(group, "U0OWNER") and not state.mark_gap_handled(group, "U0OWNER")
-        assert len(state.unanswered_questions(now - 60, now + 60)) == 9
+        assert len(state.unanswered_questions(now - 60, now + 60, "public")) == 9
         assert state.thread_context("D1", "1.1") is None
         state.set_thread_context("D1", "1.1", None)
         assert state.thread_context("D1", "1.1") == ""

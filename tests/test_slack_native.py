@@ -371,13 +371,13 @@ def test_assistant_thread_gets_prompts_then_a_title_from_its_first_question(nati
 
 
 def test_the_most_asked_answered_questions_become_the_suggested_prompts(native_bot: Callable[..., Bot]) -> None:
-    bot = native_bot()
+    bot = native_bot(suggest_min_askers=1)  # tests/test_privacy_suggestions.py: who may see what
     state = bot.runtime.state
     asked = {"How do I get a parking permit?": 3, "How many vacation days do I get?": 2, "Who approves expenses?": 1}
     for n, (text, times) in enumerate(asked.items()):
         for i in range(times):
             qid = state.add_question(
-                event_id=None, channel=GENERAL, thread_ts=f"{n}.{i}", message_ts=f"{n}.{i}", user="U1", text=text
+                event_id=None, channel=GENERAL, thread_ts=f"{n}.{i}", message_ts=f"{n}.{i}", user=f"U{i}", text=text
             )
             state.add_answer(qid, Answer("…", "generated"))
     for i in range(5):  # asked most, but its answers were rated 👎: not suggested
@@ -385,7 +385,7 @@ def test_the_most_asked_answered_questions_become_the_suggested_prompts(native_b
             event_id=None, channel=GENERAL, thread_ts=f"9.{i + 2}", message_ts=f"9.{i + 2}", user="U1", text="Bad one?"
         )
         state.record_feedback(state.add_answer(qid, Answer("…", "generated")), "U2", "down")
-    _assistant(bot, "assistant_thread_started", "D0BOB", "111.1", None)
+    _assistant(bot, "assistant_thread_started", "D0BOB", "111.1", GENERAL)  # asked in the channel being viewed
     [call] = bot.slack.calls_to("assistant.threads.setSuggestedPrompts")
     assert [p["message"] for p in _prompts(call)] == [
         "How do I get a parking permit?",

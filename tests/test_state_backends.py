@@ -19,7 +19,7 @@ import pytest
 
 from bot.answer.records import Answer, Source
 from bot.slack.policy import RateLimiter
-from bot.state import MIGRATIONS, State
+from bot.state import MIGRATIONS, QuestionPool, State
 
 ROOT = Path(__file__).resolve().parent.parent
 Opener = Callable[..., State]
@@ -284,10 +284,12 @@ def test_assistant_threads_popular_and_unanswered_questions_and_gap_groups(open_
     state, other = open_state(), open_state()
 
     def asked(channel: str, ts: str, text: str, mode: Literal["generated", "not_found"]) -> tuple[int, int]:
-        qid = state.add_question(event_id=None, channel=channel, thread_ts=ts, message_ts=ts, user="U1", text=text)
+        qid = state.add_question(event_id=None, channel=channel, thread_ts=ts, message_ts=ts, user=ts, text=text)
         return qid, state.add_answer(qid, Answer(f"about {text}", mode, []))
 
     since = time.time() - 1
+    state.note_channel_type("C1", "channel")
+    state.note_channel_type("C2", "channel")
     for i in range(3):
         asked("C1", f"1.{i}", "How many vacation days?", "generated")
     asked("C2", "2.0", "how many VACATION days?", "generated")
@@ -297,18 +299,20 @@ def test_assistant_threads_popular_and_unanswered_questions_and_gap_groups(open_
     other.record_feedback(disliked, "U2", "down")
     other.record_reason(disliked, "U2", "outdated")
 
-    popular = other.popular_questions(since, 5)
+    popular = other.popular_questions(since, 5, QuestionPool(public_outside=()), 1)
     assert len(popular) == 2 and popular[0].lower() == "how many vacation days?"  # one wording, any case
-    in_c2 = other.popular_questions(since, 5, channels=["C2"])
+    in_c2 = other.popular_questions(since, 5, QuestionPool("C2"), 1)
     assert [q.lower() for q in in_c2] == ["how many vacation days?"]  # the parking answer was rated 👎
-    gaps = other.unanswered_questions(since, time.time() + 1)
+    gaps = other.unanswered_questions(since, time.time() + 1, "public")
     assert [(g.text, g.not_found, g.rated_down, g.reasons) for g in gaps] == [
         ("Who feeds the office cat?", True, False, ()),
         ("What is the parking fee?", False, True, ("outdated",)),
     ]
     group = state.add_gap_group([lost_q, lost_q])
     assert other.mark_gap_handled(group, "U9") and not state.mark_gap_handled(group, "U9")  # once
-    assert [g.text for g in other.unanswered_questions(since, time.time() + 1)] == ["What is the parking fee?"]
+    assert [g.text for g in other.unanswered_questions(since, time.time() + 1, "public")] == [
+        "What is the parking fee?"
+    ]
     found = other.question_for_answer(disliked)
     assert found is not None and (found.text, found.channel, found.thread_ts) == (
         "What is the parking fee?",
@@ -321,6 +325,45 @@ def test_assistant_threads_popular_and_unanswered_questions_and_gap_groups(open_
     assert other.thread_context("D1", "9.0") == "C0HR"
     other.set_thread_context("D1", "9.0", None)
     assert state.thread_context("D1", "9.0") == "" and state.thread_context("D1", "8.0") is None
+
+
+def test_only_public_questions_asked_by_enough_people_are_shown_to_others(open_state: Opener) -> None:
+    state, other = open_state(), open_state()
+    since = time.time() - 1
+    for channel, kind in {"C0PUB": "channel", "C0PUB2": "channel", "C0PRIV": "group", "D0DM": "im"}.items():
+        state.note_channel_type(channel, kind)
+    for channel in ("C0PUB", "C0PRIV", "D0DM", "C0LATE"):
+        for i in range(3):
+            for text, mode in ((f"{channel} asks?", "generated"), (f"{channel} misses?", "not_found")):
+                ts = f"{i}.{mode}"
+                qid = other.add_question(
+                    event_id=None, channel=channel, thread_ts=ts, message_ts=ts, user=f"U{i}", text=text
+                )
+                other.add_answer(qid, Answer("…", mode))  # type: ignore[arg-type]
+    other.note_channel_type("C0LATE", "channel")  # known only after its questions were recorded: not public
+    for i in range(3):  # one person asking three times counts once
+        qid = state.add_question(
+            event_id=None, channel="C0PUB2", thread_ts=f"{i}.1", message_ts=f"{i}.1", user="U9", text="Mine?"
+        )
+        state.add_answer(qid, Answer("…", "generated"))
+
+    def popular(pool: QuestionPool, min_askers: int = 3) -> list[str]:
+        return state.popular_questions(since, 4, pool, min_askers)
+
+    everywhere = QuestionPool(public_outside=())
+    assert popular(everywhere) == ["C0PUB asks?"] and popular(everywhere, 4) == []
+    assert popular(everywhere, 1) == ["C0PUB asks?", "Mine?"]
+    assert popular(QuestionPool("C0PRIV")) == ["C0PRIV asks?"]  # its own members asked it there
+    assert popular(QuestionPool("D0DM")) == [] and popular(QuestionPool(public_in=("C0PRIV", "D0DM", "C0LATE"))) == []
+    assert popular(QuestionPool(public_in=("C0PUB",))) == ["C0PUB asks?"]
+    assert popular(QuestionPool(public_outside=("C0PUB",))) == [] and popular(QuestionPool()) == []
+
+    def gaps(include: Literal["public", "channels", "all"]) -> set[tuple[str, str | None]]:
+        return {(q.channel, q.channel_type) for q in other.unanswered_questions(since, time.time() + 1, include)}
+
+    assert gaps("public") == {("C0PUB", "channel")}
+    assert gaps("channels") == {("C0PUB", "channel"), ("C0PRIV", "group"), ("C0LATE", None)}
+    assert gaps("all") == gaps("channels") | {("D0DM", "im")}
 
 
 def test_the_state_url_setting_takes_postgresql_urls_only_and_never_echoes_them(no_settings) -> None:

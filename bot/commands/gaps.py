@@ -1,6 +1,7 @@
 """`qwenbot gaps [--since 7d] [--json]` (also `qwenbot questions --unanswered`): the questions the docs
 did not answer or that were rated 👎, grouped by similar wording, with the nearest documents and their
-owners: the same report the bot's digest posts to Slack (bot/gaps.py)."""
+owners: the same report the bot's digest posts to Slack (bot/gaps.py), under the same privacy rules
+(QWENBOT_GAPS_INCLUDE; each group's nearest docs searched in its channel's scope)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,28 @@ import sys
 import time
 
 from bot.control import local_or_bot
-from bot.gaps import build_report, parse_since, report_json, report_text
+from bot.gaps import Embed, ReportSource, build_report, parse_since, report_json, report_text
 from bot.settings import Settings
+from bot.slack.policy import ChannelScopes, load_channel_scopes
 from bot.state import State
 from retrieval.embeddings import embedder_for
-from retrieval.search import Searcher
+from retrieval.models import Hit, SearchFilter
+from retrieval.search import Searcher, SearchService
 from retrieval.store import index_exists
+
+
+def _source(
+    settings: Settings, scopes: ChannelScopes, state: State, embed: Embed, searcher: SearchService
+) -> ReportSource:
+    def search(query: str, k: int, scope: SearchFilter) -> list[Hit]:
+        return searcher.search(query, k=k, filter=scope)
+
+    return ReportSource(state, embed, search, settings.gaps_include, scopes)
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     window = parse_since(args.since)
+    scopes = load_channel_scopes(settings.channel_scopes_file)
     if (missing := State.missing(settings)) is not None:
         print(f"qwenbot: {missing}", file=sys.stderr)
         return 1
@@ -33,15 +46,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with local_or_bot(config) as bot:
             if bot is not None:  # a running bot holds the index: search through it, embed here
-                remote = bot.searcher(config)
-                report = build_report(
-                    state, embedder_for(config).encode, lambda q, k: remote.search(q, k=k), since, until
-                )
+                source = _source(settings, scopes, state, embedder_for(config).encode, bot.searcher(config))
+                report = build_report(source, since, until)
             else:
                 with Searcher(config) as searcher:
-                    report = build_report(
-                        state, searcher.embedder.encode, lambda q, k: searcher.search(q, k=k), since, until
-                    )
+                    source = _source(settings, scopes, state, searcher.embedder.encode, searcher)
+                    report = build_report(source, since, until)
     finally:
         state.close()
     if args.json:

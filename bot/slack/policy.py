@@ -14,7 +14,7 @@ import yaml
 
 from bot.errors import ConfigError
 from bot.settings import Settings
-from bot.state import State
+from bot.state import QuestionPool, State
 from retrieval.models import SearchFilter
 
 
@@ -30,10 +30,12 @@ _GROUP_ID = re.compile(r"S[A-Z0-9]{6,}")
 @dataclass(frozen=True)
 class ScopeOptions:
     """What else a scope configures: prompts suggested in assistant threads while there is no history
-    of questions, and the channel where "Ask an owner" posts."""
+    of questions, the channel where "Ask an owner" posts, and whether its public channels' questions
+    may be suggested in its other channels that share theirs (never inherited from the default)."""
 
     suggested_prompts: tuple[str, ...] = ()
     ask_channel: str | None = None
+    share_questions: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,11 @@ class ChannelScopes:
         return ScopeOptions(
             own.suggested_prompts or self.default_options.suggested_prompts,
             own.ask_channel or self.default_options.ask_channel,
+            own.share_questions,
         )
 
 
-_SCOPE_KEYS = {"path_prefixes", "tags", "suggested_prompts", "ask_channel"}
+_SCOPE_KEYS = {"path_prefixes", "tags", "suggested_prompts", "ask_channel", "share_questions"}
 
 
 def _options(raw: Any, where: str) -> ScopeOptions:
@@ -71,7 +74,10 @@ def _options(raw: Any, where: str) -> ScopeOptions:
     ask = raw.get("ask_channel")
     if ask is not None and not (isinstance(ask, str) and _CHANNEL_ID.fullmatch(ask.strip())):
         raise PolicyError(f"{where}.ask_channel: expected a channel id like C0123ABCD, got {ask!r}")
-    return ScopeOptions(tuple(p.strip() for p in prompts), ask.strip() if ask else None)
+    share = raw.get("share_questions", False)
+    if not isinstance(share, bool):
+        raise PolicyError(f"{where}.share_questions: expected true or false, got {share!r}")
+    return ScopeOptions(tuple(p.strip() for p in prompts), ask.strip() if ask else None, share)
 
 
 def _owner_groups(raw: Any, where: str) -> dict[str, str]:
@@ -108,7 +114,8 @@ def load_channel_scopes(path: Path | None) -> ChannelScopes:
 
     default: {path_prefixes: [...], tags: [...]}   # DMs and unlisted channels; omit = all docs
     channels:
-      C0123ABCD: {path_prefixes: [hr/], tags: [policy], suggested_prompts: [...], ask_channel: C0HROWNER}
+      C0123ABCD: {path_prefixes: [hr/], tags: [policy], suggested_prompts: [...], ask_channel: C0HROWNER,
+                  share_questions: true}
     owners:
       People Operations: S0PEOPLEOP   # a doc owner (front matter `owner`) -> Slack user group id
     """
@@ -181,13 +188,18 @@ class Policy:
             return self.scopes.options_for(viewing)
         return self.scopes.default_options if is_dm else self.scopes.options_for(channel)
 
-    def scope_channels(self, viewing: str | None) -> list[str] | None:
-        """The listed channels sharing `viewing`'s scope (where its most-asked questions come from);
-        None for the default scope: every channel."""
-        if not viewing or viewing not in self.scopes.channels:
-            return None
-        scope = self.scopes.channels[viewing]
-        return sorted(c for c, s in self.scopes.channels.items() if s == scope)
+    def question_pool(self, viewing: str | None) -> QuestionPool:
+        """Where the questions suggested to someone viewing `viewing` may come from: that channel, and
+        when its scope says `share_questions`, the public channels of the same scope that say so too
+        (listed with the same doc filter; for the default scope, the channels not listed)."""
+        scopes = self.scopes
+        if not scopes.options_for(viewing or "").share_questions:
+            return QuestionPool(viewing)
+        if viewing is None or viewing not in scopes.channels:
+            return QuestionPool(viewing, public_outside=tuple(sorted(scopes.channels)))
+        scope = scopes.channels[viewing]
+        sharing = [c for c, s in scopes.channels.items() if s == scope and scopes.options_for(c).share_questions]
+        return QuestionPool(viewing, public_in=tuple(sorted(sharing)))
 
     def wait_seconds(self, user: str) -> int:
         """0 when the user may ask; else whole seconds to wait."""

@@ -48,6 +48,9 @@ def question_from(
     if (event.get("bot_id") or subtype == "bot_message") and not settings.answer_other_bots:
         return None
     channel = event.get("channel", "")
+    if channel and event.get("channel_type"):
+        # whether questions asked here may ever be shown to others (suggested prompts, the gap digest)
+        state.note_channel_type(channel, event["channel_type"])
     is_dm = event.get("channel_type") == "im" or channel.startswith("D")
     ts = event.get("ts", "")
     thread_ts = event.get("thread_ts") or ts

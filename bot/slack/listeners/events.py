@@ -84,11 +84,15 @@ def assistant_thread(answerer: Answerer, event: dict[str, Any], *, started: bool
 
 
 def suggested_prompts(answerer: Answerer, viewing: str | None) -> list[str]:
-    """Up to four prompts for a new assistant thread: the most-asked questions of the last 30 days
-    in the scope of the channel the user is viewing that got an answer no one rated 👎, then the
-    scope's configured prompts (all of them while there is no history yet)."""
-    channels = answerer.policy.scope_channels(viewing)
-    asked = answerer.state.popular_questions(time.time() - POPULAR_DAYS * 86400, MAX_SUGGESTED_PROMPTS, channels)
+    """Up to four prompts for a new assistant thread: the questions of the last 30 days asked by the
+    most people (at least QWENBOT_SUGGEST_MIN_ASKERS) in the channel the user is viewing or the public
+    channels its scope shares, that got an answer no one rated 👎; then the scope's configured prompts."""
+    asked = answerer.state.popular_questions(
+        time.time() - POPULAR_DAYS * 86400,
+        MAX_SUGGESTED_PROMPTS,
+        answerer.policy.question_pool(viewing),
+        answerer.settings.suggest_min_askers,
+    )
     configured = answerer.policy.options_for("", True, viewing).suggested_prompts
     prompts: dict[str, str] = {}
     for prompt in [*asked, *configured]:
