@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from watchfiles import Change, watch
 
 from bot.answer.pipeline import AnswerPipeline
+from bot.bounded import BoundedCheck
 from bot.control import ControlError, ControlServer, Send, index_request, search_handlers
 from bot.db import StateError
 from bot.gaps import GapDigest
@@ -42,6 +43,8 @@ CUT_OFF_SECONDS = 5.0  # after the drain: time for answers cut off to say so in 
 # `git pull` writing many files), or at the latest WATCH_MAX_WAIT_MS after the first change.
 WATCH_QUIET_MS = 1000
 WATCH_MAX_WAIT_MS = 10_000
+# `/qwenbot status` waits this long for the model's GET /models (its reply may come later)
+MODEL_CHECK_SECONDS = 5.0
 
 
 class BotRuntime:
@@ -56,6 +59,7 @@ class BotRuntime:
         self._stop = threading.Event()
         self._closers: list[Callable[[], None]] = []
         self.metrics = Metrics(index_info=self.index_info)
+        self._model_check = BoundedCheck(self.model_health, MODEL_CHECK_SECONDS, self._model_late)
         try:
             self.state = State.from_settings(settings)
             self._closers.append(self.state.close)
@@ -274,12 +278,21 @@ class BotRuntime:
     def model_health(self) -> tuple[bool, str]:
         if self.llm is None:
             return True, "none configured: answers are quoted passages (extractive)"
-        host = urllib.parse.urlsplit(redact_url(self.settings.llm_base_url or "")).netloc  # where, not who
         try:
             self.llm.served_models()
         except Exception as exc:  # an LLMError: what failed and what to check, as doctor and ask say it
-            return False, f"`{self.settings.llm_model}` at `{host}`: {short(str(exc), 300)}"
-        return True, f"`{self.settings.llm_model}` at `{host}`: reachable"
+            return False, f"{self._model_where()}: {short(str(exc), 300)}"
+        return True, f"{self._model_where()}: reachable"
+
+    def _model_late(self, waited: float) -> tuple[bool, str]:
+        return False, (
+            f"{self._model_where()}: timed out: no reply to GET /models within {MODEL_CHECK_SECONDS:g}s "
+            f"(asked {waited:.0f}s ago; the server may be overloaded or hung)"
+        )
+
+    def _model_where(self) -> str:
+        host = urllib.parse.urlsplit(redact_url(self.settings.llm_base_url or "")).netloc  # where, not who
+        return f"`{self.settings.llm_model}` at `{host}`"
 
     def health(self) -> dict[str, Any]:
         """For /healthz: cheap checks only (the model is checked by `/qwenbot status`). Not ready while
@@ -312,7 +325,7 @@ class BotRuntime:
             )
         except Exception as exc:
             index_ok, index_line = False, f"unavailable ({short(str(exc))})"
-        model_ok, model_line = self.model_health()
+        model_ok, model_line = self._model_check()  # bounded, and one check at a time however many ask
         counts = self.state.counts()
         lines = [
             f"*qwenbot status*: {':white_check_mark: healthy' if index_ok and model_ok else ':x: degraded'}",

@@ -446,6 +446,8 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
         bot.url, view_submission_payload(render.FEEDBACK_VIEW, view["private_metadata"], values, user="U0CAROL")
     )
     assert submitted.status == 200
+    thanks = json.loads(submitted.body)  # the modal says it was noted (before: it closed without a word)
+    assert thanks["response_action"] == "update" and "Thanks, noted" in json.dumps(thanks["view"])
     [down] = list(bot.runtime.state.feedback("down"))
     assert (down.user, down.reason) == ("U0CAROL", "It's 30 days since 2026")
 
@@ -465,6 +467,12 @@ def test_slash_command_status_and_help(make_bot: Callable[..., Bot]) -> None:
         bot.url, command_form("help", user="U0ALICE", channel=GENERAL, response_url=bot.slack.response_url("help"))
     )
     assert helped.status == 200 and "/qwenbot status" in json.loads(helped.body)["text"]
+    assert "Unknown" not in json.loads(helped.body)["text"]
+    typo = post_form(
+        bot.url, command_form("stauts now", user="U0ALICE", channel=GENERAL, response_url=bot.slack.response_url("x"))
+    )
+    text = json.loads(typo.body)["text"]  # before: the help alone
+    assert text.startswith("Unknown command 'stauts'.") and "/qwenbot status" in text
 
     status = post_form(
         bot.url, command_form("status", user="U0ALICE", channel=GENERAL, response_url=bot.slack.response_url("status"))

@@ -54,8 +54,9 @@ def check_credentials(settings: Settings, http: bool) -> None:
     """Raises ConfigError naming what is missing to run in this mode."""
     if settings.slack_bot_token is None:
         raise ConfigError("SLACK_BOT_TOKEN is not set (the Bot User OAuth Token, xoxb-..., from the app's OAuth page)")
-    if http and settings.slack_signing_secret is None:
-        raise ConfigError("SLACK_SIGNING_SECRET is not set (Basic Information > App Credentials); --http needs it")
+    if http and not settings.slack_signing_secret:  # empty: no request could ever pass the signature check
+        missing = "is not set" if settings.slack_signing_secret is None else "is empty"
+        raise ConfigError(f"SLACK_SIGNING_SECRET {missing} (Basic Information > App Credentials); --http needs it")
     if not http and settings.slack_app_token is None:
         raise ConfigError(
             "SLACK_APP_TOKEN is not set (an app-level token, xapp-..., with connections:write) - "

@@ -1,9 +1,11 @@
 """The Bolt app: assembled from the answerer and the listeners (bot/slack/listeners/, one per surface).
 
 Slack must get an ack within 3 s, so listeners run off the request thread (Bolt acks events itself
-before the listener runs, with process_before_response=False); this works the same over HTTP and
-Socket Mode. Each question is answered once: deliveries are deduplicated by event id, and by message,
-in the bot's state (Slack retries, and a mention in a watched thread also arrives as a plain message event).
+before the listener runs, with process_before_response=False), on a pool of their own: answers run on
+another (bot/slack/workers.py), so a command's, a click's or a modal's ack never waits for them. This
+works the same over HTTP and Socket Mode. Each question is answered once: deliveries are deduplicated
+by event id, and by message, in the bot's state (Slack retries, and a mention in a watched thread also
+arrives as a plain message event).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bot.slack.client import make_client
 from bot.slack.listeners import register_listeners
 from bot.slack.listeners.commands import Reindexer
 from bot.slack.policy import Policy
+from bot.slack.signing import SignedRequests
 from bot.slack.workers import Workers
 from bot.state import State
 
@@ -49,16 +52,20 @@ def build_app(
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else secrets.token_hex(32)
     )
+    workers = workers or Workers()
     with _bolt_reads_no_token():
         app = App(
             client=client,
             signing_secret=secret,
+            # ours checks signatures where Bolt's would (first, before anything reads the request)
+            request_verification_enabled=False,
+            before_authorize=SignedRequests(secret),
             process_before_response=False,
-            listener_executor=workers or Workers(),
+            listener_executor=workers.listeners,
             logger=logging.getLogger("bot.bolt"),
         )
     answerer = answerer or Answerer(settings, pipeline, state, client, policy, metrics or Metrics())
-    register_listeners(app, answerer, status_report, reindexer)
+    register_listeners(app, answerer, workers, status_report, reindexer)
     return app
 
 

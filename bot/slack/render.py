@@ -467,6 +467,10 @@ def rate_limited(wait_seconds: int) -> str:
     return f"You're asking faster than I can keep up. Please wait about {wait_seconds} s and ask again."
 
 
+BUSY = "I'm answering too many questions right now. Please ask again in a few minutes."
+FEEDBACK_THANKS = "Thanks, noted. Your reason helps the people who keep the docs correct."
+
+
 def not_enabled() -> str:
     return (
         "I'm not enabled in this channel. Ask an admin to add it to the bot's allowed channels, "

@@ -1,8 +1,10 @@
-"""Slash commands: `/qwenbot status`, `/qwenbot reindex` (admins) and `/qwenbot help`."""
+"""Slash commands: `/qwenbot status`, `/qwenbot reindex` (admins) and `/qwenbot help`; the first two
+are rate-limited per user."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +14,14 @@ from slack_bolt import Ack, App, Respond
 from bot.slack import render
 from bot.slack.answering import error_id
 from bot.slack.mrkdwn import escape
+from bot.slack.policy import RateLimiter
+from bot.text import short
 
 log = logging.getLogger(__name__)
 
 SLASH_COMMAND = "/qwenbot"
 NOT_AN_ADMIN = "Only qwenbot admins can re-index (their Slack user ids are in QWENBOT_ADMIN_USERS)."
+COMMANDS_PER_MINUTE = 5  # `/qwenbot status` and `reindex` per user (help is free)
 _REPORT_LIMIT = 2900  # characters of the job's lines in the reply; the summary (the last line) is always kept
 
 
@@ -29,25 +34,36 @@ class Reindexer:
     run: Callable[[Callable[[str], None]], int]
 
 
-def register(app: App, status_report: Callable[[], str] | None, reindexer: Reindexer | None = None) -> None:
+def register(
+    app: App, limiter: RateLimiter, status_report: Callable[[], str] | None, reindexer: Reindexer | None = None
+) -> None:
     @app.command(SLASH_COMMAND)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         words = (command.get("text") or "").split()
         verb = words[0].lower() if words else ""
-        if verb == "reindex":
+        if verb not in ("status", "reindex"):
+            unknown = f"Unknown command '{escape(short(verb, 40))}'.\n\n" if verb not in ("", "help") else ""
+            ack(text=unknown + render.HELP, response_type="ephemeral")
+            return
+        # each one costs a job or a network check: a user sending many must not hold up the others
+        wait = math.ceil(limiter.check(f"command:{command.get('user_id')}"))
+        if wait:
+            ack(text=render.rate_limited(wait), response_type="ephemeral")
+        elif verb == "reindex":
             _reindex(ack, command, respond, reindexer)
-            return
-        if verb != "status":
-            ack(text=render.HELP, response_type="ephemeral")
-            return
-        ack()  # the status checks can take a few seconds: answer through the response_url
-        try:
-            text = status_report() if status_report else "Status is not available."
-        except Exception:
-            eid = error_id()
-            log.exception("status report failed (error id %s)", eid)
-            text = render.apology(eid)
-        respond(text=text, response_type="ephemeral")
+        else:
+            _status(ack, respond, status_report)
+
+
+def _status(ack: Ack, respond: Respond, status_report: Callable[[], str] | None) -> None:
+    ack()  # the status checks can take a few seconds: answer through the response_url
+    try:
+        text = status_report() if status_report else "Status is not available."
+    except Exception:
+        eid = error_id()
+        log.exception("status report failed (error id %s)", eid)
+        text = render.apology(eid)
+    respond(text=text, response_type="ephemeral")
 
 
 def _reindex(ack: Ack, command: dict[str, Any], respond: Respond, reindexer: Reindexer | None) -> None:

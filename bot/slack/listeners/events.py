@@ -11,9 +11,11 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk.errors import SlackApiError
 
+from bot.slack import render
 from bot.slack.answering import Answerer
 from bot.slack.policy import MAX_SUGGESTED_PROMPTS
 from bot.slack.questions import Question, question_from
+from bot.slack.workers import Workers
 from bot.text import short
 
 log = logging.getLogger(__name__)
@@ -23,7 +25,7 @@ PROMPT_TITLE_LIMIT = 60  # characters of a suggested prompt's label (the whole q
 THREAD_TITLE_LIMIT = 80
 
 
-def register(app: App, answerer: Answerer) -> None:
+def register(app: App, answerer: Answerer, workers: Workers) -> None:
     def on_event(body: dict[str, Any], event: dict[str, Any], context: BoltContext, *, mentioned: bool) -> None:
         question = question_from(
             answerer.settings,
@@ -37,7 +39,14 @@ def register(app: App, answerer: Answerer) -> None:
         if question is not None:
             if question.is_dm:
                 title_assistant_thread(answerer, question)
-            answerer.handle(question, mentioned=mentioned)
+            # answered on the answer pool: this listener's thread is back for the next ack at once
+            if not workers.offer(answerer.handle, question, mentioned=mentioned):
+                log.warning(
+                    "%d questions are waiting for an answer already: one in %s refused",
+                    workers.waiting_limit,
+                    question.channel,
+                )
+                answerer.notice(question, render.BUSY)
 
     @app.event("app_mention")
     def on_mention(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:

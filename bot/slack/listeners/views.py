@@ -14,9 +14,19 @@ from bot.text import int_or_none
 def register(app: App, answerer: Answerer) -> None:
     @app.view(render.FEEDBACK_VIEW)
     def on_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        ack()
         answer_id = int_or_none(view.get("private_metadata"))
         value = view.get("state", {}).get("values", {}).get(render.REASON_BLOCK, {}).get(render.REASON_ACTION, {})
         reason = (value.get("value") or "").strip()
         if answer_id is not None and reason and answerer.state.answer_exists(answer_id):
             answerer.state.record_reason(answer_id, body["user"]["id"], reason[:2000])
+        # stored first: the modal says "noted" only once it is
+        ack(response_action="update", view=_thanks())
+
+
+def _thanks() -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Thanks"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": render.FEEDBACK_THANKS}}],
+    }
