@@ -57,6 +57,7 @@ class Mistake:
     url: str = ""  # when no server runs: the URL to use ("closed": a port where nothing listens)
     chat: tuple[Responder, ...] = ()  # what the server answers chat requests with
     read_timeout: str = "60"
+    key: str = WRONG_KEY  # QWENBOT_LLM_API_KEY ("": not set)
 
     def line(self, where: str, request: str) -> str:
         return f"{self.problem.format(where=where, request=request)}: {self.fix}"
@@ -69,6 +70,14 @@ MISTAKES = [
         "the server refused the key (HTTP 401)",
         "check QWENBOT_LLM_API_KEY",
         lambda: FakeOpenAI(api_key=RIGHT_KEY),
+    ),
+    Mistake(
+        "no key 401",
+        "auth",
+        "the server needs an API key (HTTP 401) and QWENBOT_LLM_API_KEY is not set",
+        "set QWENBOT_LLM_API_KEY to the server's key",
+        lambda: FakeOpenAI(api_key=RIGHT_KEY),
+        key="",
     ),
     Mistake(
         "key refused 403",
@@ -152,7 +161,7 @@ def _ids(mistake: Mistake) -> str:
 def test_the_client_diagnoses_each_mistake_once(mistake: Mistake) -> None:
     with endpoint(mistake) as ep:
         settings = load_settings(
-            None, llm_base_url=ep.url, llm_api_key=WRONG_KEY, llm_read_timeout=float(mistake.read_timeout)
+            None, llm_base_url=ep.url, llm_api_key=mistake.key, llm_read_timeout=float(mistake.read_timeout)
         )
         with pytest.raises(LLMError) as caught:
             LLMClient(settings).ping()
@@ -169,7 +178,7 @@ def test_doctor_names_the_mistake_and_its_fix(
 ) -> None:
     with endpoint(mistake) as ep:
         env.setenv("QWENBOT_LLM_BASE_URL", ep.url)
-        env.setenv("QWENBOT_LLM_API_KEY", WRONG_KEY)
+        env.setenv("QWENBOT_LLM_API_KEY", mistake.key)
         env.setenv("QWENBOT_LLM_READ_TIMEOUT", mistake.read_timeout)
         code = cli(["doctor"])
     output = capsys.readouterr().out
@@ -191,7 +200,7 @@ def test_ask_names_the_mistake_quotes_the_docs_and_exits_3(
 ) -> None:
     with endpoint(mistake) as ep:
         env.setenv("QWENBOT_LLM_BASE_URL", ep.url)
-        env.setenv("QWENBOT_LLM_API_KEY", WRONG_KEY)
+        env.setenv("QWENBOT_LLM_API_KEY", mistake.key)
         env.setenv("QWENBOT_LLM_READ_TIMEOUT", mistake.read_timeout)
         code = cli(["ask", QUESTION])
     out, err = capsys.readouterr()
@@ -210,7 +219,7 @@ def test_ask_names_the_mistake_quotes_the_docs_and_exits_3(
 @pytest.mark.parametrize("mistake", MISTAKES, ids=_ids)
 def test_status_names_the_mistake(mistake: Mistake, make_bot: Callable[..., Bot]) -> None:  # noqa: F811
     with endpoint(mistake) as ep:
-        bot = make_bot(llm_base_url=ep.url, llm_api_key=WRONG_KEY)
+        bot = make_bot(llm_base_url=ep.url, llm_api_key=mistake.key)
         ok, line = bot.runtime.model_health()
         report = bot.runtime.status_report()
     assert not ok

@@ -342,6 +342,12 @@ class LLMClient:
 
     def _status_error(self, exc: openai.APIStatusError, listing: bool) -> LLMError | _Retryable:
         status = exc.status_code
+        if status in (401, 403) and not self._api_key:  # no key was sent: there was none to refuse
+            return LLMError(
+                f"the server needs an API key (HTTP {status}) and QWENBOT_LLM_API_KEY is not set",
+                kind="auth",
+                fix="set QWENBOT_LLM_API_KEY to the server's key",
+            )
         if status in (401, 403):
             return LLMError(f"the server refused the key (HTTP {status})", kind="auth", fix="check QWENBOT_LLM_API_KEY")
         if status == 429:
