@@ -16,8 +16,10 @@ IndexConfig field (to try a change before making it the default).
 Sets: docs_corpus, SciFact (../shared/eval/scifact) and their near-domain variants (the sources of
 every 8th / 4th answerable question removed, see make_near_domain.py; their answerable questions are
 scored); `scifact-small` (every judged abstract and a fifth of the others) is a quick proxy for
-SciFact. Embeddings are cached by text under --cache, shared by every index and configuration, so a
-rerun or a new chunking configuration embeds only texts it has not seen.
+SciFact, `scifact-small-near` its near-domain variant; `small` is tests/fixtures/small_docs (a dozen
+documents in every format, as a team's first folder), `small-near` its near-domain variant.
+Embeddings are cached by text under --cache, shared by every index and configuration, so a rerun or a
+new chunking configuration embeds only texts it has not seen.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ from retrieval.loaders import is_supported, load_document  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "eval" / "scifact"
+SMALL_DOCS = ROOT / "tests" / "fixtures" / "small_docs"  # a dozen documents, as a team's first folder
+# near-domain variants: (the set, drop the sources of every n-th answerable question)
+NEAR_DOMAIN = {
+    "docs-near": ("docs", 8),
+    "scifact-near": ("scifact", 4),
+    "scifact-small-near": ("scifact-small", 4),
+    "small-near": ("small", 8),
+}
 BASE_CHARS = 1000
 BASE_OVERLAP = 200
 BASE_DEPTH = 100
@@ -128,6 +138,7 @@ def eval_sets(cache: Path, wanted: list[str]) -> list[EvalSet]:
     base = {
         "docs": EvalSet("docs_corpus", ROOT / "docs_corpus", ROOT / "docs_corpus" / "questions.jsonl"),
         "scifact": EvalSet("scifact", SCIFACT / "docs", SCIFACT / "questions.jsonl"),
+        "small": EvalSet("small_docs", SMALL_DOCS, SMALL_DOCS / "questions.jsonl"),
     }
     out = []
     for name in wanted:
@@ -138,16 +149,16 @@ def eval_sets(cache: Path, wanted: list[str]) -> list[EvalSet]:
         if name == "scifact-small":
             out.append(small_scifact(base["scifact"], folder))
             continue
-        source, every = {"docs-near": ("docs", 8), "scifact-near": ("scifact", 4)}[name]
+        source, every = NEAR_DOMAIN[name]
+        src = small_scifact(base["scifact"], cache / "sets" / source) if source == "scifact-small" else base[source]
         if not (folder / "questions.jsonl").exists():
-            src = base[source]
             questions = [json.loads(line) for line in src.questions.read_text(encoding="utf-8").splitlines() if line]
             rewritten, dropped = near_domain(questions, every, 0)
             shutil.rmtree(folder, ignore_errors=True)
             copy_docs(src.docs, folder / "docs", dropped)
             with (folder / "questions.jsonl").open("w", encoding="utf-8") as f:
                 f.writelines(json.dumps(q, ensure_ascii=False) + "\n" for q in rewritten)
-        out.append(EvalSet(f"{base[source].name} near-domain", folder / "docs", folder / "questions.jsonl"))
+        out.append(EvalSet(f"{src.name} near-domain", folder / "docs", folder / "questions.jsonl"))
     return out
 
 
@@ -216,6 +227,15 @@ def baseline(embedder: CachingEmbedder, docs: Path, questions: list[Question]) -
 
 
 def project(embedder: CachingEmbedder, cache: Path, eval_set: EvalSet, config: IndexConfig) -> Scores:
+    config = build_index(embedder, cache, eval_set, config)
+    with Searcher(config, embedder) as searcher:
+        report = evaluate(searcher, load_questions(eval_set.questions), set(searcher.document_paths()))
+    return Scores(report.ndcg_at_10, report.recall_at_5, report.answerable)
+
+
+def build_index(embedder: CachingEmbedder, cache: Path, eval_set: EvalSet, config: IndexConfig) -> IndexConfig:
+    """The set's index under CACHE/indexes, built by the project's indexer unless one was built for this
+    set with the same configuration and indexing code; the config to open it with."""
     sources = b"".join((ROOT / "retrieval" / name).read_bytes() for name in INDEX_SOURCES)
     key = hashlib.sha1(
         repr((eval_set.name, config.chunk_tokens, config.chunk_overlap_tokens, config.embedding_model)).encode()
@@ -228,9 +248,7 @@ def project(embedder: CachingEmbedder, cache: Path, eval_set: EvalSet, config: I
         if stats.failed:
             print(f"  {eval_set.name}: {stats.failed} files failed to index: {stats.errors[:3]}", file=sys.stderr)
         (config.index_dir / "done").touch()
-    with Searcher(config, embedder) as searcher:
-        report = evaluate(searcher, load_questions(eval_set.questions), set(searcher.document_paths()))
-    return Scores(report.ndcg_at_10, report.recall_at_5, report.answerable)
+    return config
 
 
 def overrides(pairs: list[str]) -> dict[str, Any]:

@@ -30,11 +30,12 @@ from retrieval.search import IndexInfo
 
 log = logging.getLogger(__name__)
 
-# How an asked question ended: the pipeline's three answer modes, plus refused (channel not enabled,
-# rate limit) and error (the asker got an apology).
-QUESTION_MODES = ("generated", "not_found", "extractive", "refused", "error")
-# Why the model gave no (complete) answer: the client's error kinds, or an empty answer.
-MODEL_ERROR_KINDS = (*get_args(LLMErrorKind), "empty")
+# How an asked question ended: the pipeline's answer modes (failed: the model failed and nothing was
+# quoted), plus refused (channel not enabled, rate limit) and error (the asker got an apology).
+QUESTION_MODES = ("generated", "not_found", "extractive", "failed", "refused", "error")
+# Why the model gave no (complete) answer: the client's error kinds, an empty answer, or one cut at the
+# output token limit (QWENBOT_LLM_MAX_TOKENS).
+MODEL_ERROR_KINDS = (*get_args(LLMErrorKind), "empty", "length")
 RATINGS = ("up", "down")
 
 

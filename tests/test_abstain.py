@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.answer.abstain import AbstainRule, MarkerFilter, agreement, decide, term_coverage
+from bot.answer.abstain import (
+    AbstainRule,
+    MarkerFilter,
+    agreement,
+    decide,
+    passages_to_quote,
+    quotable,
+    term_coverage,
+)
 from bot.answer.prompts import NOT_IN_DOCS
 from bot.settings import load_settings
 from retrieval.config import IndexConfig
@@ -81,10 +90,44 @@ def test_decision_holds_back_when_the_sides_disagree_and_coverage_is_low() -> No
     assert decide(idf, covered, RULE).answerable
     agree = [hit("a.md", "staff", 0.6, 3.0), hit("b.md", "staff", 0.5, 1.0)]
     assert decide(idf, agree, RULE).answerable
-    # Quoting passages without a model needs both support and coverage.
-    assert not decide(idf, agree, RULE, strict=True).answerable
-    assert decide(idf, [hit("a.md", "staff parking", 0.6, 3.0)], RULE, strict=True).answerable
     assert not decide(idf, [], RULE).answerable
+
+
+def test_a_passage_is_quoted_without_a_model_only_when_it_answers_clearly() -> None:
+    idf = {"park": 3.0, "staff": 1.0}
+    # The sides agree, but the top passage holds a quarter of the terms: the model may be asked, no more.
+    agree = [hit("a.md", "staff", 0.6, 3.0), hit("b.md", "staff", 0.5, 1.0)]
+    assert decide(idf, agree, RULE).answerable and not quotable(idf, agree, RULE).answerable
+    # The minimum share, in a document both sides rank in their first two.
+    supported = [hit("a.md", "parking rules", 0.6, 3.0), hit("b.md", "staff", 0.5, 1.0)]
+    assert quotable(idf, supported, RULE).answerable
+    # Twice the minimum, whatever the sides say of its document.
+    unsupported = [hit("b.md", "staff", 0.6, None), hit("c.md", "x", 0.5, None), hit("a.md", "staff parking", 0.3, 3.0)]
+    assert not agreement(unsupported)[1]
+    assert quotable(idf, unsupported[2:] + unsupported[:2], RULE).answerable
+
+
+def test_a_section_whose_heading_and_text_match_the_question_is_quoted() -> None:
+    idf = {"park": 3.0, "staff": 1.0, "bike": 4.0, "fee": 4.0}
+    rule = AbstainRule(min_coverage=0.4)
+    section = dataclasses.replace(hit("a.md", "Staff bikes go in the cellar.", 0.3, 3.0), heading_path="Parking")
+    hits = [section, hit("b.md", "x", 0.6, None), hit("c.md", "y", 0.5, None)]
+    decision = quotable(idf, hits, rule)  # 67% of the terms (< 2 x 40%), its document ranked low by dense search
+    assert decision.answerable and "heading and text match" in decision.reason
+    assert decision.signals["heading"] == 0.25 and decision.signals["text"] == pytest.approx(0.4167, abs=1e-4)
+    nothing_in_the_text = [dataclasses.replace(section, text="Ask reception."), *hits[1:]]
+    assert not quotable(idf, nothing_in_the_text, rule).answerable
+
+
+def test_only_passages_of_the_top_document_that_match_as_well_are_quoted() -> None:
+    idf = {"park": 3.0, "staff": 1.0}
+    top = hit("a.md", "staff parking: level -1", 0.6, 3.0)
+    other_doc = hit("b.md", "staff parking is free", 0.5, 2.0)
+    same_doc = hit("a.md", "parking for staff", 0.4, 1.0)
+    weaker = hit("a.md", "parking", 0.3, 0.5)
+    assert passages_to_quote(idf, [top, other_doc, same_doc, weaker], 3) == [top, same_doc]
+    assert passages_to_quote(idf, [top, same_doc], 1) == [top]
+    assert passages_to_quote(idf, [], 3) == []
 
 
 def test_reranker_score_below_its_threshold_holds_back() -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 from fake_openai import FakeOpenAI, answer, closed_port_url, error, malformed_json, slow
 
-from bot.llm import LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport, build_client
+from bot.llm import Finished, LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport, build_client
 from bot.llm.client import ThinkSplitter, Usage
 from bot.settings import load_settings
 
@@ -125,6 +125,15 @@ def test_streamed_answer_and_usage_chunk_with_empty_choices() -> None:
         server.push(answer(["The ", "answer ", "is 4."], usage=(120, 9)))
         text, reasoning, usage = collect(make_client(server.url))
     assert (text, reasoning, usage) == ("The answer is 4.", "", [Usage(120, 9)])
+
+
+@pytest.mark.parametrize("reason", ["stop", "length"])
+def test_why_the_model_stopped_comes_last(reason: str) -> None:
+    with FakeOpenAI() as server:
+        server.push(answer(["Full-time employees get", " 27"], finish=reason))
+        events = list(make_client(server.url).stream(MESSAGES))
+    assert events[-1] == Finished(reason)  # "length": cut at QWENBOT_LLM_MAX_TOKENS, mid-answer
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Full-time employees get", " 27"]
 
 
 def test_usage_inside_the_finishing_chunk_is_recorded() -> None:

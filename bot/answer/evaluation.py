@@ -57,7 +57,7 @@ def run_eval(
                 AnswerOutcome(
                     question,
                     answer.mode,
-                    tuple(s.path for s in answer.sources) if answer.mode != "not_found" else (),
+                    tuple(answer.cited),
                     answer.text,
                     (time.perf_counter() - started) * 1000,
                 )
@@ -92,7 +92,7 @@ def _detail(question: Question, found: Retrieved, answer: Answer | None) -> dict
     if answer is not None:
         line["answer"] = {
             "mode": answer.mode,
-            "cited": [s.path for s in answer.sources] if answer.mode != "not_found" else [],
+            "cited": answer.cited,
             "text": answer.text,
             "model_error": answer.model_error,
         }

@@ -1,4 +1,5 @@
-"""Answers made without the model: "not in the docs" with the nearest documents, and quoted passages."""
+"""Answers made without the model: "not in the docs" with the nearest documents, quoted passages, and
+the reply when the configured model failed and no passage answers clearly enough to quote."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from bot.answer.prompts import excerpt, number_by_document
 from bot.answer.records import Answer
 from retrieval.models import Hit
 
-_EXTRACTIVE_PASSAGES = 3
+EXTRACTIVE_PASSAGES = 3
 _EXTRACTIVE_CHARS = 600
 _NEAREST_DOCS = 3
 
@@ -21,16 +22,31 @@ def not_found_answer(hits: Sequence[Hit]) -> Answer:
     return Answer(text=text, mode="not_found", sources=nearest)
 
 
-def extractive_answer(hits: Sequence[Hit], reason: str) -> Answer:
-    """The best passages, quoted and cited by document number, labelled as not written by the model."""
-    numbered = number_by_document(hits[:_EXTRACTIVE_PASSAGES])
+def failed_answer(hits: Sequence[Hit], reason: str) -> Answer:
+    """The configured model failed, and no passage answers clearly enough to quote: said as a failure
+    (the docs may well hold the answer), with the nearest documents. Never recorded as a gap."""
+    nearest = [s.to_source() for s in number_by_document(hits)[:_NEAREST_DOCS]]
+    text = (
+        "**Model unavailable**: the language model did not answer, so I couldn't write an answer, and no "
+        "passage in the docs answers this clearly enough to quote on its own. Please ask again later."
+    )
+    if nearest:
+        text += " These are the closest documents:"
+    return Answer(text=text, mode="failed", sources=nearest, model_error=reason)
+
+
+def extractive_answer(passages: Sequence[Hit], reason: str) -> Answer:
+    """`passages` quoted and cited by document number, labelled as not written by the model. The
+    sources are exactly the quoted passages' documents."""
+    numbered = number_by_document(passages)
     number = {s.hits[0].path: s.n for s in numbered}
     blocks = []
-    for hit in hits[:_EXTRACTIVE_PASSAGES]:
+    for hit in passages:
         quote = _quote(hit.text, _EXTRACTIVE_CHARS)
         where = f"{hit.title} › {hit.heading_path}" if hit.heading_path and hit.heading_path != hit.title else hit.title
-        blocks.append(f"{quote}\n— _{where}_ [{number[hit.path]}]")
-    text = "**Model unavailable**, so here are the most relevant passages from the docs, quoted as written:\n\n"
+        archived = " (archived)" if hit.archived else ""
+        blocks.append(f"{quote}\n— _{where}{archived}_ [{number[hit.path]}]")
+    text = "**Model unavailable**, so here is what the docs say, quoted as written:\n\n"
     text += "\n\n".join(blocks) if blocks else "(no matching passages)"
     return Answer(text=text, mode="extractive", sources=[s.to_source() for s in numbered], model_error=reason)
 

@@ -1,9 +1,11 @@
 """The answer pipeline, Slack-free: question + thread -> search -> grounded prompt -> streamed Answer.
 
-Three outcomes: `generated` (the model answered from the sources), `not_found` (the abstain decision,
+Four outcomes: `generated` (the model answered from the sources), `not_found` (the abstain decision,
 bot/answer/abstain.py, found the passages too weak, so the model is not asked; or the model said the
-sources don't hold the answer), `extractive` (no model configured, or it kept failing, and the evidence
-is strong: the best passages quoted and cited, labelled "model unavailable"; weaker evidence: not_found).
+sources don't hold the answer), `extractive` (no model configured, or it kept failing, and a passage
+answers clearly: it is quoted and cited, labelled "model unavailable"), `failed` (the configured model
+failed and no passage answers clearly enough to quote: a failure, never a gap in the docs). With no
+model configured, a question no passage answers clearly is `not_found`: that is the configured mode.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import dataclasses
 import logging
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bot.answer.abstain import AbstainRule, Decision, MarkerFilter, decide
+from bot.answer.abstain import AbstainRule, Decision, MarkerFilter, decide, passages_to_quote, quotable
 from bot.answer.citations import CitationFilter, cited_sources
-from bot.answer.fallback import extractive_answer, not_found_answer
+from bot.answer.fallback import EXTRACTIVE_PASSAGES, extractive_answer, failed_answer, not_found_answer
 from bot.answer.followup import Query, QueryRewriter
 from bot.answer.prompts import (
     MARGIN_TOKENS,
@@ -26,7 +28,7 @@ from bot.answer.prompts import (
 )
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status, Turn, Usage
 from bot.errors import ConfigError
-from bot.llm import LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport
+from bot.llm import Finished, LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport
 from bot.metrics import Metrics
 from bot.settings import Settings
 from retrieval.fusion import fuse_top
@@ -36,6 +38,9 @@ from retrieval.search import SearchService
 log = logging.getLogger(__name__)
 
 _MIN_PROMPT_TOKENS = 512
+NO_MODEL = "no model endpoint configured (QWENBOT_LLM_BASE_URL is unset)"
+# Ends an answer the model stopped at the output token limit (finish_reason "length"): it stops mid-answer.
+LENGTH_NOTE = "_(This answer is incomplete: it reached the maximum answer length.)_"
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,7 @@ class AnswerPipeline:
             log.info("not in the docs: %s", found.decision.reason)
             answer = not_found_answer(hits)
         elif self.llm is None:
-            answer = self._without_model(
-                question, found, "no model endpoint configured (QWENBOT_LLM_BASE_URL is unset)"
-            )
+            answer = self._without_model(question, found, NO_MODEL, model_failed=False)
         else:
             answer = yield from self._generate(question, found, history, start)
         if answer.mode != "generated" and answer.text:
@@ -125,18 +128,24 @@ class AnswerPipeline:
         decision = self._decide(question, hits)
         return Retrieved([q.text for q in queries], hits, decision, ranking)
 
-    def _decide(self, question: str, hits: Sequence[Hit], *, strict: bool = False) -> Decision:
+    def _rule(self) -> AbstainRule:
         endpoint = self.settings.reranker.startswith(("http://", "https://"))
         rerank_min = self.settings.abstain_rerank_min_endpoint if endpoint else self.settings.abstain_rerank_min_local
-        rule = AbstainRule(self.settings.abstain_min_coverage, rerank_min)
-        return decide(self.searcher.term_idf(question), hits, rule, strict=strict)
+        return AbstainRule(self.settings.abstain_min_coverage, rerank_min)
 
-    def _without_model(self, question: str, found: Retrieved, reason: str) -> Answer:
-        """Quoted passages when the evidence is strong enough to stand without a model; else not_found."""
-        strict = self._decide(question, found.hits, strict=True)
-        if strict.answerable:
-            return extractive_answer(found.hits, reason)
-        log.info("no model (%s) and %s", reason, strict.reason)
+    def _decide(self, question: str, hits: Sequence[Hit]) -> Decision:
+        return decide(self.searcher.term_idf(question), hits, self._rule())
+
+    def _without_model(self, question: str, found: Retrieved, reason: str, *, model_failed: bool = True) -> Answer:
+        """The passages that answer, quoted, when one answers clearly enough to stand without a model.
+        Else: "not in the docs" when no model is configured; a failure when the configured one failed."""
+        idf = self.searcher.term_idf(question)
+        quote = quotable(idf, found.hits, self._rule())
+        if quote.answerable:
+            return extractive_answer(passages_to_quote(idf, found.hits, EXTRACTIVE_PASSAGES), reason)
+        log.info("no model (%s) and %s", reason, quote.reason)
+        if model_failed:
+            return failed_answer(found.hits, reason)
         answer = not_found_answer(found.hits)
         answer.model_error = reason
         return answer
@@ -165,53 +174,83 @@ class AnswerPipeline:
         prompt = build_prompt(question, hits, history, self.system_prompt, prompt_budget(self.settings))
         citations = CitationFilter(len(prompt.sources))
         marker = MarkerFilter()  # the model's own "not in the docs"
-        parts: list[str] = []
-        usage = Usage()
-        timings: dict[str, float] = {}
+        out = yield from self._stream(prompt.messages, citations, marker, start)
+        tail = citations.feed(marker.flush()) + citations.flush()
+        if marker.not_found:
+            log.info("the model said the sources don't hold the answer")
+            return not_found_answer(hits)
+        error = out.error
+        if error is not None and not error.after_output:
+            return self._without_model(question, found, str(error))
+        if error is None and not "".join(out.parts + [tail]).strip():
+            kind = "length" if out.finish == "length" else "empty"
+            self._count_model_error(kind)
+            why = self._length_error("before any answer") if kind == "length" else "the model returned an empty answer"
+            return self._without_model(question, found, why)
+        truncated = error is None and out.finish == "length"
+        if error is not None:
+            tail += f"\n\n_(The answer was cut short: {error}.)_"
+        elif truncated:
+            self._count_model_error("length")
+            log.warning("answer cut: %s", self._length_error("mid-answer"))
+            tail += f"\n\n{LENGTH_NOTE}"
+        if tail:
+            out.timings.setdefault("first_token", time.monotonic() - start)  # a short answer is all held back
+            out.parts.append(tail)
+            yield Delta(tail)
+        text = "".join(out.parts)
+        sources = cited_sources(text, [s.to_source() for s in prompt.sources])
+        return Answer(
+            text=text,
+            mode="generated",
+            sources=sources,
+            usage=out.usage,
+            timings=out.timings,
+            model_error=str(error) if error else self._length_error("mid-answer") if truncated else None,
+            truncated=truncated,
+        )
+
+    def _stream(
+        self, messages: list[dict[str, str]], citations: CitationFilter, marker: MarkerFilter, start: float
+    ) -> Generator[PipelineEvent, None, _Streamed]:
+        """The model's answer text as Delta events (citations checked, the marker held back)."""
+        assert self.llm is not None
+        out = _Streamed()
         thinking = False
-        error: LLMError | None = None
         try:
-            for event in self.llm.stream(prompt.messages):
+            for event in self.llm.stream(messages):
                 if isinstance(event, ReasoningDelta) and not thinking:
                     thinking = True
                     yield Status("thinking")
                 elif isinstance(event, TextDelta):
                     text = citations.feed(marker.feed(event.text))
                     if text:
-                        timings.setdefault("first_token", time.monotonic() - start)
-                        parts.append(text)
+                        out.timings.setdefault("first_token", time.monotonic() - start)
+                        out.parts.append(text)
                         yield Delta(text)
                 elif isinstance(event, UsageReport):
-                    usage = event.usage
+                    out.usage = event.usage
+                elif isinstance(event, Finished):
+                    out.finish = event.reason
         except LLMError as exc:
             log.warning("model call failed: %s", exc)
-            error = exc
+            out.error = exc
             self._count_model_error(exc.kind)
-        tail = citations.feed(marker.flush()) + citations.flush()
-        if marker.not_found:
-            log.info("the model said the sources don't hold the answer")
-            return not_found_answer(hits)
-        if error is not None and not error.after_output:
-            return self._without_model(question, found, str(error))
-        if error is None and not "".join(parts + [tail]).strip():
-            self._count_model_error("empty")
-            return self._without_model(question, found, "the model returned an empty answer")
-        if error is not None:
-            tail += f"\n\n_(The answer was cut short: {error}.)_"
-        if tail:
-            timings.setdefault("first_token", time.monotonic() - start)  # a short answer is all held back
-            parts.append(tail)
-            yield Delta(tail)
-        text = "".join(parts)
-        sources = cited_sources(text, [s.to_source() for s in prompt.sources])
-        return Answer(
-            text=text,
-            mode="generated",
-            sources=sources,
-            usage=usage,
-            timings=timings,
-            model_error=str(error) if error else None,
-        )
+        return out
+
+    def _length_error(self, when: str) -> str:
+        return f"the model reached the output limit {when} (QWENBOT_LLM_MAX_TOKENS is {self.settings.llm_max_tokens})"
+
+
+@dataclass
+class _Streamed:
+    """What one streamed model call gave."""
+
+    parts: list[str] = field(default_factory=list)  # the answer text shown so far
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float] = field(default_factory=dict)
+    finish: str | None = None  # the server's finish_reason
+    error: LLMError | None = None
 
 
 def _documents(hits: Sequence[Hit]) -> tuple[Source, ...]:

@@ -7,7 +7,10 @@ from typing import Literal
 
 from bot.llm.client import Usage
 
-AnswerMode = Literal["generated", "extractive", "not_found"]
+# generated: the model's answer; extractive: passages quoted without a model (none configured, or it
+# failed); not_found: the docs don't hold the answer (a gap for the doc owners); failed: the configured
+# model failed and no passage answers clearly enough to quote: a failure, not a gap.
+AnswerMode = Literal["generated", "extractive", "not_found", "failed"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,18 @@ class Source:
 class Answer:
     text: str
     mode: AnswerMode
-    sources: list[Source] = field(default_factory=list)  # cited (generated/extractive) or nearest (not_found)
+    sources: list[Source] = field(default_factory=list)  # cited (generated/extractive) or nearest (the rest)
     usage: Usage = field(default_factory=Usage)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: search, first_token, total
-    model_error: str | None = None  # why the model was not used, for extractive fallbacks
+    model_error: str | None = None  # why the model gave no (complete) answer
+    truncated: bool = False  # the model's answer stopped at the output token limit, mid-answer
+
+    @property
+    def cited(self) -> list[str]:
+        """The documents the answer cites (quotes, for extractive ones), in source order: what the log line,
+        the eval and the stored answer count as cited. The nearest documents listed with "not in the docs"
+        or a failure are not cited."""
+        return [s.path for s in self.sources] if self.mode in ("generated", "extractive") else []
 
 
 # Events a pipeline run yields, in order: Status*, Delta*, then exactly one Done.

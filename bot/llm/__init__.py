@@ -1,6 +1,7 @@
 """The OpenAI-compatible Qwen client and the per-provider wire profiles."""
 
 from bot.llm.client import (
+    Finished,
     LLMClient,
     LLMError,
     LLMEvent,
@@ -13,6 +14,7 @@ from bot.llm.profiles import PROFILES, Profile, get_profile
 
 __all__ = [
     "PROFILES",
+    "Finished",
     "LLMClient",
     "LLMError",
     "LLMEvent",

@@ -61,7 +61,15 @@ class UsageReport:
     usage: Usage
 
 
-LLMEvent = TextDelta | ReasoningDelta | UsageReport
+@dataclass(frozen=True)
+class Finished:
+    """Why the model stopped (the server's finish_reason): "stop", or "length" when the answer reached
+    the output token limit (QWENBOT_LLM_MAX_TOKENS) and ends mid-sentence."""
+
+    reason: str
+
+
+LLMEvent = TextDelta | ReasoningDelta | UsageReport | Finished
 
 
 LLMErrorKind = Literal[
@@ -284,7 +292,8 @@ class LLMClient:
     # --- calls ---
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[LLMEvent]:
-        """Stream one answer: text deltas, reasoning deltas, then usage when the server reports it.
+        """Stream one answer: text deltas, reasoning deltas, usage when the server reports it, and last
+        why the model stopped (Finished).
 
         Raises LLMError when no complete answer came within the retry policy and the time budget.
         """
@@ -436,7 +445,7 @@ class LLMClient:
 
     def _stream_once(self, kwargs: dict[str, Any], deadline: float, state: _StreamState) -> Iterator[LLMEvent]:
         splitter = ThinkSplitter(expect_thinking=self.settings.llm_thinking)
-        finished = False
+        finished: str | None = None
         for chunk in self._chunks(kwargs, deadline):
             if chunk.usage is not None:
                 yield UsageReport(Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0))
@@ -450,10 +459,11 @@ class LLMClient:
                 if delta is not None and delta.content:
                     yield from state.emit(*splitter.feed(delta.content))
                 if choice.finish_reason:
-                    finished = True
+                    finished = choice.finish_reason
         yield from state.emit(*splitter.flush())
         if not finished:
             raise _Retryable(LLMError("stream ended before the answer finished", kind="stream"))
+        yield Finished(finished)
 
     def _chunks(self, kwargs: dict[str, Any], deadline: float) -> Iterator[Any]:
         """The raw chunks of one streamed request, given up on at the deadline."""

@@ -126,7 +126,7 @@ def is_stale(updated: str, stale_days: int, today: date) -> bool:
 def sources_blocks(answer: Answer, stale_days: int, today: date, allow_mailto: bool = False) -> list[Block]:
     if not answer.sources:
         return []
-    heading = "*Closest documents*" if answer.mode == "not_found" else "*Sources*"
+    heading = "*Sources*" if answer.cited else "*Closest documents*"
     blocks: list[Block] = []
     current = heading
     for source in answer.sources:
@@ -303,6 +303,7 @@ READ_TITLE = "Reading"
 WRITE_TITLE = "Writing the answer"
 NOT_FOUND_TITLE = "Not in the docs"
 QUOTING_TITLE = "Model unavailable: quoting the docs"
+FAILED_TITLE = "Model unavailable"
 MAX_TASK_SOURCES = 5
 TASK_TEXT_LIMIT = 150  # characters of a doc title in a step's sources
 
@@ -347,12 +348,23 @@ def outcome_step(answer: Answer) -> tuple[str, str]:
     words, never with the error text (it may name internal hosts)."""
     if answer.mode == "not_found":
         return NOT_FOUND_TITLE, "no passage answers this: the closest documents are listed"
+    if answer.mode == "failed":
+        return FAILED_TITLE, "the model did not answer and no passage answers clearly: the closest documents are listed"
     if answer.mode == "extractive":
-        return QUOTING_TITLE, "the best passages, quoted and cited"
+        return QUOTING_TITLE, "the passages that answer, quoted and cited"
     cited = _count(len({s.path for s in answer.sources}), "document")
+    if answer.truncated:
+        return WRITE_TITLE, f"cut off at the answer length limit; cites {cited}"
     if answer.model_error:
         return WRITE_TITLE, f"cut short: the model stopped answering; cites {cited}"
     return WRITE_TITLE, f"cites {cited}"
+
+
+def outcome_status(answer: Answer) -> TaskStatus:
+    """The last step's status: `error` when the answer is incomplete or the model failed with nothing
+    quoted, so Slack never shows such an answer as complete."""
+    cut = answer.mode == "generated" and (answer.truncated or answer.model_error is not None)
+    return "error" if cut or answer.mode == "failed" else "complete"
 
 
 # --- the knowledge-gap digest and "Ask an owner" ---
@@ -379,6 +391,7 @@ def _quote(text: str) -> str:
 
 def gap_group_text(group: GapGroup, owner_groups: dict[str, str]) -> str:
     lines = [f"*{group.count}×* {_quote(group.example)}"]
+    lines.append(f"_asked in_ <#{group.channel}>" if group.channel else "_asked in direct messages_")
     others = [q for q in group.wordings if q != group.example][: MAX_WORDINGS - 1]
     if others:
         lines.append("_also asked as_ " + ", ".join(_quote(q) for q in others))

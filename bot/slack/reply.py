@@ -4,7 +4,8 @@ edits it with chat.update at most about once a second.
 
 The sign of work is, where Slack takes them, task steps in the stream itself (`task_update` chunks,
 task_display_mode=timeline): "Searching the docs" (with the documents found as its sources), "Reading",
-then "Writing the answer" / "Not in the docs" / "Model unavailable: quoting the docs". Where Slack
+then "Writing the answer" / "Not in the docs" / "Model unavailable: quoting the docs" / "Model unavailable"
+(an answer cut short, or a model failure with nothing quoted, ends that step as `error`). Where Slack
 refuses task chunks, the status line (assistant.threads.setStatus) shows the stages instead, and the
 answer streams as plain text; nothing of the answer is lost either way.
 
@@ -280,9 +281,10 @@ class ThreadReply:
         ts = self._stream_ts
         assert ts is not None
         title, details = render.outcome_step(answer) if answer is not None else (render.WRITE_TITLE, None)
+        status = render.outcome_status(answer) if answer is not None else "complete"
         closing = [
             *self._complete_open(but=render.STEP_WRITE),
-            render.task_update(render.STEP_WRITE, title, "complete", details),
+            render.task_update(render.STEP_WRITE, title, status, details),
         ]
         if first_text.startswith(self._sent):
             tail = first_text[len(self._sent) :]
