@@ -61,10 +61,11 @@ def run_index_job(
     *,
     progress: bool,
     indexer: Indexer | None = None,
+    done: Callable[[IndexStats], None] | None = None,
 ) -> int:
     """Does the job, writes every line for the admin through `out` (errors start with ERROR) and
     returns the exit status. `indexer`: one already open in this process (the bot's), whose `docs_dir`
-    must be the settings' docs folder."""
+    must be the settings' docs folder. `done` gets what an index, remove or prune job did."""
     contradiction = request.contradiction()
     if contradiction:
         out(ERROR + contradiction)
@@ -77,13 +78,24 @@ def run_index_job(
         if request.remove or request.prune:
             stats = indexer.remove(request.remove) if request.remove else indexer.prune()
             _removal(stats, out)
-            return 0
-        stats = indexer.run(request.paths, progress=progress, add_root=request.add_root)
+        else:
+            stats = indexer.run(request.paths, progress=progress, add_root=request.add_root)
+            _run_report(stats, out)
     except (QwenbotError, RetrievalError) as exc:
         out(ERROR + user_message(exc))
         return exit_code(exc)
-    _run_report(stats, out)
+    if done is not None:
+        done(stats)
     return 1 if stats.failed_new or (request.strict and stats.failed) else 0
+
+
+def job_counts(stats: IndexStats) -> str:
+    """What a job did, in one line of counts for the bot's log (names no file, quotes no text)."""
+    return (
+        f"{stats.added} added, {stats.updated} updated, {stats.renamed} renamed, {stats.removed} removed, "
+        f"{stats.failed} failed ({stats.failed_new} new), {stats.skipped} skipped, {stats.unchanged} unchanged, "
+        f"{stats.seconds:.1f} s; index: {stats.documents} documents, {stats.chunks_total} chunks"
+    )
 
 
 def _run_report(stats: IndexStats, out: Callable[[str], None]) -> None:

@@ -18,10 +18,17 @@ from watchfiles import Change, watch
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.bounded import BoundedCheck
-from bot.control import ControlError, ControlServer, Send, index_request, search_handlers
+from bot.control import (
+    BotConnection,
+    ControlError,
+    ControlServer,
+    Send,
+    index_request,
+    search_handlers,
+)
 from bot.db import StateError
 from bot.gaps import GapDigest
-from bot.indexing import ERROR, IndexRequest, run_index_job
+from bot.indexing import ERROR, IndexRequest, job_counts, run_index_job
 from bot.llm import build_client
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -33,8 +40,13 @@ from bot.slack.policy import Policy
 from bot.slack.workers import Workers
 from bot.state import State
 from bot.text import redact_url, short
+from retrieval.config import IndexConfig
+from retrieval.errors import IndexLockedError
+from retrieval.exclude import IGNORE_FILE
 from retrieval.indexer import Indexer
+from retrieval.models import IndexStats
 from retrieval.search import IndexInfo, Searcher
+from retrieval.store import IndexLock, acquire_index_lock, lock_holder
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +54,11 @@ CUT_OFF_SECONDS = 5.0  # after the drain: time for answers cut off to say so in 
 # Watching the docs folder: a job starts once no change came for WATCH_QUIET_MS (an editor saving, a
 # `git pull` writing many files), or at the latest WATCH_MAX_WAIT_MS after the first change.
 WATCH_QUIET_MS = 1000
+INDEX_WAIT_SECONDS = 0.5  # how often a starting bot tries the index lock while another process holds it
 WATCH_MAX_WAIT_MS = 10_000
+# How often the watcher checks where QWENBOT_DOCS_DIR leads: a symlink swapped to another folder
+# (git-sync) gives no event inside the folder being watched.
+WATCH_RESOLVE_MS = 2000
 # `/qwenbot status` waits this long for the model's GET /models (its reply may come later)
 MODEL_CHECK_SECONDS = 5.0
 
@@ -66,6 +82,7 @@ class BotRuntime:
             self.policy = Policy.from_settings(settings, self.state)
             # with a local index folder the searcher holds its lock for the bot's lifetime (a Chroma
             # folder is single-process), so re-indexing happens here, in-process
+            self._closers.append(self._take_index().release)
             self.searcher = Searcher(self.config)
             self._closers.append(self.searcher.close)
             self.indexer = Indexer(self.config, docs_dir=settings.docs_dir)
@@ -114,8 +131,9 @@ class BotRuntime:
             ).start()
         if settings.watch_docs:
             threading.Thread(target=self._watch_docs, name="qwenbot-watch-docs", daemon=True).start()
-        # Loads the embedding model (and its ONNX export) now: the first question would wait ~4 s for it.
-        threading.Thread(target=self._warm_up, name="qwenbot-warm-up", daemon=True).start()
+        # The embedding model (and its ONNX export) is loaded before the bot serves or connects: else
+        # /healthz says ok while the first question waits seconds for it.
+        self._warm_up()
         if settings.gaps_channel:
             digest = GapDigest(
                 settings,
@@ -128,10 +146,37 @@ class BotRuntime:
             threading.Thread(target=digest.run, args=(self._stop,), name="qwenbot-gaps", daemon=True).start()
 
     def _warm_up(self) -> None:
+        started = time.monotonic()
         try:
             self.searcher.embedder.warm_up()
         except Exception:  # the first question reports it (and tries again): here it is only logged
             log.exception("loading the embedding model failed")
+            return
+        log.info("embedding model %s loaded in %.1f s", self.config.embedding_model, time.monotonic() - started)
+
+    def _take_index(self) -> IndexLock:
+        """The local index's lock. While a `qwenbot index` in a terminal holds it, the bot waits for that
+        job to end (it runs until done); another bot serving the index is refused at once."""
+        waiting = False
+        while True:
+            try:
+                return acquire_index_lock(self.config)
+            except IndexLockedError:
+                holder = lock_holder(self.config)
+                if _serves_control(self.config, holder):
+                    raise IndexLockedError(
+                        f"the index in {self.config.index_dir} is served by another bot (pid {holder}); a local "
+                        "index folder serves one bot: stop that one, or use a Chroma server (QWENBOT_CHROMA_HOST)"
+                    ) from None
+                if not waiting:
+                    log.warning(
+                        "the index in %s is in use by process %s (a `qwenbot index` in a terminal?): "
+                        "waiting for it to finish before starting",
+                        self.config.index_dir,
+                        holder,
+                    )
+                    waiting = True
+            time.sleep(INDEX_WAIT_SECONDS)
 
     def close(self) -> None:
         """Drains, then closes: answers in progress get `drain_seconds` to finish, any still running
@@ -194,7 +239,7 @@ class BotRuntime:
             log.log(logging.WARNING if line.startswith(ERROR) else logging.INFO, "index (%s): %s", why, line)
 
         try:
-            status = self.reindex_docs(out)
+            status = self.reindex_docs(out, why)
         except Exception as exc:
             self.last_reindex_error = f"{type(exc).__name__}: {exc}"
             log.exception("index (%s) of %s failed", why, self.settings.docs_dir)
@@ -209,13 +254,30 @@ class BotRuntime:
             else:
                 log.info("index (%s) skipped: another replica is indexing", why)
 
-    def reindex_docs(self, out: Callable[[str], None]) -> int:
+    def reindex_docs(self, out: Callable[[str], None], why: str = "/qwenbot reindex") -> int:
         """New and changed docs in every root: the job `/qwenbot reindex` runs."""
-        return self.run_index(IndexRequest(), out)
+        return self.run_index(IndexRequest(), out, why)
 
-    def run_index(self, request: IndexRequest, out: Callable[[str], None]) -> int:
+    def run_index(self, request: IndexRequest, out: Callable[[str], None], why: str = "control channel") -> int:
         """Runs one index job, the same one `qwenbot index` runs, writing its lines through `out`; returns
-        its exit status. Jobs run one at a time. The searcher sees the result before this returns."""
+        its exit status. Jobs run one at a time. The searcher sees the result before this returns. The
+        log gets one line of what the job did, whoever asked for it."""
+        errors: list[str] = []
+        done: list[IndexStats] = []
+
+        def tee(line: str) -> None:
+            if line.startswith(ERROR):
+                errors.append(line.removeprefix(ERROR))
+            out(line)
+
+        status = self._run_job(request, tee, done.append)
+        if done:
+            log.info("index job (%s): %s; exit %d", why, job_counts(done[0]), status)
+        elif status:
+            log.warning("index job (%s) not run: %s (exit %d)", why, errors[0] if errors else "?", status)
+        return status
+
+    def _run_job(self, request: IndexRequest, out: Callable[[str], None], done: Callable[[IndexStats], None]) -> int:
         if not self._jobs.acquire(blocking=False):
             out("waiting for the index job in progress to finish…")
             self._jobs.acquire()
@@ -223,7 +285,7 @@ class BotRuntime:
             if self._stop.is_set():  # closing: the searcher may be gone
                 out(ERROR + "the bot is shutting down: nothing indexed")
                 return 1
-            status = run_index_job(self.settings, request, out, progress=False, indexer=self.indexer)
+            status = run_index_job(self.settings, request, out, progress=False, indexer=self.indexer, done=done)
             self.searcher.refresh()
         finally:
             self._jobs.release()
@@ -250,26 +312,65 @@ class BotRuntime:
         return server.close
 
     def _watch_docs(self) -> None:
-        docs = self.settings.docs_dir.resolve()
-        if not docs.is_dir():
-            log.warning("QWENBOT_WATCH_DOCS: %s is not a folder: not watching it", docs)
-            return
+        """Watches QWENBOT_DOCS_DIR as configured: when it leads to another folder (a symlink swapped by
+        git-sync, a volume mounted late), the watch moves there and the new folder is indexed."""
+        configured = self.settings.docs_dir
+        watching: Path | None = None
+        missing = False
+        while not self._stop.is_set():
+            docs = configured.resolve()
+            if not docs.is_dir():
+                if not missing:
+                    log.warning("QWENBOT_WATCH_DOCS: %s is not a folder: not watching it until it is", configured)
+                missing = True
+                self._stop.wait(WATCH_RESOLVE_MS / 1000)
+                continue
+            why = None
+            if watching is not None and docs != watching:
+                log.warning("QWENBOT_DOCS_DIR %s now points to %s (was %s)", configured, docs, watching)
+                why = "docs folder swapped"
+            elif missing:
+                why = "docs folder found"
+            watching, missing = docs, False
+            log.info("watching %s for changes", docs)
+            try:
+                self._watch_folder(docs, why)
+            except OSError as exc:  # the folder went away as the watch started: look again
+                log.warning("watching %s failed (%s); looking again", docs, exc)
+                self._stop.wait(WATCH_RESOLVE_MS / 1000)
+
+    def _watch_folder(self, docs: Path, why: str | None) -> None:
+        """Indexes the changes under `docs` (resolved) until QWENBOT_DOCS_DIR leads elsewhere, or the stop.
+        With `why`, the whole folder is indexed once the watch is in place: a file written meanwhile is
+        either in that job or seen by the watch."""
         index_dir = self.config.index_dir.resolve()
 
         def is_doc(change: Change, path: str) -> bool:
             # hidden files and folders are no documents (the indexer passes over them), nor is an index
-            # folder kept inside the docs: indexing it would set off the next round
+            # folder kept inside the docs: indexing it would set off the next round. A root's ignore
+            # file is read by the next run: a change to it is one.
             where = Path(path)
-            return not where.is_relative_to(index_dir) and not any(
-                part.startswith(".") for part in where.relative_to(docs).parts
+            parts = where.relative_to(docs).parts
+            return not where.is_relative_to(index_dir) and (
+                parts == (IGNORE_FILE,) or not any(part.startswith(".") for part in parts)
             )
 
-        log.info("watching %s for changes", docs)
         for changes in watch(
-            docs, watch_filter=is_doc, step=WATCH_QUIET_MS, debounce=WATCH_MAX_WAIT_MS, stop_event=self._stop
+            docs,
+            watch_filter=is_doc,
+            step=WATCH_QUIET_MS,
+            debounce=WATCH_MAX_WAIT_MS,
+            stop_event=self._stop,
+            rust_timeout=WATCH_RESOLVE_MS,
+            yield_on_timeout=True,  # an empty set every WATCH_RESOLVE_MS: time to look where the setting leads
         ):
-            log.info("%d changes under %s", len(changes), docs)
-            self.reindex("docs changed")  # waits for a job in progress: a change must not be skipped
+            if self.settings.docs_dir.resolve() != docs or not docs.is_dir():
+                return  # swapped, or gone (a folder made again at its place is a new one to watch)
+            if changes:
+                log.info("%d changes under %s", len(changes), docs)
+            if changes or why:
+                self.reindex(why or "docs changed")  # waits for a job in progress: a change must not be skipped
+                why = None
 
     # --- health ---
     def index_info(self) -> IndexInfo:
@@ -340,6 +441,15 @@ class BotRuntime:
         if self.last_reindex_error:
             lines.append(f"• The last index job failed: {short(self.last_reindex_error)}")
         return "\n".join(lines)
+
+
+def _serves_control(config: IndexConfig, pid: str) -> bool:
+    """Whether the process holding the index is a bot: one answers on the control channel."""
+    try:
+        BotConnection(config.index_dir, pid).stats()
+    except (ControlError, OSError, ValueError):
+        return False
+    return True
 
 
 def _count(n: int, noun: str) -> str:

@@ -188,6 +188,14 @@ class IndexLock:
         self.release()
 
 
+def lock_holder(config: IndexConfig) -> str:
+    """The pid the local index lock file names (its holder wrote it), for messages."""
+    try:
+        return (config.index_dir / ".lock").read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def acquire_index_lock(config: IndexConfig) -> IndexLock:
     """Takes the local index lock (no-op with a Chroma server). Raises IndexLockedError if another
     process holds it. Use as a context manager, or keep it and call `release()`."""
@@ -204,11 +212,9 @@ def acquire_index_lock(config: IndexConfig) -> IndexLock:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
             handle.close()
             raise IndexLockedError(
-                f"the index in {config.index_dir} is in use by another process (pid {holder}). A local "
+                f"the index in {config.index_dir} is in use by another process (pid {lock_holder(config)}). A local "
                 "index folder is opened by one process at a time: wait for that one to finish (a running "
                 "`qwenbot run` takes `qwenbot index`, `ask` and `doctor` jobs itself), or use a Chroma "
                 "server (QWENBOT_CHROMA_HOST) so several processes can use the index at once."
