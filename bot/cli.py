@@ -32,9 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", type=Path, help="files or folders inside the roots (default: every root)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--list", action="store_true", help="show the roots, their document counts and the failed files")
     p.add_argument(
-        "--remove", action="append", default=[], metavar="PATH|ROOT", help="remove the documents under PATH, or a root"
+        "--list",
+        action="store_true",
+        help="show the roots, every document (key, title, chunks, dates) and the failed files",
+    )
+    p.add_argument(
+        "--remove",
+        action="append",
+        default=[],
+        metavar="PATH|ROOT",
+        help="remove the documents under PATH whose files are gone (exclude those still there), or a root",
     )
     p.add_argument("--prune", action="store_true", help="remove the documents whose files are gone from their roots")
     p.add_argument("--strict", action="store_true", help="exit 1 when any file failed, new or not (for CI)")
