@@ -115,3 +115,10 @@ def test_any_exception_from_one_file_fails_that_file_alone(
     assert ": 2 added, 0 updated, 0 renamed, 0 unchanged, 0 skipped, 1 failed;" in result.out[-1], result.out
     [line] = [line for line in result.err if line.startswith("error: ")]
     assert line.startswith("error: wh/hr/vacation.md: cannot read it (") and type(error).__name__ in line, line
+
+
+def test_deeply_nested_html_is_read(tmp_path: Path) -> None:
+    """HTML is parsed without recursion: 100,000 nested elements are a page like any other."""
+    path = tmp_path / "deep.html"
+    path.write_text("<html><body>" + "<div><span>" * 50_000 + "Visitors park in lot B." + "</span></div>" * 50_000)
+    assert load_document(path, "deep.html").blocks[0].text == "Visitors park in lot B."
