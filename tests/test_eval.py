@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ def test_eval_command_prints_one_json_object(
     bot_index = tmp_path / "bot-index"
     monkeypatch.setenv("QWENBOT_INDEX_DIR", str(bot_index))
     monkeypatch.setenv("QWENBOT_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # retrieval alone never calls it
-    argv = ["--env-file", str(tmp_path / "none.env"), "eval", str(questions), "--docs", str(docs), "--json"]
+    argv = ["--env-file", os.devnull, "eval", str(questions), "--docs", str(docs), "--json"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     report = json.loads(out)  # exactly one JSON object on stdout
@@ -131,7 +132,7 @@ def test_eval_command_prints_one_json_object(
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "question": "ok?", "sources": []}\n{"id": "2"}\n', encoding="utf-8")
-    assert cli.main(["--env-file", str(tmp_path / "none.env"), "eval", str(bad), "--docs", str(docs)]) == 2
+    assert cli.main(["--env-file", os.devnull, "eval", str(bad), "--docs", str(docs)]) == 2
     assert "bad.jsonl:2: 'question' must be non-empty text" in capsys.readouterr().err
 
 
@@ -163,7 +164,7 @@ def test_eval_answers_and_details(
     with FakeOpenAI() as server:
         server.push(*[scripted_model] * len(QUESTIONS))
         monkeypatch.setenv("QWENBOT_LLM_BASE_URL", server.url)
-        argv = ["--env-file", str(tmp_path / "none.env"), "eval", str(questions), "--docs", str(docs)]
+        argv = ["--env-file", os.devnull, "eval", str(questions), "--docs", str(docs)]
         assert cli.main([*argv, "--json", "--answers", "--details", str(details)]) == 0
     report = json.loads(capsys.readouterr().out)
     answers = report["answers"]

@@ -161,7 +161,7 @@ def test_skips_and_failures_are_counted_and_set_the_exit_code(
     (docs / "data.bin").write_bytes(bytes(range(256)))
     monkeypatch.setenv("QWENBOT_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("QWENBOT_DOCS_DIR", str(docs))
-    env_file = str(tmp_path / "none.env")
+    env_file = os.devnull
 
     assert cli.main(["--env-file", env_file, "index", str(docs), "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -231,7 +231,7 @@ def test_lock_refuses_a_second_process(
             Indexer(config, embedder).run([docs], progress=False)
         monkeypatch.setenv("QWENBOT_INDEX_DIR", str(config.index_dir))
         monkeypatch.setenv("QWENBOT_DOCS_DIR", str(docs))
-        assert cli.main(["--env-file", str(tmp_path / "none.env"), "index", str(docs), "--no-progress"]) == 1
+        assert cli.main(["--env-file", os.devnull, "index", str(docs), "--no-progress"]) == 1
         err = capsys.readouterr().err
         assert f"process {holder.pid}" in err  # the holder is named (bot/control.py words the rest)
     finally:
@@ -266,7 +266,7 @@ def test_kill_9_mid_index_then_rerun_is_consistent(tmp_path: Path, config: Index
             "-m",
             "bot.cli",
             "--env-file",
-            str(tmp_path / "none.env"),
+            os.devnull,
             "index",
             str(docs),
             "--no-progress",

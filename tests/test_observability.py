@@ -309,7 +309,7 @@ def test_qwenbot_run_logs_json_lines_one_per_question_without_the_noise(corpus_i
                 "QWENBOT_INDEX_ON_START": "false",  # the shared session index is not this bot's to re-index
             }
         )
-        command = [sys.executable, "-m", "bot.cli", "--env-file", str(tmp_path / "none.env"), "run", "--http"]
+        command = [sys.executable, "-m", "bot.cli", "--env-file", os.devnull, "run", "--http"]
         proc = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", "0"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
         )

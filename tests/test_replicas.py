@@ -110,7 +110,7 @@ def start_replica(folder: Path, env: dict[str, str]) -> Replica:
     folder.mkdir()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
     environ.update(env, QWENBOT_INDEX_DIR=str(folder / "index"), QWENBOT_STATE_DB=str(folder / "unused.sqlite3"))
-    command = [sys.executable, "-m", "bot.cli", "--env-file", str(folder / "none.env"), "run", "--http"]
+    command = [sys.executable, "-m", "bot.cli", "--env-file", os.devnull, "run", "--http"]
     command += ["--host", "127.0.0.1", "--port", "0"]
     proc = subprocess.Popen(command, cwd=ROOT, env=environ, stderr=subprocess.PIPE, text=True)
     replica = Replica(proc, [])

@@ -51,7 +51,7 @@ def running_bot(slack: FakeSlack, llm: FakeOpenAI, index_dir: Path, tmp_path: Pa
             **env,
         }
     )
-    command = [sys.executable, "-m", "bot.cli", "--env-file", str(tmp_path / "none.env"), "run", "--http"]
+    command = [sys.executable, "-m", "bot.cli", "--env-file", os.devnull, "run", "--http"]
     command += ["--host", "127.0.0.1", "--port", "0"]
     proc = subprocess.Popen(command, cwd=ROOT, env=environ, stderr=subprocess.PIPE, text=True)
     log: list[str] = []

@@ -453,7 +453,7 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
 
     out = tmp_path / "thumbs_down.jsonl"
     monkeypatch.setenv("QWENBOT_STATE_DB", str(bot.settings.state_db))
-    assert cli.main(["--env-file", str(tmp_path / "none.env"), "feedback", "export", "-o", str(out)]) == 0
+    assert cli.main(["--env-file", os.devnull, "feedback", "export", "-o", str(out)]) == 0
     [line] = [json.loads(x) for x in out.read_text().splitlines()]
     assert line["question"] == QUESTION and line["sources"] == [] and line["reason"] == "It's 30 days since 2026"
     assert "hr/vacation.md" in line["bot_sources"] and "25 days" in line["bot_answer"]
@@ -534,7 +534,7 @@ def test_run_says_which_credential_is_missing(
 ) -> None:
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    env = str(tmp_path / "none.env")
+    env = os.devnull
     assert cli.main(["--env-file", env, "run"]) == 2
     assert "SLACK_BOT_TOKEN is not set" in capsys.readouterr().err
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
@@ -629,7 +629,7 @@ def test_qwenbot_run_http_serves_slack_and_healthz_and_stops_on_sigterm(tmp_path
             "-m",
             "bot.cli",
             "--env-file",
-            str(tmp_path / "none.env"),
+            os.devnull,
             "run",
             "--http",
             "--host",
