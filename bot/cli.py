@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from bot.control import ControlError, compare_with_bot
 from bot.errors import QwenbotError, exit_code, user_message
-from bot.settings import load_settings, unknown_settings
+from bot.logs import JsonFormatter
+from bot.settings import Settings, SettingsError, find_env_file, load_settings, source_line, unknown_settings
 from retrieval.errors import RetrievalError
+from retrieval.store import index_exists
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qwenbot", description="Answers questions from your docs with Qwen.")
-    parser.add_argument("--env-file", default=".env", help="settings file read before the environment")
+    parser.add_argument(
+        "--env-file",
+        help="settings file, overridden by the environment (default: .env in the current folder, if there is "
+        "one; /dev/null: none). Relative paths in it are relative to its folder",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('qwenbot')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -101,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     try:
-        for warning in unknown_settings(args.env_file, os.environ):
+        env_file = find_env_file(args.env_file)
+        for warning in unknown_settings(env_file, os.environ):
             print(f"qwenbot: warning: {warning}", file=sys.stderr)
-        settings = load_settings(args.env_file)
+        settings = load_settings(env_file)
+        _say_source(settings)
+        _check_before(settings, args)
         module = importlib.import_module(f"bot.commands.{args.command}")
         return int(module.main(settings, args) or 0)
     except (QwenbotError, RetrievalError) as exc:
@@ -113,6 +124,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qwenbot: interrupted", file=sys.stderr)
         return 130
+
+
+def _say_source(settings: Settings) -> None:
+    """The INFO line each command starts with: which settings file it read (or that none was found)."""
+    if logging.getLevelName(settings.log_level) > logging.INFO:
+        return
+    text = source_line(settings)
+    if settings.log_format == "json":  # `run` then writes JSON lines only
+        record = logging.LogRecord(__name__, logging.INFO, __file__, 0, text, None, None)
+        print(JsonFormatter().format(record), file=sys.stderr)
+    else:
+        print(f"qwenbot: {text}", file=sys.stderr)
+
+
+def _check_before(settings: Settings, args: argparse.Namespace) -> None:
+    """What the settings and the command line decide together before a command starts."""
+    if args.command == "index" and not (args.paths or args.list or args.remove or args.prune):
+        if not settings.docs_dir.is_dir() and not index_exists(settings.index_config()):
+            # a first run over nothing: refused before an empty index is made
+            raise SettingsError(
+                f"QWENBOT_DOCS_DIR: no such folder {os.path.abspath(settings.docs_dir)} "
+                f"({settings.origin('docs_dir')}): nothing indexed"
+            )
+    if args.command in ("index", "ask"):
+        bot = compare_with_bot(settings)
+        if bot is None or not bot.differing:
+            return
+        if args.command == "index" and not args.list:  # the job would run with the bot's settings
+            raise ControlError(bot.line())
+        print(f"qwenbot: warning: {bot.line()}", file=sys.stderr)
 
 
 if __name__ == "__main__":

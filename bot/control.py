@@ -5,11 +5,14 @@ A local Chroma folder is single-process (retrieval/store.py), so while `qwenbot 
 commands hand their work to the bot instead of opening it: over a Unix socket `control.sock` in the
 index folder, with a secret in `control.secret` beside it that only its owner can read (0600). Both
 are made anew at each start (the bot holds the index lock then, so any found there are a killed bot's)
-and removed at shutdown.
+and removed at shutdown. A socket path is at most about 100 bytes (AF_UNIX): for an index folder deeper
+than that, the socket goes into a private folder (0700) of its own under $XDG_RUNTIME_DIR or the temp
+folder, and `control.where` in the index folder (0600) names it; a command reads it there.
 
 The protocol is JSON lines. The client sends one request, `{"secret", "op", "args"}`; the bot answers
 with lines of its own, the last one `{"exit": status}` or `{"error": "one line"}`. A request without
-the right secret is closed unanswered.
+the right secret is closed unanswered. One thread reads the requests of every connection; a few
+workers answer them, so idle connections cost no thread and are closed after _REQUEST_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -19,17 +22,21 @@ import hmac
 import json
 import logging
 import os
+import queue
 import secrets
+import selectors
 import socket
-import socketserver
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from bot.errors import QwenbotError, user_message
 from bot.indexing import IndexRequest
+from bot.settings import Settings
 from retrieval.config import IndexConfig
 from retrieval.errors import IndexLockedError, RetrievalError
 from retrieval.models import Hit, SearchFilter
@@ -40,9 +47,19 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
 SECRET_NAME = "control.secret"
+POINTER_NAME = "control.where"  # the socket's path, when it is not in the index folder
+_SHORT_PREFIX = "qwenbot-control-"  # the private folder's name starts so (the rest is random)
+# macOS allows 104 bytes, Linux 108, the terminating NUL included: one limit for both
+_MAX_SOCKET_PATH = 103
 _MAX_REQUEST_BYTES = 1024 * 1024  # an index request naming thousands of files fits; anything bigger is not ours
 _REQUEST_TIMEOUT = 10.0  # seconds a client has to send its request line
 _CONNECT_TIMEOUT = 10.0  # seconds to connect and get an answer started (a job then takes what it takes)
+# Requests answered at once: index jobs run one at a time anyway, and searches are short.
+_WORKERS = 4
+# Connections still sending their request line; beyond this a new one closes the oldest, so silent
+# connections can neither pile up nor keep a real request out.
+_MAX_PENDING = 32
+_POLL = 0.2  # seconds between the reader's checks for shutdown and idle connections
 
 Send = Callable[[dict[str, Any]], None]
 # An operation: gets the request's args and a way to send lines back; returns the exit status.
@@ -56,48 +73,134 @@ class ControlError(QwenbotError):
 # --- the bot's side ------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class _Pending:
+    """A connection whose request line is still coming."""
+
+    deadline: float
+    data: bytearray = dataclasses.field(default_factory=bytearray)
+
+
 class ControlServer:
-    """Serves `handlers` (op name -> Handler) on `index_dir/control.sock` until `close()`. The caller
-    must hold the index lock: that is what makes socket and secret files found there stale."""
+    """Serves `handlers` (op name -> Handler) on the control socket until `close()`. The caller must
+    hold the index lock: that is what makes socket, secret and pointer files found there stale."""
 
     def __init__(self, index_dir: Path, handlers: Mapping[str, Handler]) -> None:
-        self.socket_path = index_dir / SOCKET_NAME
         self.secret_path = index_dir / SECRET_NAME
+        self._pointer = index_dir / POINTER_NAME
         self._handlers = dict(handlers)
         self._secret = secrets.token_hex(32).encode()
-        self.socket_path.unlink(missing_ok=True)  # a killed bot's
+        _remove_stale(index_dir)
+        self.socket_path = _socket_path(index_dir)
         try:
-            self._server = _UnixServer(str(self.socket_path), self._serve)
-        except OSError as exc:  # e.g. "AF_UNIX path too long" (about 107 bytes at most)
+            self._listener = _listen(self.socket_path)
+        except OSError as exc:
+            self._remove_files()
             raise ControlError(f"cannot open the control socket {self.socket_path}: {exc.strerror or exc}") from None
-        os.chmod(self.socket_path, 0o600)
+        if self.socket_path.parent != index_dir:
+            _write_private(self._pointer, str(self.socket_path))
         _write_private(self.secret_path, self._secret.decode())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="qwenbot-control", daemon=True
-        )
-        self._thread.start()
+        self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]] | None] = queue.Queue()
+        self._stop = threading.Event()
+        # the reader thread's own: connections whose request line is still coming, oldest first
+        self._selector = selectors.DefaultSelector()
+        self._pending: dict[socket.socket, _Pending] = {}
+        self._reader = threading.Thread(target=self._read_requests, name="qwenbot-control", daemon=True)
+        # daemon threads: a job in progress does not hold up the process's exit
+        self._workers = [
+            threading.Thread(target=self._work, name=f"qwenbot-control-{n}", daemon=True) for n in range(_WORKERS)
+        ]
+        for thread in (self._reader, *self._workers):
+            thread.start()
 
     def close(self) -> None:
         """Takes no more requests; ones being answered finish on their own threads."""
-        self._server.shutdown()
-        self._server.server_close()
-        self.secret_path.unlink(missing_ok=True)
-        self.socket_path.unlink(missing_ok=True)
+        self._stop.set()
+        self._reader.join()
+        with suppress(queue.Empty):
+            while item := self._requests.get_nowait():  # taken, never started: the client hears nothing
+                item[0].close()
+        for _ in self._workers:
+            self._requests.put(None)
+        self._remove_files()
 
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(_REQUEST_TIMEOUT)
+    def _remove_files(self) -> None:
+        for path in (self.secret_path, self.socket_path, self._pointer):
+            path.unlink(missing_ok=True)
+        if self.socket_path.parent.name.startswith(_SHORT_PREFIX):
+            with suppress(OSError):
+                self.socket_path.parent.rmdir()
+
+    def _read_requests(self) -> None:
+        """Accepts connections and reads their request lines, all on this one thread."""
+        with self._selector:
+            self._selector.register(self._listener, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in self._selector.select(_POLL):
+                    if key.fileobj is self._listener:
+                        self._accept()
+                    else:
+                        self._receive(key.fileobj)  # type: ignore[arg-type]
+                now = time.monotonic()
+                for conn in [c for c, p in self._pending.items() if p.deadline < now]:  # silent for too long
+                    self._drop(conn).close()
+            for conn in list(self._pending):
+                self._drop(conn).close()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of file descriptors, say: the next round tries again
+                log.warning("control channel: cannot accept a connection: %s", exc)
+                return
+            if len(self._pending) >= _MAX_PENDING:
+                self._drop(next(iter(self._pending))).close()
+            conn.setblocking(False)
+            self._pending[conn] = _Pending(time.monotonic() + _REQUEST_TIMEOUT)
+            self._selector.register(conn, selectors.EVENT_READ)
+
+    def _receive(self, conn: socket.socket) -> None:
+        request = self._pending[conn]
         try:
-            with conn.makefile("rb") as reader:
-                line = reader.readline(_MAX_REQUEST_BYTES)
-        except OSError:
+            chunk = conn.recv(65536)
+        except BlockingIOError:
             return
+        except OSError:
+            chunk = b""
+        request.data += chunk
+        if chunk and b"\n" not in request.data and len(request.data) <= _MAX_REQUEST_BYTES:
+            return  # more to come
+        self._drop(conn)
+        self._admit(conn, bytes(request.data[:_MAX_REQUEST_BYTES]).split(b"\n", 1)[0])
+
+    def _drop(self, conn: socket.socket) -> socket.socket:
+        """No longer waits for `conn`'s request line."""
+        self._selector.unregister(conn)
+        del self._pending[conn]
+        return conn
+
+    def _admit(self, conn: socket.socket, line: bytes) -> None:
         request = _parse(line) or {}
         given = request.get("secret")
         # compared in constant time: the time taken tells nothing about how much of a guess was right
         if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._secret):
             log.warning("control channel: refused a request without the right secret")
-            return  # nothing at all is sent back
-        conn.settimeout(None)  # an index job takes as long as it takes
+            conn.close()  # nothing at all is sent back
+            return
+        conn.setblocking(True)  # an index job takes as long as it takes
+        self._requests.put((conn, request))
+
+    def _work(self) -> None:
+        while (item := self._requests.get()) is not None:
+            conn, request = item
+            with conn:
+                self._answer(conn, request)
+
+    def _answer(self, conn: socket.socket, request: dict[str, Any]) -> None:
         op, args = request.get("op"), request.get("args")
         handler = self._handlers.get(op) if isinstance(op, str) else None
         send = _Sender(conn)
@@ -111,6 +214,41 @@ class ControlServer:
         except Exception:
             log.exception("control channel: %s request failed", op)
             send({"error": f"the running bot failed on the {op} request: its log has the details"})
+
+
+def _listen(path: Path) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        os.chmod(path, 0o600)
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        raise
+    listener.setblocking(False)
+    return listener
+
+
+def _socket_path(index_dir: Path) -> Path:
+    """control.sock in the index folder when its path fits a socket address; else in a new private
+    folder (mkdtemp: 0700, a name nobody could have taken before) under the user's runtime folder."""
+    path = index_dir / SOCKET_NAME
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+        return path
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or ""
+    base = runtime if os.path.isdir(runtime) else tempfile.gettempdir()
+    return Path(tempfile.mkdtemp(prefix=_SHORT_PREFIX, dir=base)) / SOCKET_NAME
+
+
+def _remove_stale(index_dir: Path) -> None:
+    """What a killed bot left: its socket (and the private folder it was in), secret and pointer."""
+    (index_dir / SOCKET_NAME).unlink(missing_ok=True)
+    with suppress(OSError):
+        stale = Path((index_dir / POINTER_NAME).read_text().strip())
+        if stale.name == SOCKET_NAME and stale.parent.name.startswith(_SHORT_PREFIX):
+            stale.unlink(missing_ok=True)
+            stale.parent.rmdir()
+    (index_dir / POINTER_NAME).unlink(missing_ok=True)
 
 
 class _Sender:
@@ -129,19 +267,6 @@ class _Sender:
         except OSError:
             self._gone = True
             log.info("control channel: the client left; the request goes on")
-
-
-class _UnixServer(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True  # a job in progress does not hold up the process's exit
-
-    def __init__(self, path: str, serve: Callable[[socket.socket], None]) -> None:
-        self.serve_connection = serve
-        super().__init__(path, _Connection)
-
-
-class _Connection(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        cast(_UnixServer, self.server).serve_connection(self.request)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -200,6 +325,8 @@ class BotConnection:
     def _call(self, op: str, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The bot's answer lines; raises ControlError for an error line or when none come."""
         secret_path, socket_path = self.index_dir / SECRET_NAME, self.index_dir / SOCKET_NAME
+        with suppress(FileNotFoundError):  # the socket is elsewhere: the index folder's path is too long
+            socket_path = Path((self.index_dir / POINTER_NAME).read_text().strip())
         try:
             secret = secret_path.read_text().strip()
         except OSError as exc:
@@ -247,6 +374,54 @@ class RemoteSearcher:
         return {str(term): float(value) for term, value in idf.items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class BotSettings:
+    """How the running bot's settings (SHARED_WITH_BOT) compare with this terminal's."""
+
+    pid: str
+    differing: list[tuple[str, str, str]]  # (variable, the bot's value, this terminal's)
+
+    def line(self) -> str:
+        shown = "; ".join(f"{name} is {theirs} there, {ours} here" for name, theirs, ours in self.differing)
+        return (
+            f"the running bot (pid {self.pid}) runs with other settings than this terminal ({shown}): "
+            "restart the bot to use them (it reads its settings only at start)"
+        )
+
+
+def compare_with_bot(settings: Settings) -> BotSettings | None:
+    """The running bot's settings next to these; None when no bot answers on this local index."""
+    config = settings.index_config()
+    if config.chroma_host or not (config.index_dir / SECRET_NAME).exists():
+        return None
+    bot = BotConnection(config.index_dir, _holder(config.index_dir))
+    try:
+        theirs = bot.fetch("settings", {})
+    except ControlError:  # no bot listens (a killed one's files), or one from before this request
+        return None
+    ours = settings.shared_with_bot()
+    return BotSettings(bot.pid, [(n, str(theirs[n]), v) for n, v in ours.items() if str(theirs.get(n, v)) != v])
+
+
+def settings_handlers(settings: Settings) -> dict[str, Handler]:
+    """The bot's answer to `compare_with_bot`."""
+    shared = settings.shared_with_bot()
+
+    def send_settings(args: dict[str, Any], send: Send) -> int:
+        send({"settings": shared})
+        return 0
+
+    return {"settings": send_settings}
+
+
+def _holder(index_dir: Path) -> str:
+    """The pid the index lock file names, for messages."""
+    try:
+        return (index_dir / ".lock").read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 @contextmanager
 def local_or_bot(config: IndexConfig) -> Iterator[BotConnection | None]:
     """None while this process holds the index itself (no bot runs on it, or it uses a Chroma server):
@@ -259,11 +434,7 @@ def local_or_bot(config: IndexConfig) -> Iterator[BotConnection | None]:
         with lock:
             yield None
         return
-    try:
-        pid = (config.index_dir / ".lock").read_text().strip() or "unknown"
-    except OSError:
-        pid = "unknown"
-    yield BotConnection(config.index_dir, pid)
+    yield BotConnection(config.index_dir, _holder(config.index_dir))
 
 
 @contextmanager

@@ -16,13 +16,18 @@ class ConfigError(QwenbotError):
     """A bad setting or settings file; the message names the variable (or file) and what it expects."""
 
 
+class UsageError(QwenbotError):
+    """A command given without what it needs (a required flag); the message names what it takes."""
+
+
 class StartupError(QwenbotError):
     """The bot cannot start serving (Slack refused the token, the port is taken...)."""
 
 
 def exit_code(exc: BaseException) -> int:
-    """2 for configuration mistakes (fix a setting and rerun), 1 for everything else."""
-    return 2 if isinstance(exc, ConfigError) else 1
+    """2 for configuration and usage mistakes (fix a setting or the command line and rerun), 1 for
+    everything else."""
+    return 2 if isinstance(exc, ConfigError | UsageError) else 1
 
 
 def user_message(exc: BaseException) -> str:

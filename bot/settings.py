@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -38,6 +39,29 @@ _OPTIONAL_NUMBERS = (
     "abstain_rerank_min_local",
     "abstain_rerank_min_endpoint",
 )
+
+
+# What a running bot's index jobs and searches use: `qwenbot index` and `ask` hand their work to it
+# (bot/control.py), so a terminal compares these with the bot's and names any that differ (a bot reads
+# its settings only at start).
+SHARED_WITH_BOT = (
+    "docs_dir",
+    "collection",
+    "embedding_model",
+    "embedding_backend",
+    "embedding_quantize",
+    "chunk_tokens",
+    "chunk_overlap_tokens",
+    "dense_weight",
+    "lexical_weight",
+    "reranker",
+    "rerank_candidates",
+    "max_file_mb",
+    "follow_symlinks_outside",
+    "exclude",
+)
+# Settings that are one of a few words: matched without regard to case (QWENBOT_LOG_FORMAT=JSON).
+_CHOICES = ("log_format", "llm_provider", "embedding_backend", "embedding_quantize", "query_rewrite", "feedback_style")
 
 
 class Settings(BaseSettings):
@@ -221,12 +245,39 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator(*_CHOICES, mode="before")
+    @classmethod
+    def _lower_choice(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("allowed_channels", "admin_users", "exclude", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:
         if isinstance(value, str):
             return [c.strip() for c in value.split(",") if c.strip()]
         return value
+
+    _file: Path | None = PrivateAttr(None)  # the settings file read (load_settings)
+
+    @property
+    def settings_file(self) -> Path | None:
+        """The settings file these settings were read from (then overridden by the environment)."""
+        return self._file
+
+    def shared_with_bot(self) -> dict[str, str]:
+        """SHARED_WITH_BOT by variable name, as text to compare: paths made absolute (not resolved: a
+        docs folder that is a symlink swapped by git-sync is still the same setting)."""
+        return {_env_name((f,)): _comparable(getattr(self, f)) for f in SHARED_WITH_BOT}
+
+    def origin(self, field: str) -> str:
+        """Where a setting's value came from, and so what a relative path in it is relative to."""
+        name = _env_name((field,))
+        if name.upper() in {n.upper() for n in os.environ}:
+            return "set in the environment"
+        if self._file is not None and name.upper() in {n.upper() for n in _file_values(self._file)}:
+            return f"set in {self._file.absolute()}, relative to its folder"
+        where = f"not set in {self._file.absolute()}" if self._file is not None else f"no .env in {Path.cwd()}"
+        return f"the default, relative to the current folder; {where}"
 
     def index_config(self, index_dir: Path | None = None) -> IndexConfig:
         return IndexConfig(
@@ -286,18 +337,48 @@ def env_names() -> dict[str, str]:
 
 
 def unknown_settings(env_file: str | Path | None, environ: Mapping[str, str]) -> list[str]:
-    """A warning line for each QWENBOT_ variable (environment or env file) that is no setting, naming
-    the closest real one: a typo would otherwise be ignored silently."""
-    seen = {name for name in environ if name.startswith("QWENBOT_")}
-    if env_file is not None and Path(env_file).is_file():
-        seen |= {name for name in dotenv_values(env_file) if name.startswith("QWENBOT_")}
+    """A warning line for each QWENBOT_ or SLACK_ variable that is no setting, naming the closest real
+    one: a typo would otherwise be ignored silently. A SLACK_ name in the environment may be another
+    tool's (SLACK_WEBHOOK_URL): it is named only when it is a near miss of one of ours."""
+    in_file = {name for name in _file_values(env_file) if name.startswith(("QWENBOT_", "SLACK_"))}
     known = env_names()
     warnings = []
-    for name in sorted(seen - set(known)):
-        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    for name in sorted(({n for n in environ if n.startswith(("QWENBOT_", "SLACK_"))} | in_file) - set(known)):
+        theirs = name.startswith("SLACK_") and name not in in_file
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.85 if theirs else 0.6)
+        if theirs and not close:
+            continue
         hint = f"; did you mean {close[0]}?" if close else ""
         warnings.append(f"{name} is not a qwenbot setting and is ignored{hint}")
     return warnings
+
+
+def _file_values(env_file: str | Path | None) -> dict[str, str | None]:
+    path = Path(env_file) if env_file is not None else None
+    return dotenv_values(path) if path is not None and path.exists() and not path.is_dir() else {}
+
+
+def _comparable(value: object) -> str:
+    return os.path.abspath(value) if isinstance(value, Path) else str(value)
+
+
+def find_env_file(given: str | None) -> Path | None:
+    """The settings file to read: `given` (--env-file), which must exist, or ./.env when there is one."""
+    if given is None:
+        return Path(".env") if Path(".env").is_file() else None
+    path = Path(given)
+    if not path.exists() or path.is_dir():
+        where = "" if path.is_absolute() else f" in {Path.cwd()}"
+        problem = "is a folder" if path.is_dir() else f"no such file{where}"
+        raise SettingsError(f"--env-file {given}: {problem} (give an existing settings file, or /dev/null for none)")
+    return path
+
+
+def source_line(settings: Settings) -> str:
+    """Which settings file was read, for the line each command starts with."""
+    if settings.settings_file is None:
+        return f"settings: no .env in {Path.cwd()}: the environment and the defaults only"
+    return f"settings: {settings.settings_file.absolute()}, overridden by the environment"
 
 
 def _env_name(loc: tuple[object, ...]) -> str:
@@ -319,7 +400,7 @@ def _ids(values: list[str], kind: str, problem: str) -> list[str]:
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read settings once. A bad value raises SettingsError with one line naming the variable."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
@@ -331,3 +412,24 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         raise SettingsError(f"{_env_name(err['loc'])}: {message}{shown}") from None
     except SourceError as exc:  # a value the source could not even parse
         raise SettingsError(str(exc)) from None
+    path = Path(env_file) if env_file is not None else None
+    settings._file = path if path is not None and path.exists() and not path.is_dir() else None
+    return _anchor_paths(settings, overrides)
+
+
+def _anchor_paths(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    """A relative path written in the settings file is relative to that file's folder, so `qwenbot
+    --env-file /srv/qwenbot/.env` means the same from any folder. Paths from the environment, from the
+    code, and the defaults stay relative to the current folder."""
+    if settings.settings_file is None:
+        return settings
+    folder = settings.settings_file.parent
+    in_file = {name.upper() for name in _file_values(settings.settings_file)}
+    in_file -= {name.upper() for name in os.environ}  # the environment wins over the file
+    update = {}
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        if isinstance(value, Path) and not value.is_absolute() and field not in overrides:
+            if _env_name((field,)).upper() in in_file:
+                update[field] = folder / value
+    return settings.model_copy(update=update) if update else settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -13,20 +14,21 @@ from bot import cli
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No QWENBOT_/SLACK_ variables from the machine; returns an env file path that does not exist."""
-    import os
-
+    """No QWENBOT_/SLACK_ variables from the machine; returns the settings file for none."""
     for name in list(os.environ):
         if name.startswith(("QWENBOT_", "SLACK_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     monkeypatch.setenv("QWENBOT_STATE_DB", str(tmp_path / "state.sqlite3"))
-    return tmp_path / "none.env"
+    return Path(os.devnull)
 
 
 def one_line(err: str) -> str:
+    """The one line naming what to fix; only the line saying which settings file was read may precede it."""
     lines = [line for line in err.splitlines() if line.strip()]
+    if lines and lines[0].startswith("qwenbot: settings: "):
+        lines = lines[1:]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
@@ -76,3 +78,16 @@ def test_run_on_a_port_in_use_says_so_in_one_line(
     assert code == 1
     line = one_line(capsys.readouterr().err)
     assert line.startswith("qwenbot run:") and f"127.0.0.1:{port}" in line and "--port" in line
+
+
+def test_run_with_a_refused_bot_token_says_so_in_one_line(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], corpus_index: Path
+) -> None:
+    monkeypatch.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-revoked-token")
+    with FakeSlack() as slack:
+        monkeypatch.setenv("QWENBOT_SLACK_API_URL", slack.api_url)
+        assert cli.main(["--env-file", str(clean_env), "run", "--http", "--port", "0"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("qwenbot run: SLACK_BOT_TOKEN was refused by Slack (invalid_auth): "), line
+    assert "{" not in line and "xoxb-revoked-token" not in line

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import stat
 import time
@@ -70,7 +71,7 @@ def bot_process(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) ->
         FakeOpenAI() as llm,
         running_bot(slack, llm, index_dir, tmp, QWENBOT_DOCS_DIR=str(docs), QWENBOT_INDEX_ON_START="true") as bot,
     ):
-        yield BotProcess(bot, slack, llm, docs, index_dir, str(tmp / "none.env"))
+        yield BotProcess(bot, slack, llm, docs, index_dir, os.devnull)
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_without_a_bot_a_stale_socket_is_ignored_and_indexing_runs_here(
     (docs / "lunch.md").write_text(LUNCH)
     no_settings.setenv("QWENBOT_INDEX_DIR", str(index_dir))
     no_settings.setenv("QWENBOT_DOCS_DIR", str(docs))
-    assert cli.main(["--env-file", str(tmp_path / "none.env"), "index", "--no-progress"]) == 0
+    assert cli.main(["--env-file", os.devnull, "index", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert "1 added" in out and "running bot" not in err
 
@@ -229,3 +230,71 @@ def test_watching_the_docs_folder_indexes_changes_within_seconds(
         timeout=30,
     )
     assert time.monotonic() - started < 15
+
+
+def connect_when_taken(conn: socket.socket, path: Path) -> None:
+    """Connects, waiting while the listen backlog is full (a Unix socket then refuses with EAGAIN)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn.connect(str(path))
+            return
+        except BlockingIOError:
+            assert time.monotonic() < deadline, "the bot stopped taking connections"
+            time.sleep(0.01)
+
+
+def test_idle_connections_get_no_thread_each_and_a_request_still_goes_through(
+    next_to: BotProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{next_to.bot.proc.pid}/task"))
+
+    before = threads()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(300):  # connected, and then silent
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            idle.append(conn)
+            conn.settimeout(30)
+            connect_when_taken(conn, next_to.index_dir / SOCKET_NAME)
+        # before: 300 more threads, each waiting for its connection's request line
+        assert threads() - before < 20, (before, threads())
+        (next_to.docs / "canteen.md").write_text(LUNCH.replace("Lunch", "The canteen"))
+        assert cli.main(["--env-file", next_to.env_file, "index", str(next_to.docs / "canteen.md")]) == 0
+        assert "this run: 1 file: 1 added" in capsys.readouterr().out
+        idle[-1].settimeout(60)
+        assert idle[-1].recv(1) == b""  # an idle connection is closed by the bot after a while
+    finally:
+        for conn in idle:
+            conn.close()
+
+
+def test_a_terminal_with_other_settings_than_the_bot_is_told_to_restart_it(
+    next_to: BotProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The docs folder moved and .env says so, but the bot still runs with the folder it started with."""
+    moved = tmp_path / "moved-docs"
+    shutil.copytree(next_to.docs, moved)
+    monkeypatch.setenv("QWENBOT_DOCS_DIR", str(moved))
+    pid = next_to.bot.proc.pid
+    differs = f"QWENBOT_DOCS_DIR is {next_to.docs.resolve()} there, {moved.resolve()} here"
+
+    def said(err: str) -> list[str]:
+        return [line for line in err.splitlines() if f"the running bot (pid {pid}) runs with other settings" in line]
+
+    for argv in (["index"], ["index", str(moved / "parking.md")]):  # nothing is handed to the bot
+        assert cli.main(["--env-file", next_to.env_file, *argv]) == 1
+        out, err = capsys.readouterr()
+        [line] = said(err)
+        assert line.startswith("qwenbot index: ") and differs in line and "restart the bot" in line, line
+        assert "outside" not in out + err and "no such folder" not in out + err
+    assert cli.main(["--env-file", next_to.env_file, "index", "--list"]) == 0
+    [line] = said(capsys.readouterr().err)
+    assert line.startswith("qwenbot: warning: ") and differs in line
+    next_to.llm.push(answer(["Visitors park in lot B [1]."]))
+    assert cli.main(["--env-file", next_to.env_file, "ask", "where do visitors park?"]) == 0
+    [line] = said(capsys.readouterr().err)
+    cli.main(["--env-file", next_to.env_file, "doctor"])
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line[6:].startswith("running bot")]
+    assert row.startswith("FAIL") and differs in row, row

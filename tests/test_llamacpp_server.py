@@ -7,6 +7,7 @@ the protocol path (profile fields accepted, SSE streaming parsed, answer assembl
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from bot import cli
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens
 from bot.answer.records import Delta, Done, Status
+from bot.commands.doctor import _llm_checks
 from bot.llm import LLMClient, TextDelta
 from bot.settings import Settings, load_settings
 from retrieval.config import IndexConfig
@@ -80,6 +82,19 @@ def test_client_talks_to_llama_cpp_server(llama_server: str, tmp_path: Path) -> 
         e.text for e in client.stream([{"role": "user", "content": "Name a colour."}]) if isinstance(e, TextDelta)
     ]
     assert deltas and "".join(deltas).strip()
+
+
+def test_doctor_does_not_fail_a_model_name_the_server_answers_under(llama_server: str, tmp_path: Path) -> None:
+    """llama.cpp lists its GGUF file's path as the model id and answers any name: not a failure, and
+    nobody should be told to paste a file path into QWENBOT_LLM_MODEL."""
+    settings = llama_settings(llama_server, tmp_path)
+    [listed] = LLMClient(settings).list_models()
+    assert listed.endswith(".gguf")
+    checks = {check.name: check for check in _llm_checks(settings)}
+    assert checks["LLM ping"].outcome == "pass"
+    model = checks["LLM model"]
+    assert model.outcome == "warn" and "'gemma-3-270m'" in model.detail and "answers" in model.detail, model
+    assert listed not in model.detail + model.fix  # the file's name at most, never its path as the fix
 
 
 def test_pipeline_streams_a_generated_answer(llama_server: str, corpus_index: Path, embedder: Embedder) -> None:
@@ -150,7 +165,7 @@ def test_eval_answers_through_the_server(
     }
     for name, value in settings.items():
         monkeypatch.setenv(f"QWENBOT_{name}", value)
-    argv = ["--env-file", str(tmp_path / "none.env"), "eval", str(questions), "--docs", str(docs), "--json"]
+    argv = ["--env-file", os.devnull, "eval", str(questions), "--docs", str(docs), "--json"]
     assert cli.main([*argv, "--answers"]) == 0
     answers = json.loads(capsys.readouterr().out)["answers"]
     # A 270M model answers or says NOT_IN_DOCS; either way it was reached (no extractive fallback).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from bot import cli
 from bot.settings import SettingsError, load_settings, unknown_settings
 
-NO_ENV = "/nonexistent/.env"
+NO_ENV = os.devnull  # no settings file
 
 
 @pytest.mark.parametrize("url", ["localhost:8000/v1", "gpu-box:8000", "ftp://x/v1"])

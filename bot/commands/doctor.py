@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TextIO
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.commands.run import APP_TOKEN_FIX, slack_error
-from bot.control import ControlError, index_info
+from bot.control import ControlError, compare_with_bot, index_info
 from bot.errors import ConfigError
 from bot.llm import LLMClient, LLMError
-from bot.settings import Settings
+from bot.settings import Settings, unknown_settings
 from bot.slack.client import make_client
 from bot.text import redact_url
 from retrieval.embeddings import EmbeddingModelError, embedder_for
@@ -24,7 +27,7 @@ from retrieval.errors import StoreError
 from retrieval.rerank import RerankError, make_reranker
 from retrieval.store import describe, index_exists
 
-Outcome = Literal["pass", "fail", "skip"]
+Outcome = Literal["pass", "warn", "fail", "skip"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class Check:
 
 
 _NAME_WIDTH = 16
+# Seconds each model check waits: a hung server must not hold doctor for QWENBOT_LLM_READ_TIMEOUT (60 s
+# by default) per check. A loaded model lists its models and writes one token well within this.
+CHECK_TIMEOUT = 15.0
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
@@ -44,13 +50,20 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         print_row(check, sys.stdout)
         checks.append(check)
     failed = sum(c.outcome == "fail" for c in checks)
-    print(f"\n{failed} check{'s' if failed != 1 else ''} failed." if failed else "\nAll checks passed.")
+    warned = sum(c.outcome == "warn" for c in checks)
+    warnings = f" ({warned} warning{'s' if warned != 1 else ''})" if warned else ""
+    print(
+        f"\n{failed} check{'s' if failed != 1 else ''} failed{warnings}."
+        if failed
+        else f"\nAll checks passed{warnings}."
+    )
     return 1 if failed else 0
 
 
 def run_checks(settings: Settings) -> Iterator[Check]:
     yield _settings_check(settings)
     yield from _index_checks(settings)
+    yield from _bot_check(settings)
     yield _embedding_check(settings)
     yield from _reranker_check(settings)
     yield from _llm_checks(settings)
@@ -60,7 +73,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
 
 def print_row(check: Check, out: TextIO) -> None:
     print(f"{check.outcome.upper():<4}  {check.name:<{_NAME_WIDTH}}  {check.detail}", file=out, flush=True)
-    if check.outcome == "fail" and check.fix:
+    if check.outcome in ("fail", "warn") and check.fix:
         print(f"{'':<4}  {'':<{_NAME_WIDTH}}  fix: {check.fix}", file=out, flush=True)
 
 
@@ -76,6 +89,9 @@ def _settings_check(settings: Settings) -> Check:
             f"QWENBOT_CHANNEL_SCOPES_FILE: {settings.channel_scopes_file} not found",
             "point QWENBOT_CHANNEL_SCOPES_FILE at an existing file, or unset it",
         )
+    unknown = unknown_settings(settings.settings_file, os.environ)
+    if unknown:
+        return Check("settings", "warn", "; ".join(unknown), "correct the names: a misspelt variable is ignored")
     endpoint = redact_url(settings.llm_base_url) if settings.llm_base_url else "none (extractive answers)"
     return Check(
         "settings",
@@ -124,6 +140,17 @@ def _index_checks(settings: Settings) -> Iterator[Check]:
         )
 
 
+def _bot_check(settings: Settings) -> Iterator[Check]:
+    """Only while a bot holds the local index: whether it runs with these settings."""
+    bot = compare_with_bot(settings)
+    if bot is None:
+        return
+    if bot.differing:
+        yield Check("running bot", "fail", bot.line(), "restart the bot, so that it reads these settings")
+    else:
+        yield Check("running bot", "pass", f"pid {bot.pid} runs with these index and docs settings")
+
+
 def _embedding_check(settings: Settings) -> Check:
     try:
         started = time.monotonic()
@@ -162,23 +189,23 @@ def _llm_checks(settings: Settings) -> Iterator[Check]:
     if not settings.llm_base_url:
         yield Check("LLM endpoint", "skip", "QWENBOT_LLM_BASE_URL is unset: answers are extractive (passages quoted)")
         return
-    client = LLMClient(settings)
+    limit = min(settings.llm_read_timeout, CHECK_TIMEOUT)
+    short = {"llm_read_timeout": limit, "llm_connect_timeout": min(settings.llm_connect_timeout, limit)}
+    client = LLMClient(settings.model_copy(update=short))
+    problem = functools.partial(_problem, where=client.where, limit=limit, read_timeout=settings.llm_read_timeout)
     try:
         models = client.list_models()
     except LLMError as exc:  # the message and its fix come from the client's one diagnosis
         yield Check(
             "LLM endpoint",
             "fail",
-            exc.problem,
+            problem(exc),
             exc.fix or "start the model server, or fix QWENBOT_LLM_BASE_URL (it usually ends in /v1)",
         )
         return
-    if settings.llm_model not in models:
-        missing = client.not_served(models)
-        yield Check("LLM model", "fail", missing.problem, missing.fix)
-    else:
-        yield Check("LLM model", "pass", f"{settings.llm_model} is served at {redact_url(settings.llm_base_url)}")
-    yield _probe("LLM ping", lambda: client.ping(), "one-token answer", "check the server log; the model may not load")
+    ping = _probe("LLM ping", client.ping, problem, "one-token answer", "check the server log; the model may not load")
+    yield _model_check(settings, client, models, ping)
+    yield ping
     profile = client.profile
     switch = profile.thinking_fields(not settings.llm_thinking) or profile.thinking_fields(settings.llm_thinking)
     if not switch:
@@ -187,18 +214,60 @@ def _llm_checks(settings: Settings) -> Iterator[Check]:
     yield _probe(
         "thinking switch",
         lambda: client.ping(thinking=not settings.llm_thinking),
+        problem,
         f"{profile.name} profile's {', '.join(switch)} accepted (thinking on and off)",
         f"the server rejected {', '.join(switch)}: set QWENBOT_LLM_PROVIDER to the server you run "
         "(vllm, sglang, llamacpp, ollama, dashscope, openai)",
     )
 
 
-def _probe(name: str, call: Callable[[], object], passed: str, fix: str) -> Check:
+def _model_check(settings: Settings, client: LLMClient, served: list[str], ping: Check) -> Check:
+    """The configured model in the server's list; or, when the server answers under its name anyway
+    (llama.cpp's server lists its GGUF file and answers any name), a warning with nothing to fix."""
+    if settings.llm_model in served:
+        return Check(
+            "LLM model", "pass", f"{settings.llm_model} is served at {redact_url(settings.llm_base_url or '')}"
+        )
+    listed = ", ".join(Path(m).name if _is_file(m) else m for m in served[:3]) + (", …" if len(served) > 3 else "")
+    if ping.outcome == "pass":
+        return Check(
+            "LLM model",
+            "warn",
+            f"{settings.llm_model!r} is not in the server's list ({listed or 'empty'}), but the server answers "
+            "under that name (llama.cpp's server answers any model name)",
+        )
+    missing = client.not_served(served)
+    if served and all(_is_file(m) for m in served):  # a path is no name to configure
+        return Check(
+            "LLM model",
+            "fail",
+            f"{settings.llm_model!r} is not served (the server lists the file {listed})",
+            "name the model on the server (llama.cpp: --alias NAME) and set QWENBOT_LLM_MODEL to that name",
+        )
+    return Check("LLM model", "fail", missing.problem, missing.fix)
+
+
+def _is_file(model_id: str) -> bool:
+    """A model id that is a file path (llama.cpp without --alias), not a name like Qwen/Qwen3-8B."""
+    return model_id.startswith(("/", "./", "~")) or model_id.lower().endswith(".gguf") or ":\\" in model_id
+
+
+def _problem(exc: LLMError, *, where: str, limit: float, read_timeout: float) -> str:
+    """The client's diagnosis; a timeout, when doctor's own limit was the shorter, says so."""
+    if exc.kind != "timeout" or limit >= read_timeout:
+        return exc.problem
+    return (
+        f"timed out: no reply from {where} within {limit:g}s, doctor's own limit (answers wait up to "
+        f"{read_timeout:g}s, QWENBOT_LLM_READ_TIMEOUT)"
+    )
+
+
+def _probe(name: str, call: Callable[[], object], problem: Callable[[LLMError], str], passed: str, fix: str) -> Check:
     started = time.monotonic()
     try:
         call()
     except LLMError as exc:
-        return Check(name, "fail", exc.problem, exc.fix or fix)
+        return Check(name, "fail", problem(exc), exc.fix or fix)
     return Check(name, "pass", f"{passed} in {time.monotonic() - started:.1f}s")
 
 

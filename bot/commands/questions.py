@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 
 from bot.commands import gaps
-from bot.errors import ConfigError
+from bot.errors import UsageError
 from bot.settings import Settings
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if not args.unanswered:
-        raise ConfigError("qwenbot questions lists the unanswered ones: add --unanswered (or run `qwenbot gaps`)")
+        raise UsageError(
+            "takes --unanswered (the questions the docs did not answer, as `qwenbot gaps` lists them), "
+            "with --since WINDOW and --json"
+        )
     return gaps.main(settings, args)
