@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 Params = Sequence[Any]
 PING_SECONDS = 3.0
+# A connection attempt of the PostgreSQL pool backs off 1, 2, 4, 8... s; given up after this, the next
+# request starts afresh. Without it the backoff grows to minutes in a long outage, and the bot would
+# stay deaf that long after the database is back (the bot pings it every second meanwhile).
+RECONNECT_SECONDS = 5.0
 Dialect = Literal["sqlite", "postgresql"]
 
 
@@ -240,6 +244,7 @@ class PostgresDatabase(Database):
             # a connection the server dropped (restart, failover) is replaced, not handed out
             check=ConnectionPool.check_connection,
             timeout=connect_timeout,
+            reconnect_timeout=RECONNECT_SECONDS,
             open=False,
             name="qwenbot-state",
         )

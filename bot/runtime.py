@@ -26,7 +26,7 @@ from bot.control import (
     index_request,
     search_handlers,
 )
-from bot.db import StateError
+from bot.errors import StartupError
 from bot.gaps import GapDigest
 from bot.indexing import ERROR, IndexRequest, job_counts, run_index_job
 from bot.llm import build_client
@@ -35,6 +35,8 @@ from bot.settings import Settings
 from bot.slack.answering import Answerer, Interruptible
 from bot.slack.app import build_app
 from bot.slack.client import make_client
+from bot.slack.guard import StateMonitor, unreachable
+from bot.slack.http import HttpServer
 from bot.slack.listeners.commands import Reindexer
 from bot.slack.policy import Policy
 from bot.slack.workers import Workers
@@ -79,6 +81,9 @@ class BotRuntime:
         try:
             self.state = State.from_settings(settings)
             self._closers.append(self.state.close)
+            # a shared database is pinged between events too, so that an outage is noticed at once
+            self.state_monitor = StateMonitor(self.state.ping, watch=self.state.shared)
+            self._closers.append(self.state_monitor.close)
             self.policy = Policy.from_settings(settings, self.state)
             # with a local index folder the searcher holds its lock for the bot's lifetime (a Chroma
             # folder is single-process), so re-indexing happens here, in-process
@@ -95,7 +100,15 @@ class BotRuntime:
             self.workers = Workers()
             # answers get cut off through this at the end of the shutdown drain
             self.answers = Interruptible(self.pipeline)
-            self.answerer = Answerer(settings, self.answers, self.state, self.client, self.policy, self.metrics)
+            self.answerer = Answerer(
+                settings,
+                self.answers,
+                self.state,
+                self.client,
+                self.policy,
+                self.metrics,
+                state_monitor=self.state_monitor,
+            )
             # leases are renewed until the drain is over (closers run last-in first-out)
             self._leases_stop = threading.Event()
             self._leases = threading.Thread(target=self._keep_leases, name="qwenbot-leases", daemon=True)
@@ -115,7 +128,7 @@ class BotRuntime:
                 reindexer=Reindexer(frozenset(settings.admin_users), self.reindex_docs),
             )
             if settings.metrics_port:
-                self._closers.append(self.metrics.serve(settings.metrics_host, settings.metrics_port))
+                self._closers.append(self._serve_operations(settings.metrics_host, settings.metrics_port))
             if not self.config.chroma_host:  # a Chroma server takes `qwenbot index` from anywhere itself
                 self._closers.append(self._open_control())
         except BaseException:
@@ -196,6 +209,7 @@ class BotRuntime:
         if not self.workers.wait_idle(self.settings.drain_seconds):
             log.warning("drain time over: cutting off %d answers still in progress", self.workers.in_flight)
             self.answers.interrupt()
+            self.state_monitor.close()  # questions held through an outage of the state database give up too
             if not self.workers.wait_idle(CUT_OFF_SECONDS):
                 log.error("%d answers did not stop in time; closing under them", self.workers.in_flight)
         self.workers.shutdown(wait=False)
@@ -206,11 +220,15 @@ class BotRuntime:
         while not self._leases_stop.wait(self.state.lease_seconds / 3):
             try:
                 self.state.renew_leases()
-                if not self._stop.is_set():
+                # After an outage of the state database, every replica's leases may have run out
+                # meanwhile: the others get a whole lease to renew theirs before any is taken over.
+                if not self._stop.is_set() and self.state_monitor.up_for() >= self.state.lease_seconds:
                     for lease in self.state.take_abandoned():
                         self.workers.submit(self.answerer.resume, lease)
-            except Exception:
-                log.exception("renewing the answer leases failed")
+            except Exception as exc:
+                if not unreachable(exc):
+                    log.exception("renewing the answer leases failed")
+                self.state_monitor.failed(exc)  # an outage: said once, not a traceback every few seconds
 
     def _stop_leases(self) -> None:
         self._leases_stop.set()
@@ -395,13 +413,24 @@ class BotRuntime:
         host = urllib.parse.urlsplit(redact_url(self.settings.llm_base_url or "")).netloc  # where, not who
         return f"`{self.settings.llm_model}` at `{host}`"
 
+    def _serve_operations(self, host: str, port: int) -> Callable[[], None]:
+        """Serves /healthz and /metrics on a port of their own (QWENBOT_METRICS_PORT), in any mode;
+        returns its closer."""
+        try:
+            server = HttpServer(None, host, port, self.health, metrics=self.metrics.registry)
+            server.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot serve /healthz and /metrics on {host}:{port} ({exc.strerror or exc}); "
+                "choose another QWENBOT_METRICS_PORT"
+            ) from None
+        log.info("serving /healthz and /metrics on http://%s:%d", host, server.port)
+        return server.stop
+
     def health(self) -> dict[str, Any]:
         """For /healthz: cheap checks only (the model is checked by `/qwenbot status`). Not ready while
         the state database is unreachable: no question can be claimed then."""
-        try:
-            self.state.ping()
-        except StateError as exc:
-            log.warning("health check: %s", exc)
+        if self.state_monitor.down or not self.state_monitor.check():  # the monitor says when it is back
             return {"ok": False, "state": "unreachable"}
         try:
             info = self.index_info()

@@ -167,8 +167,8 @@ class Settings(BaseSettings):
     # Key of the hashed user id in the question log lines; unset: derived from SLACK_BOT_TOKEN (the
     # hashes then change when the token is rotated)
     log_user_salt: SecretStr | None = None
-    # Prometheus /metrics on its own port (Socket Mode has no HTTP server; `run --http` also serves it
-    # at /metrics next to the Events API); 0 = off
+    # /metrics (Prometheus) and /healthz on a port of their own, in any mode; `run --http` then serves
+    # /slack/events alone on its public port. 0 = off: `run --http` serves all three
     metrics_port: int = Field(0, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
     # Feedback under each answer: Slack's native thumbs (a context_actions block) or plain buttons,

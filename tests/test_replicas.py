@@ -210,8 +210,10 @@ def test_healthz_is_not_ready_while_the_state_database_is_unreachable(cluster: C
             assert _status(health) == 503  # no claim possible: the load balancer sends Slack elsewhere
         finally:
             conn.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
-    # back by itself: the pool reconnects with backoff (1 s, 2 s, ...), so ready again within seconds
-    wait_until(cluster, lambda: _status(health) == 200, timeout=30)
+    # back by itself: the pool reconnects with backoff (1 s, 2 s, ...), so ready again within seconds; every
+    # replica saw the outage (each refuses Slack's events until it sees the database back)
+    healths = [r.url.replace("/slack/events", "/healthz") for r in cluster.replicas]
+    wait_until(cluster, lambda: all(_status(h) == 200 for h in healths), timeout=30)
 
 
 def _status(url: str) -> int:

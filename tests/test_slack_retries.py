@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import test_slack_app
 from fake_openai import answer
 from fake_slack import FakeSlack
-from test_slack_app import GENERAL, QUESTION, VACATION_ANSWER, Bot
+from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot
 
 from bot.settings import load_settings
 from bot.slack.client import make_client
-
-make_bot = test_slack_app.make_bot  # the running bot of the end-to-end tests, as a fixture here too
 
 
 def test_two_503s_on_stop_stream_still_end_the_answer_with_sources_and_buttons(make_bot: Callable[..., Bot]) -> None:

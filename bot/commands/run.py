@@ -1,5 +1,6 @@
 """`qwenbot run`: the Slack bot. Socket Mode when SLACK_APP_TOKEN is set (no public URL needed);
-`--http` serves the Events API at /slack/events, plus /healthz for load balancers."""
+`--http` serves the Events API at /slack/events, plus /healthz for load balancers and /metrics for
+Prometheus, unless QWENBOT_METRICS_PORT gives those a port of their own."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.errors import ConfigError, StartupError
 from bot.runtime import BotRuntime
 from bot.settings import Settings
-from bot.slack.http import EVENTS_PATH, HEALTH_PATH, HttpLimits, HttpServer
+from bot.slack.http import EVENTS_PATH, HEALTH_PATH, METRICS_PATH, HttpLimits, HttpServer
 from bot.text import redact_url
 
 log = logging.getLogger(__name__)
@@ -81,27 +82,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         if args.http:
-            try:
-                server = HttpServer(
-                    runtime.app,
-                    args.host,
-                    args.port,
-                    runtime.health,
-                    HttpLimits.from_settings(settings),
-                    runtime.metrics.registry,
-                )
-                server.start()
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); choose another --port"
-                ) from None
-            log.info(
-                "serving the Events API on http://%s:%d%s (health: %s)",
-                args.host,
-                server.port,
-                EVENTS_PATH,
-                HEALTH_PATH,
-            )
+            server = events_server(runtime, args.host, args.port)
             _wait(stop)
             # no new connections from here (Slack retries elsewhere); requests in progress are acked
             server.stop()
@@ -130,6 +111,28 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         runtime.close()  # drains the answers in progress first
     return 0
+
+
+def events_server(runtime: BotRuntime, host: str, port: int) -> HttpServer:
+    """The Events API server, started. It also serves /healthz and /metrics, unless the runtime serves
+    them on QWENBOT_METRICS_PORT: the public port then takes /slack/events alone."""
+    settings = runtime.settings
+    own_port = bool(settings.metrics_port)
+    try:
+        server = HttpServer(
+            runtime.app,
+            host,
+            port,
+            None if own_port else runtime.health,
+            HttpLimits.from_settings(settings),
+            None if own_port else runtime.metrics.registry,
+        )
+        server.start()
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port") from None
+    where = f"port {settings.metrics_port}" if own_port else f"{HEALTH_PATH} and {METRICS_PATH} on this port"
+    log.info("serving the Events API on http://%s:%d%s (health and metrics: %s)", host, server.port, EVENTS_PATH, where)
+    return server
 
 
 def _on_message(raw: str, hello: threading.Event) -> None:

@@ -1,5 +1,9 @@
 """One question, answered in its thread: claimed once, checked against the channel policy, then the
-answer pipeline's events streamed into a Slack reply. Any failure still ends with an apology."""
+answer pipeline's events streamed into a Slack reply. Any failure still ends with an apology.
+
+While the state database is unreachable, a question waits (bot/slack/guard.py): its state calls are
+made again once the database is back, and it is answered then. An answer that was written meanwhile
+ends at once with its sources, and gets its feedback buttons once it is stored."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from slack_sdk import WebClient
@@ -21,8 +26,10 @@ from bot.logs import QuestionLog, UserHasher
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack import render
+from bot.slack.guard import StateMonitor, StateUnavailable, unreachable
 from bot.slack.policy import Policy
 from bot.slack.questions import Question
+from bot.slack.render import Message
 from bot.slack.reply import ThreadReply
 from bot.slack.thread import ThreadHistory
 from bot.state import Lease, State
@@ -37,6 +44,7 @@ class Pipeline(Protocol):
 
 INTERRUPTED = "Sorry, I was restarted before I could finish this answer. Please ask again in a moment."
 RESUMED = "I was restarted while answering this, so here is the answer from the start."
+ANSWER_ID_BLOCKS = ("feedback", "ask_owner")  # the blocks that name the stored answer
 
 
 def _message_key(q: Question) -> str:
@@ -81,6 +89,8 @@ class Answerer:
         client: WebClient,
         policy: Policy,
         metrics: Metrics,
+        *,
+        state_monitor: StateMonitor | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -88,60 +98,99 @@ class Answerer:
         self.client = client
         self.policy = policy
         self.metrics = metrics
+        self.state_monitor = state_monitor or StateMonitor(state.ping)
+        self.held = self.state_monitor.held  # a state call, made again once an outage is over
         self.hash_user = UserHasher.from_settings(settings)
         self.history = ThreadHistory(client)
 
     def handle(self, q: Question, *, mentioned: bool) -> None:
         """Answers `q` unless it was already handled, is not allowed here, or the user is rate-limited."""
-        if q.event_id and not self.state.claim(f"event:{q.event_id}"):
-            log.info("event %s already handled (a retry)", q.event_id)
+        try:
+            if q.event_id and not self.held(lambda: self.state.claim(f"event:{q.event_id}")):
+                log.info("event %s already handled (a retry)", q.event_id)
+                return
+            # leased while it is handled: if this replica dies, another one answers it (see resume)
+            lease = self.held(lambda: self.state.claim_lease(_message_key(q), json.dumps(dataclasses.asdict(q))))
+        except StateUnavailable:
+            self._not_answered(q, self._reply(q))
             return
-        # leased while it is handled: if this replica dies, another one answers it (see resume)
-        lease = self.state.claim_lease(_message_key(q), json.dumps(dataclasses.asdict(q)))
         if lease is None:
             return
         try:
-            if not self.policy.channel_allowed(q.channel, q.is_dm):
-                self.report(q, "refused", note="channel not enabled")
-                if mentioned:
-                    self.notice(q, render.not_enabled())
-                return
-            wait = self.policy.wait_seconds(q.user)
-            if wait:
-                self.report(q, "refused", note="rate limited")
-                self.notice(q, render.rate_limited(wait))
-                return
-            if not q.text:
-                self.notice(q, render.HELP)
-                return
-            self.answer(q, resumed=lease.resumed)
+            self._handle_claimed(q, lease, mentioned=mentioned)
+        except StateUnavailable:  # the rate limit could not be checked
+            self._not_answered(q, self._reply(q))
         finally:
-            self.state.finish(lease.key)
+            self._finish(lease)
+
+    def _handle_claimed(self, q: Question, lease: Lease, *, mentioned: bool) -> None:
+        if not self.policy.channel_allowed(q.channel, q.is_dm):
+            self.report(q, "refused", note="channel not enabled")
+            if mentioned:
+                self.notice(q, render.not_enabled())
+            return
+        wait = self.held(lambda: self.policy.wait_seconds(q.user))
+        if wait:
+            self.report(q, "refused", note="rate limited")
+            self.notice(q, render.rate_limited(wait))
+            return
+        if not q.text:
+            self.notice(q, render.HELP)
+            return
+        self.answer(q, resumed=lease.resumed)
 
     def resume(self, lease: Lease) -> None:
         """Answers a question whose replica died while answering it (its lease ran out): once, here."""
         q = Question(**json.loads(lease.payload))
         try:
-            if self.state.answer_posted(q.channel, q.ts):  # it died after posting, before saying so
+            if self.held(lambda: self.state.answer_posted(q.channel, q.ts)):  # it died after posting
                 return
             log.warning("answering in %s (thread %s): the replica answering it stopped", q.channel, q.thread_ts)
             self.answer(q, resumed=True)
+        except StateUnavailable:
+            self._not_answered(q, self._reply(q))
         finally:
-            self.state.finish(lease.key)
+            self._finish(lease)
+
+    def _finish(self, lease: Lease) -> None:
+        try:
+            self.held(lambda: self.state.finish(lease.key))
+        except StateUnavailable:
+            log.error("stopping while the state database is unreachable: the lease %s was not ended", lease.key)
+
+    def _not_answered(self, q: Question, reply: ThreadReply) -> None:
+        """The bot stops while the state database is still unreachable, before this question got its
+        answer: the asker is told to ask again, the log says where (never what)."""
+        log.error(
+            "stopping while the state database is unreachable: the question in %s (message %s) was not answered",
+            q.channel,
+            q.ts,
+        )
+        try:
+            reply.say(INTERRUPTED, failure="the bot restarted")
+        except Exception:
+            log.exception("could not say the question in %s was not answered", q.channel)
+
+    def _reply(self, q: Question) -> ThreadReply:
+        return ThreadReply(self.client, q.channel, q.thread_ts, q.ts, user=q.user, team=q.team)
 
     def answer(self, q: Question, *, resumed: bool = False) -> None:
         started = time.monotonic()
-        reply = ThreadReply(self.client, q.channel, q.thread_ts, q.ts, user=q.user, team=q.team)
+        reply = self._reply(q)
         try:
             # recorded first: from now on the thread is the bot's, so a follow-up sent while this answer
             # is written is a question too (it waits its turn below)
-            question_id = self.state.add_question(
-                event_id=q.event_id, channel=q.channel, thread_ts=q.thread_ts, message_ts=q.ts, user=q.user, text=q.text
+            question_id = self.held(
+                lambda: self.state.add_question(
+                    event_id=q.event_id,
+                    channel=q.channel,
+                    thread_ts=q.thread_ts,
+                    message_ts=q.ts,
+                    user=q.user,
+                    text=q.text,
+                )
             )
-            with (
-                self.state.thread_turn(q.channel, q.thread_ts, q.ts),
-                self.metrics.answers_in_flight.track_inprogress(),
-            ):
+            with self._thread_turn(q), self.metrics.answers_in_flight.track_inprogress():
                 if resumed:
                     reply.say(RESUMED)
                 answer = self._answer(q, reply, question_id)
@@ -156,6 +205,8 @@ class Answerer:
                 reply.say(INTERRUPTED, failure="the bot restarted")
             except Exception:
                 log.exception("could not say the answer in %s was cut off", q.channel)
+        except StateUnavailable:  # before the answer was written
+            self._not_answered(q, reply)
         except Exception:
             eid = error_id()
             log.exception("error %s while answering in %s (thread %s)", eid, q.channel, q.thread_ts)
@@ -165,12 +216,38 @@ class Answerer:
             except Exception:
                 log.exception("could not post the apology for error %s", eid)
 
+    @contextmanager
+    def _thread_turn(self, q: Question) -> Iterator[None]:
+        """The question's turn in its thread (State.thread_turn), taken and given back across an outage
+        of the state database."""
+
+        def take() -> AbstractContextManager[None]:
+            turn = self.state.thread_turn(q.channel, q.thread_ts, q.ts)
+            turn.__enter__()
+            return turn
+
+        turn = self.held(take)
+        try:
+            yield
+        finally:
+            try:
+                turn.__exit__(None, None, None)
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
+                # still recorded, and renewed by this replica: taken again and given back once it is back
+                self.state_monitor.failed(exc)
+                try:
+                    self.held(lambda: take().__exit__(None, None, None))
+                except StateUnavailable:
+                    log.error("stopping while the state database is unreachable: a turn in %s stays", q.channel)
+
     def _answer(self, q: Question, reply: ThreadReply, question_id: int) -> Answer:
         reply.step(Status("searching"))
         history = self.history.turns(q) if q.in_thread else []
         answer = None
         # in an assistant thread, the channel the user is viewing picks the scope
-        viewing = self.state.thread_context(q.channel, q.thread_ts) if q.is_dm else None
+        viewing = self.held(lambda: self.state.thread_context(q.channel, q.thread_ts)) if q.is_dm else None
         scope = self.policy.scope_for(q.channel, q.is_dm, viewing)
         for event in self.pipeline.run(q.text, history, scope):
             if isinstance(event, Status):
@@ -181,20 +258,61 @@ class Answerer:
                 answer = event.answer
         if answer is None:
             raise RuntimeError("the answer pipeline ended without an answer")
-        answer_id = self.state.add_answer(question_id, answer)
-        ts = reply.finish(
-            render.answer_messages(
-                answer,
-                answer_id,
-                self.settings.stale_source_days,
-                allow_mailto=self.settings.allow_mailto_links,
-                feedback_style=self.settings.feedback_style,
-                ask_owner=self.policy.options_for(q.channel, q.is_dm, viewing).ask_channel is not None,
-            ),
-            answer,
-        )
-        self.state.set_answer_message(answer_id, ts)
+        self._deliver(q, reply, question_id, answer, viewing)
         return answer
+
+    def _deliver(self, q: Question, reply: ThreadReply, question_id: int, answer: Answer, viewing: str | None) -> None:
+        """Stores the answer and ends the reply with its sources and buttons. With the state database
+        down, the reply ends at once without the buttons (they name the stored answer), which are added
+        once the answer is stored."""
+        answer_id = self._store(question_id, answer)
+        messages = self._messages(q, answer, answer_id or 0, viewing)
+        if answer_id is None:  # no stored answer to rate yet: its sources now, its buttons once it is stored
+            messages = [
+                Message(m.text, [b for b in m.blocks if b.get("block_id") not in ANSWER_ID_BLOCKS]) for m in messages
+            ]
+        ts = reply.finish(messages, answer)
+        try:
+            stored = answer_id or self.held(lambda: self.state.add_answer(question_id, answer))
+            self.held(lambda: self.state.set_answer_message(stored, ts))
+        except StateUnavailable:  # the asker has the answer; only the bot's record of it is missing
+            log.error("stopping while the state database is unreachable: the answer in %s was not stored", q.channel)
+            return
+        if answer_id is None:
+            self._show_buttons(q, ts, self._messages(q, answer, stored, viewing)[-1])
+
+    def _store(self, question_id: int, answer: Answer) -> int | None:
+        """The stored answer's id; None while the state database is unreachable."""
+        if self.state_monitor.down:
+            return None
+        try:
+            return self.state.add_answer(question_id, answer)
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            self.state_monitor.failed(exc)
+            return None
+
+    def _messages(self, q: Question, answer: Answer, answer_id: int, viewing: str | None) -> list[Message]:
+        return render.answer_messages(
+            answer,
+            answer_id,
+            self.settings.stale_source_days,
+            allow_mailto=self.settings.allow_mailto_links,
+            feedback_style=self.settings.feedback_style,
+            ask_owner=self.policy.options_for(q.channel, q.is_dm, viewing).ask_channel is not None,
+        )
+
+    def _show_buttons(self, q: Question, ts: str, last: Message) -> None:
+        """The answer's last message again, now with the feedback buttons of the stored answer."""
+        try:
+            self.client.chat_update(channel=q.channel, ts=ts, text=last.text, blocks=last.blocks)
+        except SlackApiError as exc:
+            log.warning(
+                "chat.update failed (%s): the answer in %s has no feedback buttons",
+                exc.response.get("error"),
+                q.channel,
+            )
 
     def report(
         self,

@@ -23,6 +23,7 @@ from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.answering import Answerer, Pipeline
 from bot.slack.client import make_client
+from bot.slack.guard import StateGuard
 from bot.slack.listeners import register_listeners
 from bot.slack.listeners.commands import Reindexer
 from bot.slack.policy import Policy
@@ -65,6 +66,7 @@ def build_app(
             logger=logging.getLogger("bot.bolt"),
         )
     answerer = answerer or Answerer(settings, pipeline, state, client, policy, metrics or Metrics())
+    app.use(StateGuard(answerer.state_monitor))  # events wait in Slack while the state database is down
     register_listeners(app, answerer, workers, status_report, reindexer)
     return app
 

@@ -1,5 +1,6 @@
 """The HTTP transport: POST /slack/events to the Bolt app, GET /healthz for load balancers, GET /metrics
-for Prometheus.
+for Prometheus. With QWENBOT_METRICS_PORT, the last two are served on that port instead (see
+BotRuntime), and the public Events API port serves /slack/events alone.
 
 Served by uvicorn (asyncio, so an idle or slow connection costs no thread) with a Starlette app in
 front of Bolt's sync `App`, within limits a public endpoint needs: a listen backlog for bursts, a
@@ -14,7 +15,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +75,36 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def make_asgi_app(
-    app: App, health: Callable[[], dict[str, Any]], limits: HttpLimits, metrics: CollectorRegistry | None = None
+    app: App | None,
+    health: Callable[[], dict[str, Any]] | None,
+    limits: HttpLimits,
+    metrics: CollectorRegistry | None = None,
 ) -> Starlette:
+    """The routes of what is given: the Events API for `app`, /healthz for `health`, /metrics for
+    `metrics`; any other path is a 404."""
+    routes: list[Route] = []
+    if app is not None:
+        routes.append(Route(EVENTS_PATH, _events_endpoint(app, limits), methods=["POST"]))
+    if health is not None:
+        check = health
+
+        async def healthz(request: Request) -> Response:
+            report = await run_in_threadpool(check)
+            return JSONResponse(report, status_code=200 if report.get("ok") else 503)
+
+        routes.append(Route(HEALTH_PATH, healthz))
+    if metrics is not None:
+        registry = metrics
+
+        async def scrape(request: Request) -> Response:
+            # off the event loop: the index's size is read from Chroma at each scrape
+            return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
+
+        routes.append(Route(METRICS_PATH, scrape))
+    return Starlette(routes=routes)
+
+
+def _events_endpoint(app: App, limits: HttpLimits) -> Callable[[Request], Awaitable[Response]]:
     async def events(request: Request) -> Response:
         try:
             async with asyncio.timeout(limits.read_timeout):
@@ -89,20 +118,7 @@ def make_asgi_app(
         bolt_request = to_bolt_request(request, body)
         return to_starlette_response(await run_in_threadpool(app.dispatch, bolt_request))
 
-    async def healthz(request: Request) -> Response:
-        report = await run_in_threadpool(health)
-        return JSONResponse(report, status_code=200 if report.get("ok") else 503)
-
-    routes = [Route(EVENTS_PATH, events, methods=["POST"]), Route(HEALTH_PATH, healthz)]
-    if metrics is not None:
-        registry = metrics
-
-        async def scrape(request: Request) -> Response:
-            # off the event loop: the index's size is read from Chroma at each scrape
-            return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
-
-        routes.append(Route(METRICS_PATH, scrape))
-    return Starlette(routes=routes)
+    return events
 
 
 class _Protocol(H11Protocol):
@@ -141,14 +157,15 @@ class _Protocol(H11Protocol):
 class HttpServer:
     """uvicorn serving the Events API from a thread. It listens once built (port 0 picks a free port);
     `start()` returns once it serves, `stop()` stops taking connections, lets requests in progress
-    finish, and returns when it is down. `metrics`: the registry /metrics serves (none: no /metrics)."""
+    finish, and returns when it is down. Each of `app` (/slack/events), `health` (/healthz) and
+    `metrics` (the registry /metrics serves) may be None: that path is not served then."""
 
     def __init__(
         self,
-        app: App,
+        app: App | None,
         host: str,
         port: int,
-        health: Callable[[], dict[str, Any]],
+        health: Callable[[], dict[str, Any]] | None,
         limits: HttpLimits | None = None,
         metrics: CollectorRegistry | None = None,
     ) -> None:
