@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.answer.records import Turn
-from bot.llm import LLMClient, LLMError
+from bot.llm.client import LLMClient
+from bot.llm.errors import LLMError
 from bot.settings import QueryRewrite
 from retrieval.lexical import tokenize
 

@@ -26,9 +26,11 @@ from bot.answer.prompts import (
     load_system_prompt,
     prompt_budget,
 )
-from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status, Turn, Usage
+from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status, Turn
 from bot.errors import ConfigError
-from bot.llm import Finished, LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport
+from bot.llm.client import LLMClient
+from bot.llm.errors import LLMError
+from bot.llm.events import Finished, ReasoningDelta, TextDelta, Usage, UsageReport
 from bot.metrics import Metrics
 from bot.settings import Settings
 from retrieval.fusion import fuse_top

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.llm.client import Usage
+from bot.llm.events import Usage
 
 # generated: the model's answer; extractive: passages quoted without a model (none configured, or it
 # failed); not_found: the docs don't hold the answer (a gap for the doc owners); failed: the configured

@@ -1,27 +1,12 @@
-"""The OpenAI-compatible Qwen client and the per-provider wire profiles."""
+"""The model side: an OpenAI-compatible Qwen client and what it speaks.
 
-from bot.llm.client import (
-    Finished,
-    LLMClient,
-    LLMError,
-    LLMEvent,
-    ReasoningDelta,
-    TextDelta,
-    UsageReport,
-    build_client,
-)
-from bot.llm.profiles import PROFILES, Profile, get_profile
+client      the transport: requests as the profile puts them on the wire, streaming, retries, timeouts
+profiles    per-server wire rules (thinking switch, sampling fields)
+events      the records a streamed answer yields (text, reasoning, usage, finish reason)
+reasoning   the `<think>` filter that keeps reasoning out of the answer
+errors      the exception tree (LLMError)
+diagnosis   the one place a failed call becomes an LLMError's one line
 
-__all__ = [
-    "PROFILES",
-    "Finished",
-    "LLMClient",
-    "LLMError",
-    "LLMEvent",
-    "Profile",
-    "ReasoningDelta",
-    "TextDelta",
-    "UsageReport",
-    "build_client",
-    "get_profile",
-]
+Import names from the module that defines them; this package re-exports nothing, so the light records
+(events, errors) load without the client and its HTTP stack.
+"""
