@@ -13,7 +13,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, Protocol, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,8 +25,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot.errors import StartupError
-from bot.llm.client import LLMErrorKind
-from retrieval.search import IndexInfo
+from bot.llm.errors import LLMErrorKind
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,22 @@ MODEL_ERROR_KINDS = (*get_args(LLMErrorKind), "empty", "length")
 RATINGS = ("up", "down")
 
 
+class IndexFigures(Protocol):
+    """What the index gauges show (retrieval.search.IndexInfo has it): declared here, so that metrics
+    need not import the search stack."""
+
+    @property
+    def documents(self) -> int: ...
+
+    @property
+    def chunks(self) -> int: ...
+
+    @property
+    def last_indexed(self) -> str | None: ...  # ISO timestamp of the last index run that changed the index
+
+
 class Metrics:
-    def __init__(self, index_info: Callable[[], IndexInfo] | None = None) -> None:
+    def __init__(self, index_info: Callable[[], IndexFigures] | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.questions = Counter("qwenbot_questions", "Questions, by how they were answered", ["mode"], registry=r)
@@ -152,7 +165,7 @@ class _SlackCallCounter(RetryHandler):
 class _IndexCollector(Collector):
     """The index's size and age, read from the index at each scrape (it changes under a running bot)."""
 
-    def __init__(self, index_info: Callable[[], IndexInfo]) -> None:
+    def __init__(self, index_info: Callable[[], IndexFigures]) -> None:
         self.index_info = index_info
 
     def describe(self) -> Iterator[Metric]:
