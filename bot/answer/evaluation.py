@@ -101,7 +101,8 @@ def _detail(question: Question, found: Retrieved, answer: Answer | None) -> dict
 
 def _progress(questions: Sequence[Question]) -> Iterable[Question]:
     if sys.stderr.isatty():
-        return tqdm(questions, desc="questions", unit="q", file=sys.stderr)
+        bar: Iterable[Question] = tqdm(questions, desc="questions", unit="q", file=sys.stderr)  # tqdm is untyped
+        return bar
     return _progress_lines(questions)
 
 
