@@ -37,7 +37,7 @@ from bot.answer.followup import rewrite_messages  # noqa: E402
 from bot.answer.pipeline import AnswerPipeline, Retrieved  # noqa: E402
 from bot.answer.prompts import estimate_tokens  # noqa: E402
 from bot.answer.records import Turn  # noqa: E402
-from bot.llm import LLMClient  # noqa: E402
+from bot.llm.client import LLMClient  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
 from retrieval.evaluation import (  # noqa: E402
     RANK_K,

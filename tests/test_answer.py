@@ -14,7 +14,7 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.answer.prompts import DEFAULT_SYSTEM_PROMPT, build_prompt, estimate_tokens, prompt_budget
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status, Turn
 from bot.errors import ConfigError
-from bot.llm import build_client
+from bot.llm.client import build_client
 from bot.settings import Settings, load_settings
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder

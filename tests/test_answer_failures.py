@@ -16,7 +16,7 @@ from test_slack_app import GENERAL, Bot, make_bot  # noqa: F401 - make_bot is a 
 
 from bot.answer.pipeline import LENGTH_NOTE, AnswerPipeline
 from bot.answer.records import Answer, Delta, Done
-from bot.llm import build_client
+from bot.llm.client import build_client
 from bot.settings import Settings, load_settings
 from bot.slack import render
 from retrieval.config import IndexConfig

@@ -34,7 +34,8 @@ from test_slack_app import Bot, make_bot  # noqa: F401 - make_bot is a fixture
 from bot.cli import main as cli
 from bot.commands.ask import EXIT_MODEL_FAILED
 from bot.commands.run import APP_TOKEN_FIX
-from bot.llm import LLMClient, LLMError
+from bot.llm.client import LLMClient
+from bot.llm.errors import LLMError
 from bot.settings import load_settings
 
 QUESTION = "How many days of paid vacation do I get?"

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from bot.answer.followup import QueryRewriter, heuristic_queries, leans_on_thread
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.records import Done, Turn
-from bot.llm import build_client
+from bot.llm.client import build_client
 from bot.settings import Settings, load_settings
 from bot.slack.questions import Question
 from bot.slack.thread import HISTORY_TURNS, PAGE_SIZE, ThreadHistory

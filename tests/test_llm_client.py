@@ -8,8 +8,10 @@ import time
 import pytest
 from fake_openai import FakeOpenAI, answer, closed_port_url, error, malformed_json, slow
 
-from bot.llm import Finished, LLMClient, LLMError, ReasoningDelta, TextDelta, UsageReport, build_client
-from bot.llm.client import ThinkSplitter, Usage
+from bot.llm.client import LLMClient, build_client
+from bot.llm.errors import LLMError
+from bot.llm.events import Finished, ReasoningDelta, TextDelta, Usage, UsageReport
+from bot.llm.reasoning import ThinkSplitter
 from bot.settings import load_settings
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]

@@ -11,7 +11,9 @@ import pytest
 from fake_openai import FakeOpenAI, keep_alive_after
 from test_llm_client import MESSAGES, make_client
 
-from bot.llm import LLMClient, LLMError, TextDelta
+from bot.llm.client import LLMClient
+from bot.llm.errors import LLMError
+from bot.llm.events import TextDelta
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
