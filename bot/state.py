@@ -577,7 +577,7 @@ class State:
             return []
         rows = self._db.fetch(
             "SELECT MIN(q.text) FROM questions q JOIN answers a ON a.question_id = q.id "
-            f"WHERE q.created >= ? AND a.mode <> 'not_found' AND ({where}) "
+            f"WHERE q.created >= ? AND a.mode NOT IN ('not_found', 'failed') AND ({where}) "
             "AND q.id = (SELECT MIN(q2.id) FROM questions q2 "
             "WHERE q2.channel = q.channel AND q2.thread_ts = q.thread_ts) "
             "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.answer_id = a.id AND f.rating = 'down') "
@@ -588,14 +588,15 @@ class State:
         return [str(r[0]) for r in rows]
 
     def unanswered_questions(self, since: float, until: float, include: GapsInclude) -> list[UnansweredQuestion]:
-        """Questions asked in [since, until) answered `not_found` or rated 👎, oldest first, from the
-        conversations `include` names, leaving out those in a digest group marked as handled."""
+        """Questions asked in [since, until) answered `not_found` or rated 👎 (a model failure is no
+        gap), oldest first, from the conversations `include` names, leaving out those in a digest group
+        marked as handled."""
         window = (since, until)
         rows = self._db.fetch(
             "SELECT q.id, q.text, q.channel, q.created, a.id, a.mode, q.channel_type FROM questions q "
             f"JOIN answers a ON a.question_id = q.id WHERE q.created >= ? AND q.created < ? AND {_INCLUDE[include]} "
-            "AND (a.mode = 'not_found' OR EXISTS "
-            "(SELECT 1 FROM feedback f WHERE f.answer_id = a.id AND f.rating = 'down')) "
+            "AND (a.mode = 'not_found' OR (a.mode <> 'failed' AND EXISTS "
+            "(SELECT 1 FROM feedback f WHERE f.answer_id = a.id AND f.rating = 'down'))) "
             "AND NOT EXISTS (SELECT 1 FROM gap_group_questions gq JOIN gap_groups g ON g.id = gq.group_id "
             "WHERE gq.question_id = q.id AND g.handled IS NOT NULL) ORDER BY q.created, q.id",
             window,

@@ -283,7 +283,7 @@ def test_a_state_file_of_the_sqlite_only_bot_is_migrated_with_its_data(tmp_path:
 def test_assistant_threads_popular_and_unanswered_questions_and_gap_groups(open_state: Opener) -> None:
     state, other = open_state(), open_state()
 
-    def asked(channel: str, ts: str, text: str, mode: Literal["generated", "not_found"]) -> tuple[int, int]:
+    def asked(channel: str, ts: str, text: str, mode: Literal["generated", "not_found", "failed"]) -> tuple[int, int]:
         qid = state.add_question(event_id=None, channel=channel, thread_ts=ts, message_ts=ts, user=ts, text=text)
         return qid, state.add_answer(qid, Answer(f"about {text}", mode, []))
 
@@ -298,6 +298,10 @@ def test_assistant_threads_popular_and_unanswered_questions_and_gap_groups(open_
     _, disliked = asked("C2", "5.0", "What is the parking fee?", "generated")
     other.record_feedback(disliked, "U2", "down")
     other.record_reason(disliked, "U2", "outdated")
+    # the model failed on these: no gap in the docs (even rated 👎), and never a suggested prompt
+    for i in range(3):
+        _, failed = asked("C1", f"6.{i}", "How do I order a monitor?", "failed")
+    other.record_feedback(failed, "U2", "down")
 
     popular = other.popular_questions(since, 5, QuestionPool(public_outside=()), 1)
     assert len(popular) == 2 and popular[0].lower() == "how many vacation days?"  # one wording, any case

@@ -18,7 +18,7 @@ from typing import TextIO
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status
 from bot.control import open_searcher
-from bot.llm import build_client
+from bot.llm.client import build_client
 from bot.settings import Settings
 from retrieval.models import SearchFilter
 from retrieval.store import index_exists
@@ -29,6 +29,7 @@ EXIT_MODEL_FAILED = 3
 _INSTEAD = {
     "extractive": "quoted the docs instead",
     "not_found": "and no passage was close enough to quote",
+    "failed": "and no passage answers it clearly enough to quote",
     "generated": "the answer was cut short",
 }
 
@@ -74,7 +75,7 @@ def _stream(events: Iterator[PipelineEvent], out: TextIO, err: TextIO) -> Answer
     assert answer is not None
     out.write("\n")
     if answer.sources:
-        heading = "Closest documents:" if answer.mode == "not_found" else "Sources:"
+        heading = "Sources:" if answer.cited else "Closest documents:"
         print(f"\n{heading}", file=out)
         for source in answer.sources:
             print(f"  {format_source(source)}", file=out)

@@ -334,7 +334,7 @@ class Answerer:
             user=self.hash_user(q.user),
             mode=mode,
             # not_found lists the nearest documents, but cites none
-            cited=[s.path for s in answer.sources] if answer and mode != "not_found" else [],
+            cited=answer.cited if answer else [],
             search_s=timings.get("search"),
             first_token_s=timings.get("first_token"),
             total_s=timings.get("total"),
