@@ -25,11 +25,12 @@ from bot.control import (
     Send,
     index_request,
     search_handlers,
+    settings_handlers,
 )
 from bot.errors import StartupError
 from bot.gaps import GapDigest
 from bot.indexing import ERROR, IndexRequest, job_counts, run_index_job
-from bot.llm import build_client
+from bot.llm.client import build_client
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack.answering import Answerer, Interruptible
@@ -153,8 +154,8 @@ class BotRuntime:
                 self.state,
                 self.client,
                 lambda texts: self.searcher.embedder.encode(texts),
-                lambda query, k: self.searcher.search(query, k=k),
-                self.policy.scopes.owner_groups,
+                lambda query, k, scope: self.searcher.search(query, k=k, filter=scope),
+                self.policy.scopes,
             )
             threading.Thread(target=digest.run, args=(self._stop,), name="qwenbot-gaps", daemon=True).start()
 
@@ -323,7 +324,8 @@ class BotRuntime:
             return self.run_index(index_request(args), lambda line: send({"line": line}))
 
         try:
-            server = ControlServer(self.config.index_dir, {**search_handlers(self.searcher), "index": index})
+            handlers = {**search_handlers(self.searcher), **settings_handlers(self.settings), "index": index}
+            server = ControlServer(self.config.index_dir, handlers)
         except ControlError as exc:
             log.warning("%s: `qwenbot index` and `qwenbot ask` cannot reach this bot", exc)
             return lambda: None

@@ -106,5 +106,6 @@ def test_the_digest_posts_no_private_question_and_searches_each_channels_scope(a
     posted = json.dumps(post, ensure_ascii=False)
     assert PUBLIC_QUESTION in posted and HR_QUESTION in posted
     assert "Falcon" not in posted and "Initech" not in posted
+    assert f"_asked in_ <#{HR_PUBLIC}>" in posted and f"_asked in_ <#{GENERAL}>" in posted
     assert dict(searched)[HR_QUESTION] == rt.policy.scopes.for_channel(HR_PUBLIC)
     assert "vpn-guide" not in posted

@@ -26,6 +26,7 @@ from bot.text import redact_url
 
 log = logging.getLogger(__name__)
 
+BOT_TOKEN_FIX = "copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth page into SLACK_BOT_TOKEN"
 APP_TOKEN_FIX = (
     "put an app-level token (xapp-..., scope connections:write, from Basic Information > App-Level Tokens) "
     "in SLACK_APP_TOKEN, and turn Socket Mode on in the app's settings"
@@ -72,6 +73,11 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
         runtime = BotRuntime(settings)
     except (BoltError, SlackApiError, OSError) as exc:  # auth.test at startup: bad token, Slack unreachable
+        refused = exc if isinstance(exc, SlackApiError) else exc.__context__  # Bolt wraps it, raw reply and all
+        if isinstance(refused, SlackApiError):
+            raise StartupError(
+                f"SLACK_BOT_TOKEN was refused by Slack ({slack_error(refused)}): {BOT_TOKEN_FIX}"
+            ) from None
         raise StartupError(
             f"cannot start the Slack app ({exc}); check SLACK_BOT_TOKEN and "
             f"QWENBOT_SLACK_API_URL ({redact_url(settings.slack_api_url)})"
