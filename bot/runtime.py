@@ -471,6 +471,11 @@ class BotRuntime:
             lines.append("• Indexing changes in the docs folder as they happen")
         if self.last_reindex_error:
             lines.append(f"• The last index job failed: {short(self.last_reindex_error)}")
+        if changed := self.settings.changed_since_read():
+            lines[0] = "*qwenbot status*: :x: degraded"
+            lines.append(
+                f"• Settings changed since this bot started ({', '.join(changed)}): restart the bot to use them"
+            )
         return "\n".join(lines)
 
 

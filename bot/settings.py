@@ -258,6 +258,7 @@ class Settings(BaseSettings):
         return value
 
     _file: Path | None = PrivateAttr(None)  # the settings file read (load_settings)
+    _overridden: frozenset[str] = PrivateAttr(frozenset())  # fields given in code, not read (load_settings)
 
     @property
     def settings_file(self) -> Path | None:
@@ -268,6 +269,18 @@ class Settings(BaseSettings):
         """SHARED_WITH_BOT by variable name, as text to compare: paths made absolute (not resolved: a
         docs folder that is a symlink swapped by git-sync is still the same setting)."""
         return {_env_name((f,)): _comparable(getattr(self, f)) for f in SHARED_WITH_BOT}
+
+    def changed_since_read(self) -> list[str]:
+        """The SHARED_WITH_BOT variables that read differently now from the same settings file and the
+        environment: a running bot keeps what it read at start, so an edited .env needs a restart. A
+        file that no longer reads is left to the commands that read it; nothing is named then."""
+        try:
+            now = load_settings(self._file or os.devnull)
+        except ConfigError:
+            return []
+        kept = {_env_name((f,)) for f in self._overridden}
+        before, after = self.shared_with_bot(), now.shared_with_bot()
+        return [name for name in before if name not in kept and before[name] != after[name]]
 
     def origin(self, field: str) -> str:
         """Where a setting's value came from, and so what a relative path in it is relative to."""
@@ -414,6 +427,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         raise SettingsError(str(exc)) from None
     path = Path(env_file) if env_file is not None else None
     settings._file = path if path is not None and path.exists() and not path.is_dir() else None
+    settings._overridden = frozenset(overrides)
     return _anchor_paths(settings, overrides)
 
 
