@@ -15,11 +15,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest  # noqa: E402
 import servers  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
+from support.paths import CORPUS_DIR  # noqa: E402
 
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig  # noqa: E402
 from retrieval.embeddings import Embedder, get_embedder  # noqa: E402
 
-CORPUS_DIR = Path(__file__).resolve().parent.parent / "docs_corpus"
+# the fixtures several modules share beyond these (make_bot, env, small_index, evil_index, wh)
+pytest_plugins = ["support.fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -98,16 +100,6 @@ def postgres_server() -> Iterator[str]:
 def postgres_url(postgres_server: str) -> str:
     """The URL of a fresh, empty database of its own on the session's PostgreSQL server."""
     return servers.new_database(postgres_server)
-
-
-class Clock:
-    """Time under the test's control, so "at most once a second" is checked without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

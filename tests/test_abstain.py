@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS_DIR
+from support.paths import CORPUS_DIR
 
 from bot.answer.abstain import (
     AbstainRule,

@@ -23,7 +23,7 @@ from fake_slack import (
     post_interaction,
     view_submission_payload,
 )
-from test_slack_app import GENERAL, QUESTION, VACATION_ANSWER, Bot, _click, make_bot  # noqa: F401 - a fixture
+from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot, click
 
 from bot.runtime import MODEL_CHECK_SECONDS
 from bot.slack import render
@@ -92,7 +92,7 @@ def _ask_in(bot: Bot, channels: list[str]) -> dict[str, str]:
 
 
 def test_acks_and_the_reason_modal_come_at_once_while_every_answer_worker_is_busy(
-    make_bot: Callable[..., Bot],  # noqa: F811 - the fixture
+    make_bot: Callable[..., Bot],
 ) -> None:
     bot = make_bot(feedback_style="buttons", rate_limit_per_minute=0)
     bot.llm.push(answer(VACATION_ANSWER))
@@ -113,8 +113,8 @@ def test_acks_and_the_reason_modal_come_at_once_while_every_answer_worker_is_bus
         [reply] = bot.slack.wait_for(lambda s: s.calls_to("response_url"), timeout=30)
         assert "qwenbot status" in reply.args["text"]
 
-        click = _click(bot, render.ACTION_DOWN, rated, "U0CAROL")
-        assert click.status == 200, click
+        clicked = click(bot, render.ACTION_DOWN, rated, "U0CAROL")
+        assert clicked.status == 200, clicked
         # the modal opens while its trigger id is valid, not once an answer worker is free
         [opened] = bot.slack.wait_for(lambda s: s.calls_to("views.open"), timeout=30)
         view = opened.args["view"]
@@ -134,7 +134,7 @@ def test_acks_and_the_reason_modal_come_at_once_while_every_answer_worker_is_bus
 
 
 def test_status_spam_while_the_model_list_hangs_runs_one_bounded_check_and_delays_no_question(
-    make_bot: Callable[..., Bot],  # noqa: F811 - the fixture
+    make_bot: Callable[..., Bot],
     hanging_models: Callable[[FakeOpenAI], threading.Event],
 ) -> None:
     bot = make_bot(rate_limit_per_minute=0)
@@ -180,7 +180,7 @@ def test_status_spam_while_the_model_list_hangs_runs_one_bounded_check_and_delay
 
 
 def test_past_the_waiting_limit_a_question_is_told_to_come_back(
-    make_bot: Callable[..., Bot],  # noqa: F811 - the fixture
+    make_bot: Callable[..., Bot],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # one answer thread and one place in the queue: the third question at once is one too many

@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, answer, closed_port_url, error
 from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from support import fixtures
+from support.cli import rows
 
 from bot.cli import main as cli
 
+env = fixtures.env  # transitional: tests/test_endpoint_errors.py imports it from here
+
 QUESTION = "How many days of paid vacation do I get?"
-
-
-@pytest.fixture
-def env(no_settings: pytest.MonkeyPatch, corpus_index: Path) -> pytest.MonkeyPatch:
-    """A clean environment: no settings from this machine, the session's docs_corpus index, no endpoint."""
-    monkeypatch = no_settings
-    monkeypatch.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
-    monkeypatch.setenv("QWENBOT_LLM_RETRIES", "0")
-    monkeypatch.setenv("QWENBOT_LLM_TOTAL_TIMEOUT", "5")
-    return monkeypatch
 
 
 def ask_in_its_own_process(corpus_index: Path, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -111,15 +105,6 @@ def test_ask_without_an_index_says_to_index_first(
     assert not (tmp_path / "nothing-here").exists()
 
 
-def rows(output: str) -> dict[str, str]:
-    """check name -> outcome, from the doctor's table."""
-    out = {}
-    for line in output.splitlines():
-        if line[:4] in ("PASS", "WARN", "FAIL", "SKIP"):
-            out[line[6:22].strip()] = line[:4]
-    return out
-
-
 def test_doctor_passes_on_a_working_setup(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     with FakeOpenAI(models=["Qwen/Qwen3-8B"]) as server, FakeSlack() as slack:
         server.push(answer("O"), answer("O"))
@@ -176,6 +161,7 @@ def test_doctor_reports_each_failure_with_a_fix(
 def test_doctor_flags_a_rejected_thinking_switch_and_an_unserved_model(
     env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+
     with FakeOpenAI(models=["qwen3:8b"]) as server:
         env.setenv("QWENBOT_LLM_BASE_URL", server.url)
         env.setenv("QWENBOT_LLM_PROVIDER", "vllm")

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import test_slack_app
 from fake_openai import FakeOpenAI, answer
 from fake_slack import BOT_USER, FakeSlack, command_form, event_body, mention_event, post_event, post_form
-from test_safety_drain import Running, running_bot
-from test_slack_app import GENERAL, Bot, one_doc_index
+from support.docs import BIKES, LUNCH, one_doc_index
+from support.processes import Running, running_bot, wait_until
+from support.slack_bot import GENERAL, Bot
 
 from bot import cli
 from bot.control import SECRET_NAME, SOCKET_NAME, index_info
@@ -28,18 +28,6 @@ from bot.settings import SettingsError, load_settings
 from bot.slack.listeners.commands import NOT_AN_ADMIN
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
-
-make_bot = test_slack_app.make_bot  # the running bot of the end-to-end tests, as a fixture here too
-
-LUNCH = "# Lunch\n\nLunch is served at noon on Fridays in the atrium.\n"
-BIKES = "# Bikes\n\nBicycles are parked in the cage next to the loading dock.\n"
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def stale_socket(path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, answer
 from fake_slack import FakeSlack
-from test_safety_drain import Running, running_bot
+from support.processes import Running, running_bot
 
 from bot import cli
 from bot.control import POINTER_NAME, SECRET_NAME, SOCKET_NAME, ControlServer

@@ -9,16 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_ask_doctor import rows
+from support.cli import rows
 
 from bot.cli import main as cli
 from bot.commands.doctor import CHECK_TIMEOUT
-
-
-@pytest.fixture
-def env(no_settings: pytest.MonkeyPatch, corpus_index: Path) -> pytest.MonkeyPatch:
-    no_settings.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
-    return no_settings
 
 
 @pytest.fixture

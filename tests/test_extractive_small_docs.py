@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_ask_doctor import env  # noqa: F401 - a fixture
-from test_slack_app import GENERAL, Bot, _answer_id, make_bot  # noqa: F401 - make_bot is a fixture
+from support import fixtures
+from support.paths import SMALL_DOCS
+from support.slack_bot import GENERAL, Bot, answer_id
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.records import Answer, Done
@@ -23,22 +24,13 @@ from bot.settings import load_settings
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.evaluation import load_questions
-from retrieval.indexer import Indexer
 from retrieval.search import Searcher
 
-SMALL_DOCS = Path(__file__).resolve().parent / "fixtures" / "small_docs"
+small_index = fixtures.small_index  # transitional: tests/test_answer_failures.py imports it from here
+
 QUESTIONS = load_questions(SMALL_DOCS / "questions.jsonl")
 ANSWERABLE = [q for q in QUESTIONS if q.sources]
 UNANSWERABLE = [q for q in QUESTIONS if not q.sources]
-
-
-@pytest.fixture(scope="module")
-def small_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    """tests/fixtures/small_docs indexed once per module; the folder to use as QWENBOT_INDEX_DIR."""
-    index_dir = tmp_path_factory.mktemp("small_docs_index")
-    stats = Indexer(IndexConfig(index_dir=index_dir), embedder).run([SMALL_DOCS], progress=False)
-    assert stats.failed == 0 and stats.documents == 12, stats.problems
-    return index_dir
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +95,7 @@ def test_most_unanswerable_questions_are_said_to_be_missing(pipeline: AnswerPipe
 
 
 def test_qwenbot_ask_without_a_model_answers_from_the_docs(
-    env: pytest.MonkeyPatch,  # noqa: F811 - the fixture
+    env: pytest.MonkeyPatch,
     small_index: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -121,10 +113,11 @@ def test_qwenbot_ask_without_a_model_answers_from_the_docs(
 
 
 def test_the_slack_answer_its_log_line_and_the_state_count_only_what_is_quoted(
-    make_bot: Callable[..., Bot],  # noqa: F811 - the fixture
+    make_bot: Callable[..., Bot],
     small_index: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+
     bot = make_bot(index_dir=small_index, llm_base_url=None)
     with caplog.at_level(logging.INFO, logger="bot"):
         ts, _ = bot.ask("how do I set up the VPN?")
@@ -136,4 +129,4 @@ def test_the_slack_answer_its_log_line_and_the_state_count_only_what_is_quoted(
     assert (fields["mode"], fields["cited"]) == ("extractive", ["it/vpn.txt"])
     sources = "\n".join(b["text"]["text"] for b in message.blocks[1:] if b.get("type") == "section")
     assert "it/vpn.txt" in sources and "berlin" not in sources and "first-day" not in sources
-    assert bot.runtime.state.source_paths(_answer_id(message)) == ["it/vpn.txt"]  # what the state keeps
+    assert bot.runtime.state.source_paths(answer_id(message)) == ["it/vpn.txt"]  # what the state keeps

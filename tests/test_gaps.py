@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fake_slack import block_action_payload, post_interaction
-from test_slack_app import Bot, make_bot  # noqa: F401 (fixture)
-from test_slack_native import assert_no_mentions
+from support.safety import assert_no_mentions
+from support.slack_bot import Bot
 
 from bot import cli
 from bot.answer.records import Answer
@@ -81,7 +81,7 @@ def _ask_all(state: State) -> None:
 
 
 @pytest.fixture
-def gaps_bot(make_bot: Callable[..., Bot], tmp_path: Path) -> Bot:  # noqa: F811
+def gaps_bot(make_bot: Callable[..., Bot], tmp_path: Path) -> Bot:
     scopes = tmp_path / "gap_scopes.yml"
     scopes.write_text(f"owners:\n  People Operations: {PEOPLE_GROUP}\n")
     return make_bot(

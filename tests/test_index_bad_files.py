@@ -8,14 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import test_index_manage
-from test_index_manage import index
+from support.cli import index
 
 from retrieval import loaders
 from retrieval.errors import LoadError
 from retrieval.loaders import load_document
-
-wh = test_index_manage.wh  # a small docs folder as QWENBOT_DOCS_DIR, and its index
 
 GOOD = "---\ntitle: Parking\n---\n\n# Parking\n\nVisitors park in lot B, behind the office.\n"
 

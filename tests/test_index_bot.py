@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI
 from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_form, post_form
-from test_control import BIKES, LUNCH, wait_until
-from test_safety_drain import ROOT, running_bot
-from test_slack_app import GENERAL, one_doc_index
+from support.docs import BIKES, LUNCH, one_doc_index
+from support.paths import REPO
+from support.processes import running_bot, wait_until
+from support.slack_bot import GENERAL
 
 from bot import cli
 from retrieval.embeddings import Embedder
@@ -100,7 +101,7 @@ class Process:
     def __init__(self, args: list[str], environ: dict[str, str], tmp_path: Path) -> None:
         command = [sys.executable, "-m", "bot.cli", "--env-file", os.devnull, *args]
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command, cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
         self.log: list[str] = []
         stderr = self.proc.stderr

@@ -8,12 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import test_index_manage
-from test_index_manage import WH_PATHS, index, indexed_paths
+from support.cli import WH_PATHS, index, indexed_paths
 
 from retrieval.exclude import Exclusions
-
-wh = test_index_manage.wh  # a small docs folder as QWENBOT_DOCS_DIR, and its index
 
 
 @pytest.mark.parametrize(

@@ -5,56 +5,20 @@ Chroma folder, driven through `qwenbot index` as an admin runs it."""
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import fixtures
+from support.cli import WH_PATHS, index, indexed_paths
 
-from bot import cli
 from retrieval.config import IndexConfig
 from retrieval.indexer import Indexer
 from retrieval.manifest import load_manifest
 from retrieval.store import open_collection
 
+wh = fixtures.wh  # transitional: tests/test_index_list.py imports it from here
+
 BROKEN_PDF = b"%PDF-1.4 this is not really a pdf"
-
-
-@dataclass
-class Result:
-    code: int
-    out: list[str]
-    err: list[str]
-
-
-@pytest.fixture
-def wh(no_settings: pytest.MonkeyPatch, tmp_path: Path, write_doc) -> Path:
-    """A small warehouse docs folder as QWENBOT_DOCS_DIR (relative, as an admin sets it), and its index."""
-    folder = tmp_path / "wh"
-    write_doc(folder, "people/parking.md", "Parking", {"Lots": "Staff park in lot B; visitors use lot A."})
-    write_doc(folder, "safety/forklift-certification.md", "Forklifts", {"Who": "Only certified staff drive forklifts."})
-    write_doc(folder, "hr/vacation.md", "Vacation", {"Days": "Warehouse staff get 22 vacation days a year."})
-    no_settings.setenv("QWENBOT_DOCS_DIR", "wh")
-    no_settings.setenv("QWENBOT_INDEX_DIR", str(tmp_path / "index"))
-    return folder
-
-
-def index(capsys: pytest.CaptureFixture[str], *args: str, progress: bool = False) -> Result:
-    argv = ["--env-file", os.devnull, "index", *args] + ([] if progress else ["--no-progress"])
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    # each command first says which settings file it read: not this job's lines
-    err = [line for line in captured.err.splitlines() if not line.startswith("qwenbot: settings: ")]
-    return Result(code, captured.out.splitlines(), err)
-
-
-def indexed_paths(tmp_path: Path) -> list[str]:
-    """Every chunk's document path, as search and Sources see them (duplicates included)."""
-    metas = open_collection(IndexConfig(index_dir=tmp_path / "index")).get(include=["metadatas"])["metadatas"]
-    return sorted(m["path"] for m in metas)
-
-
-WH_PATHS = ["hr/vacation.md", "people/parking.md", "safety/forklift-certification.md"]
 
 
 def test_a_root_a_folder_in_it_and_one_file_use_the_same_keys(

@@ -11,13 +11,12 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI, answer, error
+from fake_openai import answer, error
 from fake_slack import (
     BOT_TOKEN,
     BOT_USER,
@@ -30,100 +29,18 @@ from fake_slack import (
     post_event,
     post_interaction,
 )
-from prometheus_client.parser import text_string_to_metric_families
-from test_slack_app import _Lines
+from support.metrics import sample, scrape
+from support.paths import REPO
+from support.processes import OutputLines
+from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot
 
 from bot.errors import StartupError
 from bot.logs import FIELDS, UserHasher
 from bot.runtime import BotRuntime
-from bot.settings import Settings, load_settings
+from bot.settings import load_settings
 from bot.slack import render
-from bot.slack.http import HttpServer
 
-REPO = Path(__file__).resolve().parent.parent
-GENERAL = "C0GENERAL"
-QUESTION = "How many vacation days do I get per year?"
-VACATION_ANSWER = ["Full-time employees get ", "**25 days** of paid vacation ", "per calendar year [1]."]
 ALICE = "U0ALICE"
-
-
-def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a /metrics page, parsed by prometheus_client: (name, labels) -> value."""
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
-        text = resp.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def sample(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    key = (name, frozenset(labels.items()))
-    assert key in samples, f"no sample {name}{labels}; have {sorted(n for n, _ in samples)}"
-    return samples[key]
-
-
-@dataclass
-class Bot:
-    slack: FakeSlack
-    llm: FakeOpenAI
-    runtime: BotRuntime
-    settings: Settings
-    base: str  # http://127.0.0.1:PORT
-
-    def ask(self, text: str, *, channel: str = GENERAL, user: str = ALICE) -> str:
-        ts = self.slack.add_message(channel, user, f"<@{BOT_USER}> {text}")
-        post_event(f"{self.base}/slack/events", event_body(mention_event(channel, user, f"<@{BOT_USER}> {text}", ts)))
-        return ts
-
-    def answer_in(self, ts: str, channel: str = GENERAL) -> Message:
-        """The finished answer in the question's thread: the message carrying the feedback buttons."""
-
-        def done(s: FakeSlack) -> list[Message]:
-            return [m for m in s.bot_messages(channel, ts) if not m.streaming and _feedback(m, "up")]
-
-        return self.slack.wait_for(done)[0]
-
-    def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        return scrape(f"{self.base}/metrics")
-
-
-@pytest.fixture
-def make_bot(corpus_index: Path, tmp_path: Path) -> Iterator[Callable[..., Bot]]:
-    """A running bot in HTTP mode (in this process, serving /metrics as `qwenbot run --http` does)."""
-    stack: list[Callable[[], None]] = []
-
-    def build(**overrides: Any) -> Bot:
-        slack = FakeSlack().__enter__()
-        stack.append(lambda: slack.__exit__(None, None, None))
-        llm = FakeOpenAI().__enter__()
-        stack.append(lambda: llm.__exit__(None, None, None))
-        values: dict[str, Any] = {
-            "index_dir": corpus_index,
-            "state_db": tmp_path / "state.sqlite3",
-            "slack_api_url": slack.api_url,
-            "slack_bot_token": BOT_TOKEN,
-            "slack_signing_secret": SIGNING_SECRET,
-            "llm_base_url": llm.url,
-            "llm_retries": 0,
-            "index_on_start": False,  # the shared session index is not this bot's to re-index
-            **overrides,
-        }
-        settings = load_settings(None, **values)
-        runtime = BotRuntime(settings)
-        stack.append(runtime.close)
-        server = HttpServer(runtime.app, "127.0.0.1", 0, runtime.health, metrics=runtime.metrics.registry)
-        server.start()
-        stack.append(server.stop)
-        return Bot(slack, llm, runtime, settings, f"http://127.0.0.1:{server.port}")
-
-    try:
-        yield build
-    finally:
-        for close in reversed(stack):
-            close()
 
 
 def _feedback(message: Message, rating: str) -> tuple[str, str] | None:
@@ -151,7 +68,7 @@ def _rate(bot: Bot, message: Message, rating: str, user: str) -> None:
         thread_ts=message.thread_ts,
         response_url=bot.slack.response_url("action"),
     )
-    assert post_interaction(f"{bot.base}/slack/events", payload).status == 200
+    assert post_interaction(bot.url, payload).status == 200
 
 
 def test_metrics_move_after_a_question_and_feedback_and_the_question_is_one_log_line(
@@ -169,8 +86,8 @@ def test_metrics_move_after_a_question_and_feedback_and_the_question_is_one_log_
 
     bot.llm.push(answer(VACATION_ANSWER))  # usage: 42 prompt + 7 completion tokens
     with caplog.at_level(logging.INFO, logger="bot"):
-        ts = bot.ask(QUESTION)
-        message = bot.answer_in(ts)
+        ts, _ = bot.ask(QUESTION)
+        [message] = bot.answer_in(GENERAL, ts)
         assert bot.runtime.workers.wait_idle(10)
     after = bot.metrics()
     assert sample(after, "qwenbot_questions_total", mode="generated") == 1
@@ -314,7 +231,7 @@ def test_qwenbot_run_logs_json_lines_one_per_question_without_the_noise(corpus_i
             [*command, "--host", "127.0.0.1", "--port", "0"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
         )
         assert proc.stderr is not None
-        stderr = _Lines(proc.stderr)
+        stderr = OutputLines(proc.stderr)
         try:
             port = stderr.wait_for(r"Events API on http://127.0.0.1:(\d+)/", timeout=90).group(1)
             base = f"http://127.0.0.1:{port}"

@@ -13,14 +13,11 @@ from typing import Any
 import pytest
 from fake_openai import answer
 from fake_slack import (
-    BOT_USER,
     assistant_thread_event,
     event_body,
-    mention_event,
-    message_event,
     post_event,
 )
-from test_slack_app import GENERAL, Bot, make_bot  # noqa: F401 (fixture)
+from support.slack_bot import GENERAL, Bot, ask_in_channel, ask_in_dm
 
 from bot.slack.policy import Policy, PolicyError, RateLimiter, load_channel_scopes
 from bot.state import QuestionPool
@@ -61,24 +58,6 @@ channels:
     return path
 
 
-def ask_in_dm(bot: Bot, user: str, text: str) -> None:
-    dm = f"D{user[1:]}"
-    ts = bot.slack.add_message(dm, user, text)
-    post_event(bot.url, event_body(message_event(dm, user, text, ts, channel_type="im")))
-    bot.answer_in(dm, ts)
-
-
-def ask_in_channel(bot: Bot, channel: str, user: str, text: str, channel_type: str) -> None:
-    """A mention, as Slack delivers it to a bot subscribed to message.channels / message.groups: the
-    `message` event (with channel_type) and the `app_mention` (without)."""
-    said = f"<@{BOT_USER}> {text}"
-    ts = bot.slack.add_message(channel, user, said)
-    post_event(bot.url, event_body(message_event(channel, user, said, ts, channel_type=channel_type)))
-    bot.wait_idle()
-    post_event(bot.url, event_body(mention_event(channel, user, said, ts)))
-    bot.answer_in(channel, ts)
-
-
 def offered(bot: Bot, user: str, viewing: str | None) -> list[str]:
     """The prompts offered to `user` opening the assistant container while viewing `viewing`."""
     dm = f"D{user[1:]}"
@@ -104,7 +83,7 @@ def offered(bot: Bot, user: str, viewing: str | None) -> list[str]:
     ids=["defaults", "one-asker-enough"],
 )
 def test_dm_and_private_channel_questions_never_reach_anothers_suggested_prompts(
-    make_bot: Callable[..., Bot],  # noqa: F811
+    make_bot: Callable[..., Bot],
     tmp_path: Path,
     overrides: dict[str, Any],
 ) -> None:
@@ -125,7 +104,7 @@ def test_dm_and_private_channel_questions_never_reach_anothers_suggested_prompts
 
 
 def test_a_question_asked_by_enough_people_in_a_shared_public_scope_is_suggested(
-    make_bot: Callable[..., Bot],  # noqa: F811
+    make_bot: Callable[..., Bot],
     tmp_path: Path,
 ) -> None:
     bot = make_bot(channel_scopes_file=_scopes(tmp_path, default_shares=False))

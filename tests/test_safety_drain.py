@@ -3,75 +3,17 @@ in progress finish (up to QWENBOT_DRAIN_SECONDS), cuts off the rest with a messa
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import sqlite3
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from fake_openai import FakeOpenAI, Responder, answer
-from fake_slack import BOT_TOKEN, BOT_USER, SIGNING_SECRET, FakeSlack, Message, event_body, mention_event, post_event
-from test_slack_app import QUESTION, VACATION_ANSWER
+from fake_slack import BOT_USER, FakeSlack, Message, event_body, mention_event, post_event
+from support.processes import running_bot
+from support.slack_bot import QUESTION, VACATION_ANSWER
 
 from bot.slack.answering import INTERRUPTED
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Running:
-    proc: subprocess.Popen[str]
-    url: str
-    log: list[str]
-
-
-@contextmanager
-def running_bot(slack: FakeSlack, llm: FakeOpenAI, index_dir: Path, tmp_path: Path, **env: str) -> Iterator[Running]:
-    """`qwenbot run --http` in its own process, as a container runs it; killed if a test leaves it."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("QWENBOT_", "SLACK_"))}
-    environ.update(
-        {
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "QWENBOT_SLACK_API_URL": slack.api_url,
-            "QWENBOT_LLM_BASE_URL": llm.url,
-            "QWENBOT_LLM_RETRIES": "0",
-            "QWENBOT_INDEX_DIR": str(index_dir),
-            "QWENBOT_DOCS_DIR": str(ROOT / "docs_corpus"),
-            "QWENBOT_STATE_DB": str(tmp_path / "state.sqlite3"),
-            "QWENBOT_RATE_LIMIT_PER_MINUTE": "0",
-            "QWENBOT_INDEX_ON_START": "false",
-            **env,
-        }
-    )
-    command = [sys.executable, "-m", "bot.cli", "--env-file", os.devnull, "run", "--http"]
-    command += ["--host", "127.0.0.1", "--port", "0"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=environ, stderr=subprocess.PIPE, text=True)
-    log: list[str] = []
-    stderr = proc.stderr
-    assert stderr is not None
-    threading.Thread(target=lambda: log.extend(iter(stderr.readline, "")), daemon=True).start()
-    try:
-        deadline = time.monotonic() + 120
-        port = None
-        while port is None:
-            assert proc.poll() is None and time.monotonic() < deadline, "".join(log)
-            port = next(
-                (m.group(1) for line in log if (m := re.search(r"Events API on http://[\d.]+:(\d+)/", line))), None
-            )
-            time.sleep(0.1)
-        yield Running(proc, f"http://127.0.0.1:{port}/slack/events", log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def ask_in(slack: FakeSlack, url: str, channels: list[str]) -> list[str]:

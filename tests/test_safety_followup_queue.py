@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import test_slack_app
 from fake_openai import answer
 from fake_slack import event_body, message_event, post_event
-from test_slack_app import GENERAL, QUESTION, VACATION_ANSWER, Bot
+from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot
 
-make_bot = test_slack_app.make_bot  # the running bot of the end-to-end tests, as a fixture here too
 FOLLOW_UP = "and can I carry unused days over to next year?"
 
 

@@ -6,50 +6,21 @@ from __future__ import annotations
 
 import json
 import random
-import re
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-import pytest
 from fake_openai import answer
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_slack_app import GENERAL, QUESTION, Bot, make_bot  # noqa: F401 - make_bot is a fixture
+from support.safety import dangers, sent_strings
+from support.slack_bot import GENERAL, QUESTION, Bot
 
 from bot.answer.records import Answer, Source
 from bot.slack import mrkdwn, render
 from bot.slack.questions import plain_text
-from retrieval.config import IndexConfig
-from retrieval.embeddings import Embedder
 from retrieval.errors import LoadError
-from retrieval.indexer import Indexer
 from retrieval.loaders import load_document
-
-# What a client could read as "<", ">" or "@" once it normalises lookalikes.
-_LOOKALIKES = str.maketrans({"＜": "<", "＞": ">", "﹤": "<", "﹥": ">", "＠": "@", "﹫": "@"})
-_CONTROL = re.compile(r"<[!@#][^<>]*>")
-_AUTOLINK = re.compile(r"<([a-zA-Z][a-zA-Z0-9+.-]*):[^<>]*>")
-_BROADCAST = re.compile(r"(?<![\w.])@(channel|here|everyone)\b(?!\.\w)", re.IGNORECASE)
-_MD_LINK = re.compile(r"\]\(")
-_MD_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:", re.M)
-JOIN = "\u2060"
-
-
-def dangers(text: str, schemes: tuple[str, ...] = ("http", "https")) -> list[str]:
-    """Everything in `text` that Slack (or a client that drops invisible characters and maps
-    lookalikes) could turn into a ping or a link to somewhere other than an http(s) address."""
-    visible = "".join(c for c in text if unicodedata.category(c) != "Cf").translate(_LOOKALIKES)
-    found = [m.group(0) for m in _CONTROL.finditer(visible)]
-    found += [m.group(0) for m in _AUTOLINK.finditer(visible) if m.group(1).lower() not in schemes]
-    found += [m.group(0) for m in _MD_LINK.finditer(visible)]
-    found += [m.group(0) for m in _MD_DEFINITION.finditer(visible)]
-    # U+2060 after "@" is the bot's own guard against a bare broadcast word
-    joined = "".join(c for c in text if c == JOIN or unicodedata.category(c) != "Cf").translate(_LOOKALIKES)
-    found += [m.group(0) for m in _BROADCAST.finditer(joined)]
-    return found
-
 
 _FRAGMENTS = [
     "<!channel>",
@@ -153,54 +124,15 @@ def test_safety_fuzz_front_matter_and_doc_text(title: str, url: str, owner: str,
     assert last.blocks[-1]["block_id"] == "feedback"
 
 
-@pytest.fixture(scope="module")
-def corpus_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    """Overrides the docs_corpus index for make_bot: vacation docs whose front matter and text are hostile."""
-    docs = tmp_path_factory.mktemp("evil_docs")
-    for name, url in EVIL_URLS.items():
-        (docs / name).write_text(
-            f"---\ntitle: Vacation days policy\nurl: {json.dumps(url)}\nowner: <!channel>\n---\n\n"
-            "# Vacation days <!here>\n\nFull-time employees get 25 days of paid vacation per calendar year. "
-            "Read [the form](javascript:alert(1)) first, <@U0ALICE>.\n",
-            encoding="utf-8",
-        )
-    index_dir = tmp_path_factory.mktemp("evil_index")
-    stats = Indexer(IndexConfig(index_dir=index_dir), embedder).run([docs], progress=False)
-    assert stats.failed == 0, stats.errors
-    return index_dir
-
-
-EVIL_URLS = {
-    "here.md": "!here",
-    "alice.md": "@U0ALICE",
-    "admins.md": "<!subteam^S0ADMINS>",
-    "script.md": "javascript:alert(1)",
-}
-
-
-def sent_strings(value: object) -> list[str]:
-    """Every string in what the bot sent (JSON-encoded block lists included)."""
-    if isinstance(value, str):
-        try:
-            return sent_strings(json.loads(value)) if value[:1] in "[{" else [value]
-        except ValueError:
-            return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in sent_strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in sent_strings(v)]
-    return []
-
-
 def _random_mix(rng: random.Random) -> str:
     return "".join(rng.choice(_FRAGMENTS) for _ in range(rng.randint(1, 16)))
 
 
-def test_safety_fuzz_end_to_end_through_fake_slack(make_bot: Callable[..., Bot]) -> None:  # noqa: F811
+def test_safety_fuzz_end_to_end_through_fake_slack(make_bot: Callable[..., Bot], evil_index: Path) -> None:
     """A handful of random mixes as the model's streamed answer and the user's question, through the
     real app, answer pipeline (over the hostile docs) and reply code into the fake Slack."""
     rng = random.Random(2026)
-    bot = make_bot()
+    bot = make_bot(index_dir=evil_index)
     for _ in range(4):
         model, question = _random_mix(rng), _random_mix(rng)
         cut = rng.randint(0, len(model))

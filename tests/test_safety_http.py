@@ -9,14 +9,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import test_slack_app
 from fake_openai import answer
 from fake_slack import BOT_USER, FakeSlack, event_body, mention_event, post_event
-from test_slack_app import QUESTION, Bot
+from support.slack_bot import QUESTION, Bot
 
 from bot.slack.http import EVENTS_PATH, HttpLimits, HttpServer
-
-make_bot = test_slack_app.make_bot  # the running bot of the end-to-end tests, as a fixture here too
 
 
 def _rss_bytes() -> int:

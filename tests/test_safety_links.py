@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 from fake_openai import answer
-from test_safety_fuzz import EVIL_URLS, corpus_index, dangers, sent_strings  # noqa: F401 - a fixture
-from test_slack_app import GENERAL, QUESTION, Bot, make_bot  # noqa: F401 - make_bot is a fixture
+from support.safety import EVIL_URLS, dangers, sent_strings
+from support.slack_bot import GENERAL, QUESTION, Bot
 
 from bot.answer.records import Source
 from bot.slack import mrkdwn, render
@@ -77,14 +78,15 @@ def test_safety_escaped_control_sequences_in_a_question_are_neutralised() -> Non
     ["no model", "model with control sequences", "model echoing the question"],
 )
 def test_safety_end_to_end_nothing_sent_to_slack_pings_or_links_elsewhere(
-    make_bot: Callable[..., Bot],  # noqa: F811
+    make_bot: Callable[..., Bot],
+    evil_index: Path,
     mode: str,
 ) -> None:
     question = QUESTION + " &lt;!here&gt; [go](javascript:alert(4))"
     if mode == "no model":
-        bot = make_bot(llm_base_url=None)
+        bot = make_bot(index_dir=evil_index, llm_base_url=None)
     else:
-        bot = make_bot()
+        bot = make_bot(index_dir=evil_index)
         if mode == "model echoing the question":
             bot.llm.push(answer(["You asked: <!here> [go](javascript:alert(4)) ", "25 days [1] [2] [3] [4]."]))
         else:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fake_openai import closed_port_url
 from fake_slack import BOT_TOKEN
-from test_safety_fuzz import corpus_index  # noqa: F401 - a fixture, for make_bot
-from test_slack_app import Bot, make_bot  # noqa: F401 - make_bot is a fixture
+from support.slack_bot import Bot
 
 from bot.commands import doctor
 from bot.settings import SettingsError, load_settings
@@ -54,8 +54,8 @@ def test_safety_a_bad_url_setting_is_reported_without_its_credentials() -> None:
     assert "QWENBOT_LLM_BASE_URL" in str(caught.value) and "s3cret" not in str(caught.value)
 
 
-def test_safety_status_report_never_shows_url_credentials(make_bot: Callable[..., Bot]) -> None:  # noqa: F811
-    bot = make_bot(llm_base_url=_with_credentials(closed_port_url()))
+def test_safety_status_report_never_shows_url_credentials(make_bot: Callable[..., Bot], evil_index: Path) -> None:
+    bot = make_bot(index_dir=evil_index, llm_base_url=_with_credentials(closed_port_url()))  # a small index: any does
     ok, line = bot.runtime.model_health()
     assert not ok and "127.0.0.1" in line
     assert not [s for s in SECRETS if s in bot.runtime.status_report()], line

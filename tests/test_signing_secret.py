@@ -15,7 +15,7 @@ from fake_openai import closed_port_url
 from fake_slack import BOT_TOKEN, SIGNING_SECRET, sign
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
-from test_slack_app import Bot, make_bot  # noqa: F401 - make_bot is a fixture
+from support.slack_bot import Bot
 
 from bot import cli
 from bot.slack.signing import SignedRequests
@@ -24,7 +24,7 @@ PRIVATE = "can I be fired for my medical leave next month?"
 
 
 def test_a_wrong_signing_secret_is_one_warning_naming_it_and_the_question_is_never_logged(
-    make_bot: Callable[..., Bot],  # noqa: F811 - the fixture
+    make_bot: Callable[..., Bot],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     bot = make_bot(slack_signing_secret="not-what-slack-signs-with")

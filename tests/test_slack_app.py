@@ -14,13 +14,12 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI, answer, closed_port_url
+from fake_openai import answer, closed_port_url
 from fake_slack import (
     APP_TOKEN,
     BOT_ID,
@@ -30,8 +29,6 @@ from fake_slack import (
     Delivery,
     FakeSlack,
     FakeSocketMode,
-    Message,
-    block_action_payload,
     command_form,
     event_body,
     mention_event,
@@ -42,122 +39,24 @@ from fake_slack import (
     view_submission_payload,
 )
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from support import fixtures
+from support.docs import one_doc_index
+from support.paths import REPO
+from support.processes import OutputLines
+from support.slack_bot import GENERAL, HR, QUESTION, VACATION_ANSWER, Bot, answer_id, click
 
 from bot import cli
-from bot.runtime import BotRuntime
-from bot.settings import Settings, load_settings
 from bot.slack import render
-from bot.slack.http import HttpServer
-from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.evaluation import load_questions
-from retrieval.indexer import Indexer
 
-GENERAL = "C0GENERAL"
-HR = "C0HRHELP"  # scoped to hr/
-QUESTION = "How many vacation days do I get per year?"
-VACATION_ANSWER = ["Full-time employees get ", "**25 days** of paid vacation ", "per calendar year [1]."]
-
-
-@dataclass
-class Bot:
-    slack: FakeSlack
-    llm: FakeOpenAI
-    runtime: BotRuntime
-    settings: Settings
-    url: str  # the Events API endpoint
-
-    def ask(
-        self, text: str, *, channel: str = GENERAL, user: str = "U0ALICE", thread_ts: str | None = None, **post: Any
-    ) -> tuple[str, Delivery]:
-        """Someone mentions the bot; Slack sends app_mention. Returns (message ts, delivery)."""
-        ts = self.slack.add_message(channel, user, f"<@{BOT_USER}> {text}", thread_ts=thread_ts)
-        event = mention_event(channel, user, f"<@{BOT_USER}> {text}", ts, thread_ts)
-        return ts, post_event(self.url, event_body(event), **post)
-
-    def answer_in(self, channel: str, thread_ts: str, count: int = 1, timeout: float = 60) -> list[Message]:
-        """Wait for `count` finished answers (a message ending in the feedback buttons) in a thread."""
-
-        def done(s: FakeSlack) -> list[Message]:
-            found = [
-                m
-                for m in s.bot_messages(channel, thread_ts)
-                if not m.streaming and m.blocks and m.blocks[-1].get("block_id") == "feedback"
-            ]
-            return found if len(found) >= count else []
-
-        return self.slack.wait_for(done, timeout)
-
-    def thread_calls(self, channel: str, thread_ts: str) -> list[str]:
-        """The Web API methods called for one thread, in order."""
-        bot_ts = {m.ts for m in self.slack.bot_messages(channel, thread_ts)}
-        out = []
-        for c in self.slack.calls:
-            a = c.args
-            if a.get("channel", a.get("channel_id")) != channel:
-                continue
-            if a.get("thread_ts") == thread_ts or a.get("ts") in bot_ts or a.get("timestamp") == thread_ts:
-                out.append(c.method)
-        return out
-
-    def wait_idle(self, timeout: float = 30) -> None:
-        """Wait until the bot has nothing queued or running: every listener call that the deliveries so
-        far started has finished (Bolt hands a listener to the workers before it acks), so whatever
-        they were going to do is done, and a test can assert that nothing more happened."""
-        workers = self.runtime.workers
-        assert workers.wait_idle(timeout), f"{workers.in_flight} listener calls still busy after {timeout} s"
-
-
-@pytest.fixture
-def make_bot(corpus_index: Path, tmp_path: Path) -> Iterator[Callable[..., Bot]]:
-    """Builds a running bot (HTTP mode) with settings overrides; everything is stopped afterwards."""
-    stack: list[Callable[[], None]] = []
-    scopes = tmp_path / "scopes.yml"
-    scopes.write_text(f"channels:\n  {HR}:\n    path_prefixes: [hr/]\n")
-
-    def build(slack: FakeSlack | None = None, **overrides: Any) -> Bot:
-        slack = slack or FakeSlack()
-        slack.__enter__()
-        stack.append(lambda: slack.__exit__(None, None, None))
-        llm = FakeOpenAI().__enter__()
-        stack.append(lambda: llm.__exit__(None, None, None))
-        values: dict[str, Any] = {
-            "index_dir": corpus_index,
-            "state_db": tmp_path / "state.sqlite3",
-            "slack_api_url": slack.api_url,
-            "slack_bot_token": BOT_TOKEN,
-            "slack_signing_secret": SIGNING_SECRET,
-            "llm_base_url": llm.url,
-            "llm_api_key": "sk-secret-key-never-shown",
-            "llm_retries": 0,
-            "channel_scopes_file": scopes,
-            "index_on_start": False,  # the shared session index is not this bot's to re-index
-        }
-        values.update(overrides)
-        settings = load_settings(None, **values)
-        runtime = BotRuntime(settings)
-        stack.append(runtime.close)
-        server = HttpServer(runtime.app, "127.0.0.1", 0, runtime.health)
-        server.start()
-        stack.append(server.stop)
-        url = f"http://127.0.0.1:{server.port}/slack/events"
-        return Bot(slack, llm, runtime, settings, url)
-
-    try:
-        yield build
-    finally:
-        for close in reversed(stack):
-            close()
+make_bot = (
+    fixtures.make_bot
+)  # transitional: tests/test_answer_failures.py, test_endpoint_errors.py, test_privacy_gaps.py import it from here
 
 
 def _llm_requests(bot: Bot) -> list[dict[str, Any]]:
     return bot.llm.bodies
-
-
-def _answer_id(message: Message) -> int:
-    """From the feedback under the answer: Slack's feedback_buttons ("up:<id>") or the plain buttons."""
-    element = message.blocks[-1]["elements"][0]
-    return int(element.get("value", element.get("positive_button", {}).get("value", "")).split(":")[-1])
 
 
 def test_mention_gets_status_then_a_streamed_answer_with_sources_and_buttons(make_bot: Callable[..., Bot]) -> None:
@@ -189,7 +88,7 @@ def test_mention_gets_status_then_a_streamed_answer_with_sources_and_buttons(mak
     assert "vacation" in prompt.lower()
     # stored: the question, the answer and its sources
     assert bot.runtime.state.counts()["answers"] == 1
-    assert "hr/vacation.md" in bot.runtime.state.source_paths(_answer_id(message))
+    assert "hr/vacation.md" in bot.runtime.state.source_paths(answer_id(message))
 
 
 def test_direct_message_is_answered_in_the_dm(make_bot: Callable[..., Bot]) -> None:
@@ -291,11 +190,11 @@ def test_a_scoped_channel_never_retrieves_outside_its_scope(make_bot: Callable[.
     ts_general, _ = bot.ask(vpn, channel=GENERAL)
     [general] = bot.answer_in(GENERAL, ts_general)
 
-    assert any(p.startswith("it-security/") for p in bot.runtime.state.source_paths(_answer_id(general)))
+    assert any(p.startswith("it-security/") for p in bot.runtime.state.source_paths(answer_id(general)))
 
     ts_hr, _ = bot.ask(vpn, channel=HR, user="U0BOB")
     [scoped] = bot.answer_in(HR, ts_hr)
-    paths = bot.runtime.state.source_paths(_answer_id(scoped))
+    paths = bot.runtime.state.source_paths(answer_id(scoped))
     assert paths and all(p.startswith("hr/") for p in paths)
     # the model was asked both times, so its prompt can be checked: no passage from outside hr/
     assert len(_llm_requests(bot)) == 2
@@ -408,19 +307,6 @@ def test_an_error_ends_in_an_apology_with_an_error_id_that_is_logged(
     assert any(found.group(1) in r.getMessage() for r in caplog.records)
 
 
-def _click(bot: Bot, action: str, message: Message, user: str) -> Delivery:
-    payload = block_action_payload(
-        action,
-        message.blocks[-1]["elements"][0]["value"],
-        user=user,
-        channel=message.channel,
-        message_ts=message.ts,
-        thread_ts=message.thread_ts,
-        response_url=bot.slack.response_url("action"),
-    )
-    return post_interaction(bot.url, payload)
-
-
 def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
     make_bot: Callable[..., Bot], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -429,12 +315,12 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
     ts, _ = bot.ask(QUESTION)
     [message] = bot.answer_in(GENERAL, ts)
 
-    assert _click(bot, render.ACTION_UP, message, "U0BOB").status == 200
+    assert click(bot, render.ACTION_UP, message, "U0BOB").status == 200
     bot.slack.wait_for(lambda s: s.calls_to("chat.postEphemeral"))
     [up] = list(bot.runtime.state.feedback("up"))
     assert (up.user, up.question) == ("U0BOB", QUESTION)
 
-    assert _click(bot, render.ACTION_DOWN, message, "U0CAROL").status == 200
+    assert click(bot, render.ACTION_DOWN, message, "U0CAROL").status == 200
     [opened] = bot.slack.wait_for(lambda s: s.calls_to("views.open"))
     view = opened.args["view"]
     view = json.loads(view) if isinstance(view, str) else view
@@ -545,19 +431,10 @@ def test_run_says_which_credential_is_missing(
     assert "SLACK_SIGNING_SECRET is not set" in err and BOT_TOKEN not in err
 
 
-def one_doc_index(tmp_path: Path, embedder: Embedder) -> tuple[Path, Path]:
-    """A docs folder with one document, indexed: (docs folder, index folder)."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "parking.md").write_text("# Parking\n\nVisitors park in lot B, behind the office.\n")
-    index_dir = tmp_path / "index"
-    Indexer(IndexConfig(index_dir=index_dir), embedder).run([docs], progress=False)
-    return docs, index_dir
-
-
 def test_the_running_bot_reindexes_its_docs_folder_in_process(
     make_bot: Callable[..., Bot], tmp_path: Path, embedder: Embedder
 ) -> None:
+
     docs, index_dir = one_doc_index(tmp_path, embedder)
     bot = make_bot(index_dir=index_dir, docs_dir=docs, reindex_interval_minutes=0.01)
     assert bot.runtime.index_info().documents == 1
@@ -568,46 +445,6 @@ def test_the_running_bot_reindexes_its_docs_folder_in_process(
         time.sleep(0.1)
     assert bot.runtime.last_reindex_error is None
     assert any(h.path == "lunch.md" for h in bot.runtime.searcher.search("when is lunch served", k=3))
-
-
-class _Lines:
-    """A child's output, read line by line on a thread, so a test can wait for a line to appear."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.lines: list[str] = []
-        self.ended = False
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self.ended = True
-            self._changed.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        """The first match of `pattern` in a line; fails if the stream ends (the child exited) or on timeout."""
-
-        def found() -> re.Match[str] | None:
-            return next((m for line in self.lines if (m := re.search(pattern, line))), None)
-
-        with self._changed:
-            self._changed.wait_for(lambda: found() or self.ended, timeout)
-            match = found()
-            assert match, f"no line matching {pattern!r} ({'exited' if self.ended else 'timed out'}):\n" + "".join(
-                self.lines
-            )
-            return match
-
-    def all(self, timeout: float) -> str:
-        """Everything, once the stream has ended."""
-        self._reader.join(timeout)
-        assert not self._reader.is_alive(), "the output never ended"
-        return "".join(self.lines)
 
 
 def test_qwenbot_run_http_serves_slack_and_healthz_and_stops_on_sigterm(tmp_path: Path, embedder: Embedder) -> None:
@@ -637,11 +474,9 @@ def test_qwenbot_run_http_serves_slack_and_healthz_and_stops_on_sigterm(tmp_path
             "--port",
             "0",
         ]
-        proc = subprocess.Popen(
-            command, cwd=Path(__file__).resolve().parent.parent, env=env, stderr=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
-        stderr = _Lines(proc.stderr)
+        stderr = OutputLines(proc.stderr)
         try:
             port = stderr.wait_for(r"Events API on http://127.0.0.1:(\d+)/", timeout=90).group(1)
             base = f"http://127.0.0.1:{port}"
@@ -691,4 +526,4 @@ def test_a_follow_up_in_a_slack_thread_is_searched_with_its_thread(make_bot: Cal
     assert vpn in thread and "Sources: VPN Guide (Tailscale)" in thread and follow_up in thread
     # and the answer was written from the VPN guide, found through the thread
     assert "it-security/vpn-guide.md" in second["messages"][-1]["content"]
-    assert "it-security/vpn-guide.md" in bot.runtime.state.source_paths(_answer_id(answers[-1]))
+    assert "it-security/vpn-guide.md" in bot.runtime.state.source_paths(answer_id(answers[-1]))

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Clock
 from fake_openai import answer
 from fake_slack import (
     BOT_TOKEN,
@@ -26,7 +25,9 @@ from fake_slack import (
     post_event,
     post_interaction,
 )
-from test_slack_app import GENERAL, HR, QUESTION, VACATION_ANSWER, Bot, make_bot  # noqa: F401 (fixture)
+from support.clock import Clock
+from support.safety import assert_no_mentions
+from support.slack_bot import GENERAL, HR, QUESTION, VACATION_ANSWER, Bot
 
 from bot.answer.records import Answer, Source, Status
 from bot.settings import load_settings
@@ -219,21 +220,9 @@ def test_the_last_step_names_how_the_answer_ended() -> None:
 
 # --- the bot end to end ----------------------------------------------------------------------------
 
-MENTION = re.compile(r"<[!@]")
-
-
-def assert_no_mentions(slack: FakeSlack, allowed_groups: tuple[str, ...] = ()) -> None:
-    """Nothing the bot sent pings anyone, except the configured owner groups, tagged on purpose."""
-    for call in slack.calls:
-        text = json.dumps(call.args, ensure_ascii=False)
-        for group in allowed_groups:
-            text = text.replace(f"<!subteam^{group}>", "")
-        assert not MENTION.search(text), (call.method, text)
-        assert "@here" not in text and "@channel" not in text
-
 
 @pytest.fixture
-def native_bot(make_bot: Callable[..., Bot], tmp_path: Path) -> Callable[..., Bot]:  # noqa: F811
+def native_bot(make_bot: Callable[..., Bot], tmp_path: Path) -> Callable[..., Bot]:
     scopes = tmp_path / "native_scopes.yml"
     scopes.write_text(
         f"""

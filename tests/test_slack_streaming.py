@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Clock
 from fake_slack import BOT_TOKEN, TEAM, FakeSlack
+from support.clock import Clock
 
 from bot.answer.records import Answer, Source
 from bot.settings import load_settings

@@ -13,15 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import test_slack_app
-from test_control import BIKES, LUNCH, wait_until
-from test_slack_app import Bot
+from support.docs import BIKES, LUNCH
+from support.processes import wait_until
+from support.slack_bot import Bot
 
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.indexer import Indexer
-
-make_bot = test_slack_app.make_bot  # the running bot of the end-to-end tests, as a fixture here too
 
 PARKING = "# Parking\n\nVisitors park in lot B, behind the office.\n"
 BADGES = "# Badges\n\nLost badges are replaced at the front desk within a day.\n"
