@@ -1,6 +1,6 @@
 """Archived documents rank below current ones, unless the question asks about the past.
 
-A document is archived when its front matter says so (retrieval/loaders.py). After fusion, an
+A document is archived when its front matter says so (retrieval/formats/front_matter.py). After fusion, an
 archived hit's score is multiplied by DEMOTION, so it ranks below every current hit whose fused score
 is at least DEMOTION times its own ("comparable") and still above current hits well behind it: an old
 page that is the only good match is still found. A question about the past ("the 2022 per diem",

@@ -25,7 +25,7 @@ class Document:
     owner: str | None = None
     updated: str | None = None  # ISO date, YYYY-MM-DD
     tags: tuple[str, ...] = ()
-    archived: bool = False  # front matter marks it archived / deprecated / superseded (loaders.py)
+    archived: bool = False  # front matter marks it archived / deprecated / superseded (formats/front_matter.py)
 
 
 @dataclass(frozen=True)

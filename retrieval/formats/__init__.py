@@ -1,0 +1,1 @@
+"""One parser per document format; retrieval/loaders.py picks one by suffix and reads the file."""
