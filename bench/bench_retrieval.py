@@ -77,9 +77,9 @@ BASE_CHARS = 1000
 BASE_OVERLAP = 200
 BASE_DEPTH = 100
 BASE_RRF_K = 60
-# What the project's index depends on besides the documents: a change to any of these files means
-# a fresh index (the indexer itself only notices changed documents).
-INDEX_SOURCES = ("chunking.py", "loaders.py", "lexical.py", "indexer.py", "embeddings.py")
+# What the project's index depends on besides the documents: a change to any of these files (globs under
+# retrieval/) means a fresh index (the indexer itself only notices changed documents).
+INDEX_SOURCES = ("chunking.py", "loaders.py", "formats/*.py", "lexical.py", "index*.py", "embeddings.py")
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ def project(embedder: CachingEmbedder, cache: Path, eval_set: EvalSet, config: I
 def build_index(embedder: CachingEmbedder, cache: Path, eval_set: EvalSet, config: IndexConfig) -> IndexConfig:
     """The set's index under CACHE/indexes, built by the project's indexer unless one was built for this
     set with the same configuration and indexing code; the config to open it with."""
-    sources = b"".join((ROOT / "retrieval" / name).read_bytes() for name in INDEX_SOURCES)
+    sources = b"".join(p.read_bytes() for name in INDEX_SOURCES for p in sorted((ROOT / "retrieval").glob(name)))
     key = hashlib.sha1(
         repr((eval_set.name, config.chunk_tokens, config.chunk_overlap_tokens, config.embedding_model)).encode()
         + sources

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from retrieval.config import IndexConfig  # noqa: E402
 from retrieval.embeddings import get_embedder  # noqa: E402
 from retrieval.evaluation import percentile  # noqa: E402
-from retrieval.indexer import chunk_metadata, text_hash  # noqa: E402
+from retrieval.index_write import chunk_metadata, text_hash  # noqa: E402
 from retrieval.lexical import build_lexical  # noqa: E402
 from retrieval.models import Chunk, SearchFilter  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from retrieval.errors import ManifestError
 
 # v1 (before roots): an entry's `root` was the absolute PATH it was indexed through and its key was
-# relative to that PATH. It is still read; the indexer adopts such entries into roots (`adopt_legacy`).
+# relative to that PATH. It is still read; `adopt_legacy` (below) moves such entries into roots.
 MANIFEST_VERSION = 2
 DEFAULT_ROOT = ""  # the name of the configured docs folder's root (QWENBOT_DOCS_DIR); its keys have no prefix
 
@@ -122,3 +123,41 @@ def save_manifest(manifest: Manifest, path: Path) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def adopt_legacy(manifest: Manifest, default: Path | None) -> list[str]:
+    """Moves entries of a manifest from before roots (their `root` is the absolute PATH they were indexed
+    through) into roots, keeping their keys and chunks: a file inside the docs folder joins the default
+    root, any other folder becomes a root named after it. A key that is not the file's path inside its
+    root (the duplicates `qwenbot index FOLDER/file.md` used to make) is not found by the next run over
+    that root, which removes it, or shows it as a rename to the right key; no text is embedded again.
+    Returns notes for the admin."""
+    named: dict[Path, str] = {}
+    moved = 0
+    for key, entry in manifest.files.items():
+        through = Path(entry.root)
+        if not through.is_absolute():
+            continue
+        moved += 1
+        file = through if through.name == key and not through.is_dir() else through / key
+        if default is not None and file.is_relative_to(default):
+            entry.root = DEFAULT_ROOT
+            manifest.roots.setdefault(DEFAULT_ROOT, RootEntry(str(default)))
+            continue
+        folder = through if file != through else through.parent
+        if folder not in named:
+            base = re.sub(r"[^A-Za-z0-9._-]", "-", folder.name).lstrip("._-") or "root"
+            name, n = base, 1
+            while name in manifest.roots:
+                n += 1
+                name = f"{base}-{n}"
+            manifest.roots[name] = RootEntry(str(folder))
+            named[folder] = name
+        entry.root = named[folder]
+    notes = [f"the index predates roots: {moved} documents moved into roots"] if moved else []
+    notes.extend(
+        f"documents indexed from {folder}, outside the docs folder, are kept as root {name!r}: "
+        f"`qwenbot index` re-keys them as {name}/..., `qwenbot index --remove {name}` drops them"
+        for folder, name in named.items()
+    )
+    return notes

@@ -14,12 +14,13 @@ from bot.answer.prompts import ARCHIVED_NOTE, DEFAULT_SYSTEM_PROMPT, build_promp
 from bot.answer.records import Answer, Source
 from bot.cli import main as cli
 from bot.slack import render
-from retrieval import indexer as indexer_module
+from retrieval import index_write
 from retrieval.archive import DEMOTION, asks_about_past, candidate_pool, demote_archived
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
+from retrieval.errors import LoadError
 from retrieval.indexer import Indexer
-from retrieval.loaders import LoadError, load_document
+from retrieval.loaders import load_document
 from retrieval.models import Hit
 from retrieval.search import Searcher
 
@@ -103,10 +104,10 @@ def test_an_index_built_before_the_flag_existed_gets_it_without_re_embedding(
     docs, config = tmp_path / "docs", IndexConfig(index_dir=tmp_path / "index")
     write_doc(docs, "vpn-old.md", "VPN guide (OpenVPN)", SECTIONS, tags=("archived",))
     with monkeypatch.context() as old:  # the indexer as it was: file hashes without a version, no flag
-        old.setattr(indexer_module, "METADATA_VERSION", b"")
-        chunk_metadata = indexer_module.chunk_metadata
+        old.setattr(index_write, "METADATA_VERSION", b"")
+        chunk_metadata = index_write.chunk_metadata
         old.setattr(
-            indexer_module,
+            index_write,
             "chunk_metadata",
             lambda *a: {k: v for k, v in chunk_metadata(*a).items() if k != "archived"},
         )

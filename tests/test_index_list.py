@@ -13,7 +13,7 @@ import test_index_manage
 from test_index_manage import index
 from test_loaders import make_pdf
 
-from retrieval import indexer as indexer_module
+from retrieval import index_write
 
 wh = test_index_manage.wh  # a small docs folder as QWENBOT_DOCS_DIR, and its index
 
@@ -57,7 +57,7 @@ def test_an_index_from_before_titles_lists_its_documents_and_the_next_run_record
     wh: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as old:  # file hashes as the indexer made them then
-        old.setattr(indexer_module, "METADATA_VERSION", b"qwenbot-metadata-v2\n")
+        old.setattr(index_write, "METADATA_VERSION", b"qwenbot-metadata-v2\n")
         assert index(capsys).code == 0
     manifest = tmp_path / "index/manifest.json"
     raw = json.loads(manifest.read_text())
