@@ -24,7 +24,7 @@ from retrieval.errors import EmbeddingModelError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from retrieval.query_encoder import OnnxEncoder
+    from retrieval.onnx_encoder import OnnxEncoder
 
 _MODEL_SETTING = "QWENBOT_EMBEDDING_MODEL"
 _DEVICE_SETTING = "QWENBOT_EMBEDDING_DEVICE"
@@ -46,7 +46,6 @@ _BUNDLED_ALIASES = frozenset(
 )
 
 
-_UNSET = object()
 log = logging.getLogger(__name__)
 
 
@@ -55,13 +54,14 @@ class _Runtime:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.encoder: Any = _UNSET  # OnnxEncoder, or None: sentence-transformers embeds
+        self.built = False  # whether the runtime was chosen (a failed int8 build is tried again)
+        self.encoder: OnnxEncoder | None = None  # None: sentence-transformers embeds
 
 
 class Embedder:
     """Encodes texts into L2-normalised float32 vectors; also counts the model's own tokens.
 
-    With the onnx backend, documents and queries alike run through ONNX Runtime (see query_encoder)
+    With the onnx backend, documents and queries alike run through ONNX Runtime (see onnx_encoder.py)
     when the model allows it, else through sentence-transformers, whose vectors are the same to a
     cosine of 0.9999; int8 quantization gives other vectors and needs ONNX."""
 
@@ -127,7 +127,8 @@ class Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """One text's vector."""
-        return self.encode([text])[0]
+        vector: np.ndarray = self.encode([text])[0]
+        return vector
 
     def warm_up(self) -> None:
         """Loads the runtime (exporting the model the first time) and runs it once, so that the first
@@ -137,23 +138,23 @@ class Embedder:
     @property
     def query_backend(self) -> str:
         """What embeds texts: "onnxruntime" (with " int8" when quantized) once in use, else "sentence-transformers"."""
-        encoder = self._runtime.encoder
-        if encoder in (None, _UNSET):
+        if self._runtime.encoder is None:
             return "sentence-transformers"
         return "onnxruntime" if self.quantize == "none" else f"onnxruntime {self.quantize}"
 
     def _onnx(self) -> OnnxEncoder | None:
         runtime = self._runtime
-        if runtime.encoder is _UNSET:
+        if not runtime.built:
             with runtime.lock:
-                if runtime.encoder is _UNSET:
+                if not runtime.built:
                     runtime.encoder = self._build_onnx()
+                    runtime.built = True
         return runtime.encoder
 
     def _build_onnx(self) -> OnnxEncoder | None:
         if self.backend != "onnx":
             return None
-        from retrieval.query_encoder import build_onnx_encoder, unsupported_reason  # imports torch: on demand
+        from retrieval.onnx_encoder import build_onnx_encoder, unsupported_reason  # imports torch: on demand
 
         reason = unsupported_reason(self._model)
         if reason is None:
@@ -174,7 +175,8 @@ class Embedder:
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """The (start, end) character offsets in `text` of each of its word pieces."""
-        return self._counter.encode(text, add_special_tokens=False).offsets
+        spans: list[tuple[int, int]] = self._counter.encode(text, add_special_tokens=False).offsets
+        return spans
 
 
 def resolve_model_path(model: str) -> str:
@@ -254,7 +256,8 @@ def _load(model: str, device: str) -> SentenceTransformer:
     _check_device(torch, device)
     path = resolve_model_path(model)
     bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter the indexer's own output
+    # "Loading weights" bars would clutter the indexer's own output (both functions are unannotated)
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         return SentenceTransformer(str(Path(path).expanduser()), device=device)
     except (OSError, ValueError) as exc:  # missing folder, not in the offline cache, not a model
@@ -262,7 +265,7 @@ def _load(model: str, device: str) -> SentenceTransformer:
         raise EmbeddingModelError(f"{_MODEL_SETTING}={model!r}: cannot load it ({reason}); {_EXPECTS}") from None
     finally:
         if bars:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _check_device(torch: Any, device: str) -> None:

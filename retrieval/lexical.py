@@ -54,7 +54,8 @@ def _stemmer() -> Stemmer.Stemmer:
 
 def tokenize(text: str) -> list[str]:
     words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
-    return _stemmer().stemWords(words)
+    stems: list[str] = _stemmer().stemWords(words)
+    return stems
 
 
 def lexical_text(title: str, heading_path: str, text: str) -> str:
@@ -84,7 +85,7 @@ def path_in_scope(path: str, prefixes: Sequence[str]) -> bool:
     return False
 
 
-def _pointer(folder: Path) -> dict:
+def _pointer(folder: Path) -> dict[str, Any]:
     try:
         pointer = json.loads((folder / "CURRENT").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -19,10 +19,10 @@ from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from bot.runtime import BotRuntime
 from bot.settings import Settings, load_settings
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
-from retrieval.embeddings import Embedder, EmbeddingModelError, get_embedder
-from retrieval.errors import ModelMismatchError
+from retrieval.embeddings import Embedder, get_embedder
+from retrieval.errors import EmbeddingModelError, ModelMismatchError
 from retrieval.indexer import Indexer
-from retrieval.query_encoder import default_cache_dir
+from retrieval.onnx_export import default_cache_dir
 from retrieval.search import Searcher
 from retrieval.store import QUANTIZE_KEY, open_collection
 
