@@ -18,13 +18,14 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.commands.run import APP_TOKEN_FIX, slack_error
 from bot.control import ControlError, compare_with_bot, index_info
 from bot.errors import ConfigError
-from bot.llm import LLMClient, LLMError
+from bot.llm.client import LLMClient
+from bot.llm.errors import LLMError
 from bot.settings import Settings, unknown_settings
 from bot.slack.client import make_client
 from bot.text import redact_url
-from retrieval.embeddings import EmbeddingModelError, embedder_for
-from retrieval.errors import StoreError
-from retrieval.rerank import RerankError, make_reranker
+from retrieval.embeddings import embedder_for
+from retrieval.errors import EmbeddingModelError, RerankError, StoreError
+from retrieval.rerank import make_reranker
 from retrieval.store import describe, index_exists
 
 Outcome = Literal["pass", "warn", "fail", "skip"]

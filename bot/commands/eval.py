@@ -12,9 +12,10 @@ from pathlib import Path
 
 from bot.answer.evaluation import run_eval
 from bot.answer.pipeline import AnswerPipeline
-from bot.llm import build_client
+from bot.llm.client import build_client
 from bot.settings import Settings
-from retrieval.evaluation import Question, QuestionsError, load_questions
+from retrieval.errors import QuestionsError
+from retrieval.evaluation import Question, load_questions
 from retrieval.indexer import Indexer, format_summary
 from retrieval.search import Searcher
 
