@@ -45,9 +45,11 @@ sys.path.insert(0, str(REPO))
 from retrieval.chunking import chunk_document  # noqa: E402
 from retrieval.config import IndexConfig  # noqa: E402
 from retrieval.embeddings import Embedder, embedder_for, resolve_model_path  # noqa: E402
+from retrieval.errors import LoadError  # noqa: E402
 from retrieval.evaluation import evaluate, load_questions  # noqa: E402
-from retrieval.indexer import Indexer, IndexStats, format_summary  # noqa: E402
-from retrieval.loaders import LoadError, is_supported, load_document  # noqa: E402
+from retrieval.indexer import Indexer, format_summary  # noqa: E402
+from retrieval.loaders import is_supported, load_document  # noqa: E402
+from retrieval.models import IndexStats  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "eval" / "scifact"

@@ -1,8 +1,22 @@
-"""Every error retrieval raises on purpose, in one tree under RetrievalError.
+"""Every error retrieval raises on purpose, in one tree under RetrievalError, all defined here.
 
 Each message says what went wrong and what to do about it, so callers (the CLI, the bot) can show
-`str(exc)` as it is. The second bases (ValueError, RuntimeError) are kept for callers that caught
-those before this tree existed.
+`str(exc)` as it is. No class mixes in a builtin exception: `except RetrievalError` (or one of its
+branches) is how callers catch them, and `except ValueError` never catches one by accident.
+
+    RetrievalError
+    ├── RetrievalConfigError    a retrieval setting that cannot work (chunk size, model too small)
+    ├── EmbeddingModelError     the embedding model cannot be loaded or used as configured
+    ├── LoadError               one file cannot be turned into a Document
+    ├── ManifestError           the index manifest cannot be read
+    ├── IndexRequestError       an index or --remove request that cannot be done as asked
+    ├── QuestionsError          a malformed questions file (eval)
+    ├── RerankError             the reranker gave no usable scores (the search skips it)
+    └── StoreError              the index cannot be opened
+        ├── IndexMissingError
+        ├── ModelMismatchError
+        ├── IndexLockedError
+        └── StoreUnavailableError
 """
 
 from __future__ import annotations
@@ -12,11 +26,11 @@ class RetrievalError(Exception):
     """Root of every error raised on purpose by the retrieval package."""
 
 
-class RetrievalConfigError(RetrievalError, ValueError):
+class RetrievalConfigError(RetrievalError):
     """A retrieval setting has a value that cannot work; the message names the setting."""
 
 
-class EmbeddingModelError(RetrievalError, RuntimeError):
+class EmbeddingModelError(RetrievalError):
     """The configured embedding model cannot be loaded; `str()` names the setting and what it expects."""
 
 
@@ -24,20 +38,24 @@ class LoadError(RetrievalError):
     """A file that cannot be turned into a Document; `str()` says what is wrong with it."""
 
 
-class ManifestError(RetrievalError, RuntimeError):
+class ManifestError(RetrievalError):
     """The index manifest cannot be read."""
 
 
-class IndexRequestError(RetrievalError, ValueError):
+class IndexRequestError(RetrievalError):
     """An indexing request that cannot be done as asked (a PATH outside every root, a bad root name,
     nothing indexed under a --remove target); the message says what to do instead."""
 
 
-class QuestionsError(RetrievalError, ValueError):
+class QuestionsError(RetrievalError):
     """A malformed questions file; the message names the file and line."""
 
 
-class StoreError(RetrievalError, RuntimeError):
+class RerankError(RetrievalError):
+    """The reranker gave no usable scores; `str()` says why."""
+
+
+class StoreError(RetrievalError):
     """Base for index problems whose message tells the user what to do."""
 
 

@@ -25,17 +25,13 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from retrieval.errors import RetrievalError
+from retrieval.errors import RerankError
 from retrieval.models import Hit
 
 log = logging.getLogger(__name__)
 
 # After a failure the reranker rests this long before the next try.
 RETRY_AFTER_SECONDS = 30.0
-
-
-class RerankError(RetrievalError):
-    """The reranker gave no usable scores; `str()` says why."""
 
 
 class Reranker(Protocol):

@@ -10,10 +10,11 @@ import pytest
 from servers import chroma
 
 from retrieval.config import IndexConfig
+from retrieval.errors import IndexMissingError
 from retrieval.indexer import Indexer
 from retrieval.models import SearchFilter
 from retrieval.search import Searcher
-from retrieval.store import IndexMissingError, acquire_index_lock
+from retrieval.store import acquire_index_lock
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 
 from bot.settings import load_settings
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig
-from retrieval.embeddings import Embedder, EmbeddingModelError, embedder_for, get_embedder, resolve_model_path
+from retrieval.embeddings import Embedder, embedder_for, get_embedder, resolve_model_path
+from retrieval.errors import EmbeddingModelError
 
 NO_ENV = "/nonexistent/.env"
 

@@ -12,8 +12,8 @@ import pytest
 from fake_openai import FakeOpenAI, answer
 
 from bot import cli
+from retrieval.errors import QuestionsError
 from retrieval.evaluation import (
-    QuestionsError,
     load_questions,
     ndcg_at_k,
     percentile,

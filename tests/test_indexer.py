@@ -14,19 +14,13 @@ import pytest
 from bot import cli
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
+from retrieval.errors import IndexLockedError, ModelMismatchError
 from retrieval.indexer import Indexer, format_summary
 from retrieval.lexical import LexicalIndex, saved_stamp
 from retrieval.loaders import load_document
 from retrieval.manifest import load_manifest
 from retrieval.models import IndexStats
-from retrieval.store import (
-    IndexLockedError,
-    ModelMismatchError,
-    acquire_index_lock,
-    iter_collection,
-    open_collection,
-    read_stamp,
-)
+from retrieval.store import acquire_index_lock, iter_collection, open_collection, read_stamp
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}

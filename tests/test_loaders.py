@@ -8,7 +8,8 @@ import pytest
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
 
-from retrieval.loaders import SUPPORTED_SUFFIXES, LoadError, is_supported, load_document
+from retrieval.errors import LoadError
+from retrieval.loaders import SUPPORTED_SUFFIXES, is_supported, load_document
 from retrieval.models import Block
 
 

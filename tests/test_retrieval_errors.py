@@ -1,4 +1,5 @@
-"""Every error retrieval raises on purpose is a RetrievalError, wherever callers import it from."""
+"""Every error retrieval raises on purpose is a RetrievalError, defined in retrieval/errors.py, with no
+builtin mixins: `except RetrievalError` is the one way to catch them."""
 
 from __future__ import annotations
 
@@ -14,20 +15,40 @@ from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.models import Block, Document
 
 
-def test_every_retrieval_exception_is_a_retrieval_error() -> None:
-    found = set()
-    for info in pkgutil.iter_modules(retrieval.__path__):
-        module = importlib.import_module(f"retrieval.{info.name}")
+def _retrieval_exceptions() -> dict[str, type[BaseException]]:
+    """Every exception class defined in (or imported into) a module of the retrieval package, by where
+    it was found."""
+    found: dict[str, type[BaseException]] = {}
+    for info in pkgutil.walk_packages(retrieval.__path__, "retrieval."):
+        module = importlib.import_module(info.name)
         for name, value in vars(module).items():
             if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__.startswith("retrieval"):
-                assert issubclass(value, RetrievalError), f"retrieval.{info.name}.{name}"
-                found.add(value.__name__)
-    assert {"StoreError", "IndexLockedError", "LoadError", "EmbeddingModelError", "ManifestError"} <= found
+                found[f"{info.name}.{name}"] = value
+    return found
+
+
+def test_every_retrieval_exception_is_a_retrieval_error() -> None:
+    found = _retrieval_exceptions()
+    for where, value in found.items():
+        assert issubclass(value, RetrievalError), where
+    names = {value.__name__ for value in found.values()}
+    assert {"StoreError", "IndexLockedError", "LoadError", "EmbeddingModelError", "ManifestError"} <= names
+    assert {"RerankError", "QuestionsError", "IndexRequestError", "RetrievalConfigError"} <= names
+
+
+def test_the_tree_lives_in_retrieval_errors() -> None:
+    for where, value in _retrieval_exceptions().items():
+        assert value.__module__ == "retrieval.errors", f"{where} is defined in {value.__module__}"
+
+
+def test_the_tree_has_no_builtin_mixins() -> None:
+    """`except ValueError` (or RuntimeError) around retrieval code catches none of its errors by accident."""
+    for where, value in _retrieval_exceptions().items():
+        bases = [b for b in value.__mro__ if b not in (object, BaseException, Exception)]
+        assert all(issubclass(b, RetrievalError) for b in bases), f"{where}: {[b.__name__ for b in bases]}"
 
 
 def test_a_chunk_size_too_small_is_a_config_error(embedder) -> None:
     doc = Document("a.md", "A", [Block("Some text.")])
     with pytest.raises(RetrievalConfigError, match="QWENBOT_CHUNK_TOKENS=8"):
-        chunk_document(doc, embedder, max_tokens=8)
-    with pytest.raises(ValueError):  # what callers caught before the tree existed
         chunk_document(doc, embedder, max_tokens=8)

@@ -9,12 +9,13 @@ import pytest
 
 from retrieval import search
 from retrieval.config import IndexConfig
+from retrieval.errors import IndexMissingError
 from retrieval.fusion import fuse, fuse_top, top_k_indices
 from retrieval.indexer import Indexer
 from retrieval.lexical import LexicalIndex, path_in_scope, saved_stamp
 from retrieval.models import SearchFilter
 from retrieval.search import Searcher
-from retrieval.store import IndexMissingError, open_collection, read_stamp
+from retrieval.store import open_collection, read_stamp
 
 DOCS = {
     "hr/vacation.md": (
