@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI, Responder, answer, error, slow
-from test_extractive_small_docs import small_index  # noqa: F401 - a fixture
-from test_slack_app import GENERAL, Bot, make_bot  # noqa: F401 - make_bot is a fixture
+from support.slack_bot import GENERAL, Bot
 
 from bot.answer.pipeline import LENGTH_NOTE, AnswerPipeline
 from bot.answer.records import Answer, Delta, Done
@@ -38,12 +37,12 @@ FAILURES: dict[str, tuple[Responder, ...]] = {
 
 
 @pytest.fixture(scope="module")
-def searcher(small_index: Path, embedder: Embedder) -> Iterator[Searcher]:  # noqa: F811
+def searcher(small_index: Path, embedder: Embedder) -> Iterator[Searcher]:
     with Searcher(IndexConfig(index_dir=small_index), embedder) as s:
         yield s
 
 
-def settings_for(small_index: Path, url: str, **overrides: object) -> Settings:  # noqa: F811
+def settings_for(small_index: Path, url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "index_dir": small_index,
         "llm_base_url": url,
@@ -65,7 +64,7 @@ def run(settings: Settings, searcher: Searcher, question: str) -> Answer:
 @pytest.mark.parametrize("failure", FAILURES, ids=list(FAILURES))
 def test_a_failing_model_quotes_the_passage_that_answers_and_says_the_model_failed(
     failure: str,
-    small_index: Path,  # noqa: F811
+    small_index: Path,
     searcher: Searcher,
 ) -> None:
     with FakeOpenAI() as server:
@@ -81,7 +80,7 @@ def test_a_failing_model_quotes_the_passage_that_answers_and_says_the_model_fail
 @pytest.mark.parametrize("failure", FAILURES, ids=list(FAILURES))
 def test_a_failing_model_with_no_clear_passage_is_a_failure_not_a_gap(
     failure: str,
-    small_index: Path,  # noqa: F811
+    small_index: Path,
     searcher: Searcher,
 ) -> None:
     with FakeOpenAI() as server:
@@ -93,7 +92,7 @@ def test_a_failing_model_with_no_clear_passage_is_a_failure_not_a_gap(
     assert result.sources and result.cited == []  # the closest documents are listed, none is cited
 
 
-def test_an_answer_cut_at_the_output_limit_says_so(small_index: Path, searcher: Searcher) -> None:  # noqa: F811
+def test_an_answer_cut_at_the_output_limit_says_so(small_index: Path, searcher: Searcher) -> None:
     with FakeOpenAI() as server:
         server.push(answer(["Full-time employees get 27 vacation days [1] per", " calendar"], finish="length"))
         result = run(settings_for(small_index, server.url, llm_max_tokens=64), searcher, ANSWERED)
@@ -105,7 +104,7 @@ def test_an_answer_cut_at_the_output_limit_says_so(small_index: Path, searcher: 
 
 
 def test_reasoning_that_uses_up_the_output_limit_is_a_model_failure(
-    small_index: Path,  # noqa: F811
+    small_index: Path,
     searcher: Searcher,
 ) -> None:
     with FakeOpenAI() as server:
@@ -119,8 +118,8 @@ def test_reasoning_that_uses_up_the_output_limit_is_a_model_failure(
 
 
 def test_in_slack_a_model_outage_is_reported_as_a_failure_and_kept_out_of_the_gap_report(
-    make_bot: Callable[..., Bot],  # noqa: F811
-    small_index: Path,  # noqa: F811
+    make_bot: Callable[..., Bot],
+    small_index: Path,
 ) -> None:
     bot = make_bot(index_dir=small_index)
     bot.llm.push(error(500), error(500))  # QWENBOT_LLM_RETRIES=0 in make_bot: one try per question
@@ -149,8 +148,8 @@ def test_in_slack_a_model_outage_is_reported_as_a_failure_and_kept_out_of_the_ga
 
 
 def test_in_slack_an_answer_cut_at_the_output_limit_is_not_shown_as_complete(
-    make_bot: Callable[..., Bot],  # noqa: F811
-    small_index: Path,  # noqa: F811
+    make_bot: Callable[..., Bot],
+    small_index: Path,
 ) -> None:
     bot = make_bot(index_dir=small_index)
     bot.llm.push(answer(["Full-time employees get ", "27 vacation days [1] per"], finish="length"))

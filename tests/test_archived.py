@@ -263,13 +263,6 @@ def test_slack_sources_label_archived_documents() -> None:
     assert lines[2].startswith("[2] ") and "(archived)" not in lines[2]
 
 
-@pytest.fixture
-def env(no_settings: pytest.MonkeyPatch, corpus_index: Path) -> pytest.MonkeyPatch:
-    monkeypatch = no_settings
-    monkeypatch.setenv("QWENBOT_INDEX_DIR", str(corpus_index))
-    return monkeypatch
-
-
 def test_ask_labels_archived_sources(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     question = "what was the 2022 per diem for international trips?"
     assert cli(["ask", question]) == 0

@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, answer, closed_port_url, error
 from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-from support import fixtures
 from support.cli import rows
 
 from bot.cli import main as cli
-
-env = fixtures.env  # transitional: tests/test_endpoint_errors.py imports it from here
 
 QUESTION = "How many days of paid vacation do I get?"
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS_DIR
 from fake_openai import FakeOpenAI, Responder, answer, closed_port_url, error, slow
 from fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack, FakeSocketMode
-from test_ask_doctor import env, rows  # noqa: F401 - env is a fixture
-from test_slack_app import Bot, make_bot  # noqa: F401 - make_bot is a fixture
+from support.cli import rows
+from support.paths import CORPUS_DIR
+from support.slack_bot import Bot
 
 from bot.cli import main as cli
 from bot.commands.ask import EXIT_MODEL_FAILED
@@ -174,7 +174,7 @@ def test_the_client_diagnoses_each_mistake_once(mistake: Mistake) -> None:
 @pytest.mark.parametrize("mistake", [*MISTAKES, SLOW], ids=_ids)
 def test_doctor_names_the_mistake_and_its_fix(
     mistake: Mistake,
-    env: pytest.MonkeyPatch,  # noqa: F811 - the fixture
+    env: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with endpoint(mistake) as ep:
@@ -196,7 +196,7 @@ def test_doctor_names_the_mistake_and_its_fix(
 @pytest.mark.parametrize("mistake", [*MISTAKES, SLOW], ids=_ids)
 def test_ask_names_the_mistake_quotes_the_docs_and_exits_3(
     mistake: Mistake,
-    env: pytest.MonkeyPatch,  # noqa: F811 - the fixture
+    env: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with endpoint(mistake) as ep:
@@ -218,7 +218,7 @@ def test_ask_names_the_mistake_quotes_the_docs_and_exits_3(
 
 
 @pytest.mark.parametrize("mistake", MISTAKES, ids=_ids)
-def test_status_names_the_mistake(mistake: Mistake, make_bot: Callable[..., Bot]) -> None:  # noqa: F811
+def test_status_names_the_mistake(mistake: Mistake, make_bot: Callable[..., Bot]) -> None:
     with endpoint(mistake) as ep:
         bot = make_bot(llm_base_url=ep.url, llm_api_key=mistake.key)
         ok, line = bot.runtime.model_health()
@@ -245,7 +245,7 @@ def test_doctor_checks_the_app_level_token(
     token: str,
     outcome: str,
     slack_says: str,
-    env: pytest.MonkeyPatch,  # noqa: F811 - the fixture
+    env: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with FakeSlack() as slack:
@@ -266,7 +266,7 @@ def test_doctor_checks_the_app_level_token(
 
 
 def test_doctor_skips_the_app_token_when_unset(
-    env: pytest.MonkeyPatch,  # noqa: F811 - the fixture
+    env: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cli(["doctor"])

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import fixtures
 from support.paths import SMALL_DOCS
 from support.slack_bot import GENERAL, Bot, answer_id
 
@@ -25,8 +24,6 @@ from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.evaluation import load_questions
 from retrieval.search import Searcher
-
-small_index = fixtures.small_index  # transitional: tests/test_answer_failures.py imports it from here
 
 QUESTIONS = load_questions(SMALL_DOCS / "questions.jsonl")
 ANSWERABLE = [q for q in QUESTIONS if q.sources]

@@ -9,13 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-import test_index_manage
-from test_index_manage import index
-from test_loaders import make_pdf
+from support.cli import index
+from support.docs import make_pdf
 
 from retrieval import index_write
-
-wh = test_index_manage.wh  # a small docs folder as QWENBOT_DOCS_DIR, and its index
 
 
 def test_list_names_every_document_with_title_chunks_and_dates(

@@ -8,15 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from support import fixtures
 from support.cli import WH_PATHS, index, indexed_paths
 
 from retrieval.config import IndexConfig
 from retrieval.indexer import Indexer
 from retrieval.manifest import load_manifest
 from retrieval.store import open_collection
-
-wh = fixtures.wh  # transitional: tests/test_index_list.py imports it from here
 
 BROKEN_PDF = b"%PDF-1.4 this is not really a pdf"
 

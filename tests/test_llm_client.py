@@ -7,26 +7,13 @@ import time
 
 import pytest
 from fake_openai import FakeOpenAI, answer, closed_port_url, error, malformed_json, slow
+from support.llm import MESSAGES, make_client
 
 from bot.llm.client import LLMClient, build_client
 from bot.llm.errors import LLMError
 from bot.llm.events import Finished, ReasoningDelta, TextDelta, Usage, UsageReport
 from bot.llm.reasoning import ThinkSplitter
 from bot.settings import load_settings
-
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
-
-
-def make_client(url: str, **overrides: object) -> LLMClient:
-    values: dict[str, object] = {
-        "llm_base_url": url,
-        "llm_retries": 2,
-        "llm_total_timeout": 10.0,
-        "llm_read_timeout": 5.0,
-        "llm_connect_timeout": 2.0,
-    }
-    values.update(overrides)
-    return LLMClient(load_settings(None, **values))
 
 
 def collect(client: LLMClient) -> tuple[str, str, list[Usage]]:

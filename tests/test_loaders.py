@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reportlab.lib.pagesizes import A4
-from reportlab.pdfgen import canvas
+from support.docs import make_pdf
 
 from retrieval.errors import LoadError
 from retrieval.loaders import SUPPORTED_SUFFIXES, is_supported, load_document
@@ -25,21 +24,6 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 
 def load(path: Path):
     return load_document(path, path.name)
-
-
-def make_pdf(path: Path, pages: list[list[str]], title: str | None = None, password: str | None = None) -> Path:
-    pdf = canvas.Canvas(str(path), pagesize=A4, encrypt=password)
-    if title:
-        pdf.setTitle(title)
-    for lines in pages:
-        y = 800
-        for line in lines:
-            if line:
-                pdf.drawString(72, y, line)
-            y -= 18
-        pdf.showPage()
-    pdf.save()
-    return path
 
 
 # --- Markdown -------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from support.outage import (
     restartable_postgres,
     stream_then_wait,
 )
+from support.replicas import live_leases, run_cluster, wait_until
 from support.slack_bot import QUESTION, VACATION_ANSWER
-from test_replicas import _live_leases, run_cluster, wait_until
 
 from bot.slack.answering import RESUMED
 
@@ -72,7 +72,7 @@ def test_two_replicas_answer_each_question_once_through_an_outage_longer_than_a_
 
         wait_until(cluster, lambda: all(finished(c) for c in channels), OUTAGE_TIMEOUT)
         # every lease ended by the replica that held it: once none is left, none can be taken over
-        wait_until(cluster, lambda: _live_leases(cluster) == [], OUTAGE_TIMEOUT)
+        wait_until(cluster, lambda: live_leases(cluster) == [], OUTAGE_TIMEOUT)
         with psycopg.connect(cluster.state_url) as conn:
             assert conn.execute("SELECT COALESCE(SUM(takeovers), 0) FROM claims").fetchall() == [(0,)]
         texts = {c: finished(c) for c in channels}

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_privacy_suggestions import ask_in_channel, ask_in_dm
-from test_slack_app import GENERAL, Bot, make_bot  # noqa: F401 (fixture)
+from support.slack_bot import GENERAL, Bot, ask_in_channel, ask_in_dm
 
 from bot import cli
 from bot.gaps import GapDigest
@@ -28,7 +27,7 @@ HR_QUESTION = "How do I configure the VPN client on my phone?"  # the VPN guide 
 
 
 @pytest.fixture
-def asked(make_bot: Callable[..., Bot], tmp_path: Path) -> Bot:  # noqa: F811
+def asked(make_bot: Callable[..., Bot], tmp_path: Path) -> Bot:
     """A bot whose state holds four unanswered questions: in a DM, a private channel, a public
     channel of the default scope, and a public channel scoped to hr/."""
     scopes = tmp_path / "gap_privacy_scopes.yml"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Generator
 
 import pytest
 from fake_openai import FakeOpenAI, keep_alive_after
-from test_llm_client import MESSAGES, make_client
+from support.llm import MESSAGES, make_client
 
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError

@@ -39,7 +39,6 @@ from fake_slack import (
     view_submission_payload,
 )
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from support import fixtures
 from support.docs import one_doc_index
 from support.paths import REPO
 from support.processes import OutputLines
@@ -49,10 +48,6 @@ from bot import cli
 from bot.slack import render
 from retrieval.embeddings import Embedder
 from retrieval.evaluation import load_questions
-
-make_bot = (
-    fixtures.make_bot
-)  # transitional: tests/test_answer_failures.py, test_endpoint_errors.py, test_privacy_gaps.py import it from here
 
 
 def _llm_requests(bot: Bot) -> list[dict[str, Any]]:
