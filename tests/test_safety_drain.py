@@ -72,7 +72,8 @@ def test_answers_still_running_at_the_drain_deadline_say_so_and_stay_claimable(
             assert bot.proc.wait(timeout=60) == 0
             elapsed = time.monotonic() - started
             log = "".join(bot.log)
-    assert elapsed < 2 + 5 + 3  # the drain, the cut-off grace, and a margin for a loaded machine
+    # the drain (2 s) and the cut-off grace (5 s), not the minute the answers would still take
+    assert elapsed < 40
     assert "closed database" not in log and "Traceback" not in log, log[-3000:]
     for channel, ts in zip(channels, threads, strict=True):
         assert replies(slack, channel, ts)[-1].text == INTERRUPTED  # a visible end, not silence

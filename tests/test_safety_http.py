@@ -100,7 +100,7 @@ def test_an_oversized_unsigned_body_is_refused_before_it_is_read(limited_server:
             pass
         # before: the server read and parsed all of it (149 MB -> 873 MB for 400 MB) before any check
         assert _response_status(sock) == 413
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 30
     assert _rss_bytes() - rss < 32 * 1024 * 1024
     assert bot.slack.calls_to("chat.postMessage") == []
 
@@ -147,7 +147,7 @@ def test_many_half_open_connections_hold_no_threads_and_are_closed(limited_serve
 def test_a_body_that_never_finishes_gets_408_at_the_read_timeout(limited_server: tuple[Bot, HttpServer]) -> None:
     _, server = limited_server
     start = time.monotonic()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
         sock.sendall(f'POST {EVENTS_PATH} HTTP/1.1\r\nHost: bot\r\nContent-Length: 100\r\n\r\n{{"type":'.encode())
         assert _response_status(sock) == 408
-    assert time.monotonic() - start < 5  # the read timeout is 1 s here
+    assert time.monotonic() - start < 8  # the read timeout is 1 s here; without it, 10 s (HttpLimits' default)

@@ -157,7 +157,7 @@ def test_a_dead_replicas_thread_turn_runs_out(open_state: Opener) -> None:
         started = time.monotonic()
         # the holder stops renewing (its process died): the next question waits one lease, not forever
         with b.thread_turn("C1", "1.000001", "1.000002"):
-            assert 0.5 < time.monotonic() - started < 5
+            assert 0.5 < time.monotonic() - started < 30
 
 
 def test_rate_limits_are_shared_by_replicas(open_state: Opener) -> None:
