@@ -1,8 +1,8 @@
 """The bot's own overhead in Slack: from an event arriving to its first Slack call, and to the final reply.
 
-Runs the real app over HTTP with signed events, the real answer pipeline over a real index, a
-scripted OpenAI-compatible model that answers with zero delay, and the fake Slack Web API from the
-tests (which timestamps every call). So the figures are the bot's overhead: ack, dedupe, status,
+Runs the real app over HTTP with signed events, the real answer pipeline over a real index, an
+OpenAI-compatible model that answers with zero delay, and a Slack Web API stub that answers at once and
+timestamps every call (bench/harness.py). So the figures are the bot's overhead: ack, dedupe, status,
 retrieval (embedding the question, hybrid search), prompt assembly, streaming and rendering.
 
     .venv/bin/python bench/bench_slack.py [-n 30] [--concurrency 1] [--index-dir DIR]
@@ -22,22 +22,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from fake_openai import FakeOpenAI, answer  # noqa: E402
-from fake_slack import (  # noqa: E402
-    BOT_TOKEN,
-    BOT_USER,
-    SIGNING_SECRET,
-    FakeSlack,
-    event_body,
-    mention_event,
-    post_event,
-)
+from harness import BOT_TOKEN, SIGNING_SECRET, ModelStub, SlackStub, post_mention  # noqa: E402
 
 from bot.runtime import BotRuntime  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
@@ -45,6 +34,7 @@ from bot.slack.http import HttpServer  # noqa: E402
 from retrieval.indexer import Indexer  # noqa: E402
 from retrieval.store import index_exists  # noqa: E402
 
+CORPUS = Path(__file__).resolve().parent.parent / "docs_corpus"
 QUESTIONS = [
     "How many vacation days do I get per year?",
     "How do I connect to the VPN from home?",
@@ -72,9 +62,9 @@ def main() -> int:
         index_dir = args.index_dir or base.index_dir
         if args.index_dir is None and not index_exists(base.index_config()):
             index_dir = Path(tmp) / "index"
-            print(f"indexing {ROOT / 'docs_corpus'} into a temporary folder...", file=sys.stderr)
-            Indexer(base.index_config(index_dir)).run([ROOT / "docs_corpus"], progress=False)
-        with FakeSlack() as slack, FakeOpenAI() as llm:
+            print(f"indexing {CORPUS} into a temporary folder...", file=sys.stderr)
+            Indexer(base.index_config(index_dir)).run([CORPUS], progress=False)
+        with SlackStub() as slack, ModelStub(PIECES) as llm:
             settings = load_settings(
                 None,
                 index_dir=index_dir,
@@ -91,7 +81,7 @@ def main() -> int:
             server.start()
             url = f"http://127.0.0.1:{server.port}/slack/events"
             try:
-                rows = run(slack, llm, url, args.n, args.concurrency)
+                rows = run(slack, url, args.n, args.concurrency)
             finally:
                 server.stop()
                 runtime.close()
@@ -99,28 +89,18 @@ def main() -> int:
     return 0
 
 
-def run(slack: FakeSlack, llm: FakeOpenAI, url: str, n: int, concurrency: int) -> list[tuple[float, ...]]:
-    # one warm-up question: loads the embedding model and opens connections, not what a user waits for
-    runs = n + 1
-    llm.push(*[answer(PIECES) for _ in range(runs)])
-
+def run(slack: SlackStub, url: str, n: int, concurrency: int) -> list[tuple[float, ...]]:
     def one(i: int) -> tuple[float, ...]:
         channel = f"C0BENCH{i:03d}"
-        text = f"<@{BOT_USER}> {QUESTIONS[i % len(QUESTIONS)]}"
-        ts = slack.add_message(channel, "U0BENCH", text)
         sent = time.monotonic()
-        delivery = post_event(url, event_body(mention_event(channel, "U0BENCH", text, ts)))
-        assert delivery.status == 200, delivery
+        status, acked = post_mention(url, channel, "U0BENCH", QUESTIONS[i % len(QUESTIONS)], slack.new_ts())
+        assert status == 200, status
+        final = slack.wait_for(lambda: slack.calls_in(channel, "chat.stopStream"), timeout=120)[0].at
+        first = slack.calls_in(channel)[0].at
+        text_at = slack.calls_in(channel, "chat.startStream")[0].at
+        return acked, first - sent, text_at - sent, final - sent
 
-        def in_thread(method: str) -> list:
-            return [c for c in slack.calls_to(method) if c.args.get("channel", c.args.get("channel_id")) == channel]
-
-        final = slack.wait_for(lambda s: in_thread("chat.stopStream"), timeout=120)[0].at
-        first = min(c.at for c in slack.calls if c.args.get("channel", c.args.get("channel_id")) == channel)
-        text_at = in_thread("chat.startStream")[0].at
-        return delivery.seconds, first - sent, text_at - sent, final - sent
-
-    one(runs - 1)
+    one(n)  # one warm-up question: loads the embedding model and opens connections, not what a user waits for
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(one, range(n)))
 
