@@ -52,8 +52,8 @@ def test_keep_alives_after_some_text_end_at_the_deadline_and_free_the_connection
         for t in askers:
             t.start()
         for t in askers:
-            t.join(timeout=10)
-        assert time.monotonic() - start < 10.0  # every answer gave up at its 2 s deadline (a loaded machine)
+            t.join(timeout=60)
+        assert time.monotonic() - start < 30  # every answer gave up at its 2 s deadline, not the keep-alives' end
         assert len(outcomes) == n
         for got_text, error in outcomes:
             # keep-alives never count as progress: each answer ends at the deadline, and says whether
