@@ -25,7 +25,7 @@ from fake_slack import (
 )
 from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot, click
 
-from bot.runtime import MODEL_CHECK_SECONDS
+from bot.health import MODEL_CHECK_SECONDS
 from bot.slack import render
 from bot.slack.listeners.commands import COMMANDS_PER_MINUTE
 from bot.slack.workers import ANSWER_THREADS, Workers
@@ -124,7 +124,7 @@ def test_acks_and_the_reason_modal_come_at_once_while_every_answer_worker_is_bus
         payload = view_submission_payload(render.FEEDBACK_VIEW, view["private_metadata"], values, user="U0CAROL")
         submitted = post_interaction(bot.url, payload)
         assert submitted.status == 200, submitted
-        assert [f.reason for f in bot.runtime.state.feedback("down")] == ["outdated"]
+        assert [f.reason for f in bot.runtime.state.feedback.records("down")] == ["outdated"]
         assert not release.is_set()
     finally:
         release.set()

@@ -23,7 +23,7 @@ from support.processes import Running, running_bot, wait_until
 from support.slack_bot import GENERAL, Bot
 
 from bot import cli
-from bot.control import SECRET_NAME, SOCKET_NAME, index_info
+from bot.indexing.control import SECRET_NAME, SOCKET_NAME, index_info
 from bot.settings import SettingsError, load_settings
 from bot.slack.listeners.commands import NOT_AN_ADMIN
 from retrieval.config import IndexConfig
@@ -204,7 +204,7 @@ def test_settings_take_only_user_ids_as_admins(no_settings: pytest.MonkeyPatch) 
 def test_watching_the_docs_folder_indexes_changes_within_seconds(
     make_bot: Callable[..., Bot], tmp_path: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.runtime")
+    caplog.set_level(logging.INFO, logger="bot.indexing")
     docs, index_dir = one_doc_index(tmp_path, embedder)
     bot = make_bot(index_dir=index_dir, docs_dir=docs, watch_docs=True, index_on_start=False)
     wait_until(lambda: "watching" in caplog.text, "the watcher to start")

@@ -17,7 +17,7 @@ from fake_slack import FakeSlack
 from support.processes import Running, running_bot
 
 from bot import cli
-from bot.control import POINTER_NAME, SECRET_NAME, SOCKET_NAME, ControlServer
+from bot.indexing.control import POINTER_NAME, SECRET_NAME, SOCKET_NAME, ControlServer
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.indexer import Indexer
@@ -91,7 +91,7 @@ def test_a_bot_on_a_deep_index_path_takes_index_and_ask_requests(
 def test_a_short_socket_folder_is_removed_at_close_and_a_killed_bots_at_the_next_start(tmp_path: Path) -> None:
     index_dir = deep(tmp_path)
     index_dir.mkdir(parents=True)
-    serving = "import sys, time; from pathlib import Path; from bot.control import ControlServer; "
+    serving = "import sys, time; from pathlib import Path; from bot.indexing.control import ControlServer; "
     serving += "print(ControlServer(Path(sys.argv[1]), {}).socket_path, flush=True); time.sleep(600)"
     with subprocess.Popen([sys.executable, "-c", serving, str(index_dir)], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None

@@ -227,7 +227,7 @@ def test_lock_refuses_a_second_process(
         monkeypatch.setenv("QWENBOT_DOCS_DIR", str(docs))
         assert cli.main(["--env-file", os.devnull, "index", str(docs), "--no-progress"]) == 1
         err = capsys.readouterr().err
-        assert f"process {holder.pid}" in err  # the holder is named (bot/control.py words the rest)
+        assert f"process {holder.pid}" in err  # the holder is named (bot/indexing/start.py words the rest)
     finally:
         holder.kill()
         holder.wait()

@@ -15,7 +15,7 @@ import pytest
 from support.slack_bot import GENERAL, Bot, ask_in_channel, ask_in_dm
 
 from bot import cli
-from bot.gaps import GapDigest
+from bot.gaps.digest import GapDigest
 
 HR_PUBLIC = "C0HRPUBLIC"  # public, scoped to hr/
 FALCON = "C0FALCON01"  # a private channel
@@ -38,7 +38,7 @@ def asked(make_bot: Callable[..., Bot], tmp_path: Path) -> Bot:
     ask_in_channel(bot, GENERAL, "U0CLARA", PUBLIC_QUESTION, "channel")
     ask_in_channel(bot, HR_PUBLIC, "U0DAVE", HR_QUESTION, "channel")
     now = time.time()
-    modes = {q.text: q.not_found for q in bot.runtime.state.unanswered_questions(now - 60, now + 60, "all")}
+    modes = {q.text: q.not_found for q in bot.runtime.state.gaps.unanswered(now - 60, now + 60, "all")}
     assert modes == dict.fromkeys((DM_QUESTION, FALCON_QUESTION, PUBLIC_QUESTION, HR_QUESTION), True)
     return bot
 

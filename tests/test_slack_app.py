@@ -82,8 +82,8 @@ def test_mention_gets_status_then_a_streamed_answer_with_sources_and_buttons(mak
     prompt = json.dumps(_llm_requests(bot)[0]["messages"])
     assert "vacation" in prompt.lower()
     # stored: the question, the answer and its sources
-    assert bot.runtime.state.counts()["answers"] == 1
-    assert "hr/vacation.md" in bot.runtime.state.source_paths(answer_id(message))
+    assert bot.runtime.state.questions.counts()["answers"] == 1
+    assert "hr/vacation.md" in bot.runtime.state.questions.source_paths(answer_id(message))
 
 
 def test_direct_message_is_answered_in_the_dm(make_bot: Callable[..., Bot]) -> None:
@@ -185,11 +185,11 @@ def test_a_scoped_channel_never_retrieves_outside_its_scope(make_bot: Callable[.
     ts_general, _ = bot.ask(vpn, channel=GENERAL)
     [general] = bot.answer_in(GENERAL, ts_general)
 
-    assert any(p.startswith("it-security/") for p in bot.runtime.state.source_paths(answer_id(general)))
+    assert any(p.startswith("it-security/") for p in bot.runtime.state.questions.source_paths(answer_id(general)))
 
     ts_hr, _ = bot.ask(vpn, channel=HR, user="U0BOB")
     [scoped] = bot.answer_in(HR, ts_hr)
-    paths = bot.runtime.state.source_paths(answer_id(scoped))
+    paths = bot.runtime.state.questions.source_paths(answer_id(scoped))
     assert paths and all(p.startswith("hr/") for p in paths)
     # the model was asked both times, so its prompt can be checked: no passage from outside hr/
     assert len(_llm_requests(bot)) == 2
@@ -312,7 +312,7 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
 
     assert click(bot, render.ACTION_UP, message, "U0BOB").status == 200
     bot.slack.wait_for(lambda s: s.calls_to("chat.postEphemeral"))
-    [up] = list(bot.runtime.state.feedback("up"))
+    [up] = list(bot.runtime.state.feedback.records("up"))
     assert (up.user, up.question) == ("U0BOB", QUESTION)
 
     assert click(bot, render.ACTION_DOWN, message, "U0CAROL").status == 200
@@ -329,7 +329,7 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
     assert submitted.status == 200
     thanks = json.loads(submitted.body)  # the modal says it was noted (before: it closed without a word)
     assert thanks["response_action"] == "update" and "Thanks, noted" in json.dumps(thanks["view"])
-    [down] = list(bot.runtime.state.feedback("down"))
+    [down] = list(bot.runtime.state.feedback.records("down"))
     assert (down.user, down.reason) == ("U0CAROL", "It's 30 days since 2026")
 
     out = tmp_path / "thumbs_down.jsonl"
@@ -438,7 +438,7 @@ def test_the_running_bot_reindexes_its_docs_folder_in_process(
     while bot.runtime.index_info().documents < 2:  # the bot holds the index lock and indexes itself
         assert time.monotonic() < deadline, "the new document was never indexed"
         time.sleep(0.1)
-    assert bot.runtime.last_reindex_error is None
+    assert bot.runtime.indexing.last_error is None
     assert any(h.path == "lunch.md" for h in bot.runtime.searcher.search("when is lunch served", k=3))
 
 
@@ -521,4 +521,4 @@ def test_a_follow_up_in_a_slack_thread_is_searched_with_its_thread(make_bot: Cal
     assert vpn in thread and "Sources: VPN Guide (Tailscale)" in thread and follow_up in thread
     # and the answer was written from the VPN guide, found through the thread
     assert "it-security/vpn-guide.md" in second["messages"][-1]["content"]
-    assert "it-security/vpn-guide.md" in bot.runtime.state.source_paths(answer_id(answers[-1]))
+    assert "it-security/vpn-guide.md" in bot.runtime.state.questions.source_paths(answer_id(answers[-1]))

@@ -47,7 +47,7 @@ def indexed(bot: Bot) -> set[str]:
 def test_watching_follows_a_symlink_swapped_to_another_folder(
     make_bot: Callable[..., Bot], tmp_path: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.runtime")
+    caplog.set_level(logging.INFO, logger="bot.indexing")
     v1 = worktree(tmp_path, "v1", {"parking.md": PARKING})
     docs = tmp_path / "docs"
     os.symlink(".worktrees/v1", docs)

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -16,8 +16,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.commands.run import APP_TOKEN_FIX, slack_error
-from bot.control import ControlError, compare_with_bot, index_info
 from bot.errors import ConfigError
+from bot.indexing.control import ControlError, compare_with_bot, index_info
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError
 from bot.settings import Settings, unknown_settings
@@ -80,7 +80,7 @@ def print_row(check: Check, out: TextIO) -> None:
 
 def _settings_check(settings: Settings) -> Check:
     try:
-        AnswerPipeline.check_settings(settings)
+        AnswerPipeline.check_config(settings.answer_config())
     except ConfigError as exc:
         return Check("settings", "fail", str(exc), "correct the setting in .env or the environment")
     if settings.channel_scopes_file and not settings.channel_scopes_file.is_file():
@@ -191,8 +191,8 @@ def _llm_checks(settings: Settings) -> Iterator[Check]:
         yield Check("LLM endpoint", "skip", "QWENBOT_LLM_BASE_URL is unset: answers are extractive (passages quoted)")
         return
     limit = min(settings.llm_read_timeout, CHECK_TIMEOUT)
-    short = {"llm_read_timeout": limit, "llm_connect_timeout": min(settings.llm_connect_timeout, limit)}
-    client = LLMClient(settings.model_copy(update=short))
+    connect = min(settings.llm_connect_timeout, limit)
+    client = LLMClient(replace(settings.llm_config(), llm_read_timeout=limit, llm_connect_timeout=connect))
     problem = functools.partial(_problem, where=client.where, limit=limit, read_timeout=settings.llm_read_timeout)
     try:
         models = client.list_models()

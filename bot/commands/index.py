@@ -1,17 +1,17 @@
-"""`qwenbot index`: index, list, remove or prune documents (the job itself: bot/indexing.py)."""
+"""`qwenbot index`: index, list, remove or prune documents (the job itself: bot/indexing/job.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bot.control import local_or_bot
-from bot.indexing import ERROR, IndexRequest, run_index_job
+from bot.indexing.control import local_or_bot
+from bot.indexing.job import ERROR, IndexRequest, run_index_job
 from bot.settings import Settings
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit status: see bot/indexing.py (and `qwenbot index --help`)."""
+    """Exit status: see bot/indexing/job.py (and `qwenbot index --help`)."""
     request = IndexRequest.from_args(args)
     if request.list_only:  # reads the manifest alone: works beside any other process
         return run_index_job(settings, request, _print, progress=not args.no_progress)

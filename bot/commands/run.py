@@ -69,7 +69,8 @@ def check_credentials(settings: Settings, http: bool) -> None:
 def main(settings: Settings, args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format)
     check_credentials(settings, args.http)
-    AnswerPipeline.check_settings(settings)  # a bad setting is reported before Slack or the index are touched
+    # a bad setting is reported before Slack or the index are touched
+    AnswerPipeline.check_config(settings.answer_config())
     try:
         runtime = BotRuntime(settings)
     except (BoltError, SlackApiError, OSError) as exc:  # auth.test at startup: bad token, Slack unreachable
@@ -105,15 +106,15 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             handler.client.on_message_listeners.append(lambda raw: _on_message(raw, hello))
             handler.client.wss_uri = url  # connect() uses it (reconnects ask for new ones)
             try:
-                handler.connect()
+                handler.client.connect()  # the typed call SocketModeHandler.connect() makes
                 _wait_connected(hello, stop, settings.slack_connect_timeout, url)
             except BaseException:
-                handler.close()
+                handler.client.close()
                 raise
             if not stop.is_set():
                 log.info("connected to Slack over Socket Mode")
                 _wait(stop)
-            handler.close()  # Slack sends new events to the bot's other connections, if any
+            handler.client.close()  # Slack sends new events to the bot's other connections, if any
     finally:
         runtime.close()  # drains the answers in progress first
     return 0

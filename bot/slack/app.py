@@ -19,41 +19,31 @@ from contextlib import contextmanager
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.slack.answering import Answerer, Pipeline
-from bot.slack.client import make_client
+from bot.slack.answering import Answerer
 from bot.slack.guard import StateGuard
 from bot.slack.listeners import register_listeners
 from bot.slack.listeners.commands import Reindexer
-from bot.slack.policy import Policy
 from bot.slack.signing import SignedRequests
 from bot.slack.workers import Workers
-from bot.state import State
 
 
 def build_app(
     settings: Settings,
-    pipeline: Pipeline,
-    state: State,
-    client: WebClient | None = None,
+    client: WebClient,
     *,
-    policy: Policy | None = None,
-    status_report: Callable[[], str] | None = None,
-    workers: Workers | None = None,
-    metrics: Metrics | None = None,
-    answerer: Answerer | None = None,
-    reindexer: Reindexer | None = None,
+    answerer: Answerer,
+    workers: Workers,
+    status_report: Callable[[], str],
+    reindexer: Reindexer,
 ) -> App:
-    """`answerer`: one built by the caller, who also resumes the questions of dead replicas with it."""
-    client = client or make_client(settings)
-    policy = policy or Policy.from_settings(settings, state)
+    """The app, from parts built by the caller (bot/runtime.py), who also resumes the questions of dead
+    replicas with `answerer`. `workers` run the listeners and the answers."""
     # Socket Mode has no signatures to check. Without a signing secret, a random one: no HTTP request
     # can then be signed, so all are refused (never an empty key anyone could sign with).
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else secrets.token_hex(32)
     )
-    workers = workers or Workers()
     with _bolt_reads_no_token():
         app = App(
             client=client,
@@ -65,7 +55,6 @@ def build_app(
             listener_executor=workers.listeners,
             logger=logging.getLogger("bot.bolt"),
         )
-    answerer = answerer or Answerer(settings, pipeline, state, client, policy, metrics or Metrics())
     app.use(StateGuard(answerer.state_monitor))  # events wait in Slack while the state database is down
     register_listeners(app, answerer, workers, status_report, reindexer)
     return app

@@ -1,5 +1,6 @@
 """Answer -> Slack messages: Markdown split within Slack's limits, sources, feedback buttons; the
-task steps streamed while an answer is written; the knowledge-gap digest and "Ask an owner" posts.
+task steps streamed while an answer is written; "Ask an owner" posts (the knowledge-gap digest:
+bot/gaps/render.py).
 
 All text that came from the model or the docs goes through bot.slack.mrkdwn before it is placed here.
 """
@@ -9,15 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import date
+from typing import Any, Literal
 
 from bot.answer.records import Answer, Source
 from bot.settings import FeedbackStyle
 from bot.slack import mrkdwn
-
-if TYPE_CHECKING:
-    from bot.gaps import GapGroup, GapReport
 
 # Slack: markdown blocks take 12,000 characters per message in total, and messages are refused a
 # little above 13,000 characters of blocks in all; keep room for the sources and buttons.
@@ -29,7 +27,6 @@ ACTION_UP = "feedback_up"  # the plain buttons (QWENBOT_FEEDBACK_STYLE=buttons)
 ACTION_DOWN = "feedback_down"
 ACTION_FEEDBACK = "feedback"  # Slack's feedback_buttons element: value "up:<answer id>" or "down:<answer id>"
 ACTION_ASK_OWNER = "ask_owner"  # value: the answer id
-ACTION_GAP_HANDLED = "gap_handled"  # value: the digest group id
 FEEDBACK_VIEW = "feedback_reason"
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason"
@@ -132,11 +129,11 @@ def sources_blocks(answer: Answer, stale_days: int, today: date, allow_mailto: b
     for source in answer.sources:
         line = source_line(source, stale_days, today, allow_mailto)[: SECTION_LIMIT - 1]
         if len(current) + 1 + len(line) > SECTION_LIMIT:
-            blocks.append(_section(current))
+            blocks.append(section(current))
             current = line
         else:
             current += "\n" + line
-    blocks.append(_section(current))
+    blocks.append(section(current))
     return blocks
 
 
@@ -265,7 +262,7 @@ def blocks_size(blocks: list[Block]) -> int:
     return total
 
 
-def _section(text: str) -> Block:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
@@ -320,23 +317,23 @@ def task_update(
     for source in sources:
         target = mrkdwn.link_target(source.url) if source.url else None
         if target:
-            links.append({"type": "url", "url": target, "text": _plain(source.title or source.path)})
+            links.append({"type": "url", "url": target, "text": plain_text(source.title or source.path)})
     if links:
         chunk["sources"] = links[:MAX_TASK_SOURCES]
     return chunk
 
 
-def _plain(text: str, limit: int = TASK_TEXT_LIMIT) -> str:
+def plain_text(text: str, limit: int = TASK_TEXT_LIMIT) -> str:
     text = " ".join(mrkdwn.neutralize(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _count(n: int, noun: str) -> str:
+def count_noun(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def found_details(passages: int, documents: int) -> str:
-    return f"found {_count(passages, 'passage')} in {_count(documents, 'document')}"
+    return f"found {count_noun(passages, 'passage')} in {count_noun(documents, 'document')}"
 
 
 def reading_details(reranked: bool) -> str:
@@ -352,7 +349,7 @@ def outcome_step(answer: Answer) -> tuple[str, str]:
         return FAILED_TITLE, "the model did not answer and no passage answers clearly: the closest documents are listed"
     if answer.mode == "extractive":
         return QUOTING_TITLE, "the passages that answer, quoted and cited"
-    cited = _count(len({s.path for s in answer.sources}), "document")
+    cited = count_noun(len({s.path for s in answer.sources}), "document")
     if answer.truncated:
         return WRITE_TITLE, f"cut off at the answer length limit; cites {cited}"
     if answer.model_error:
@@ -367,105 +364,20 @@ def outcome_status(answer: Answer) -> TaskStatus:
     return "error" if cut or answer.mode == "failed" else "complete"
 
 
-# --- the knowledge-gap digest and "Ask an owner" ---
-
-MAX_DIGEST_GROUPS = 15  # 2 blocks each, well under Slack's 50; the rest: `qwenbot gaps`
-MAX_WORDINGS = 3
-MAX_REASONS = 3
-MAX_DIGEST_DOCS = 3
-_WORDING_LIMIT = 200
-
-
-def owner_text(owner: str, owner_groups: dict[str, str]) -> str:
-    """A doc owner as shown: their name (from front matter: untrusted, escaped) and, when the scopes
-    file maps the name to a Slack user group, that group tagged. The only mention the bot makes on
-    purpose, and it comes from configuration alone."""
-    name = mrkdwn.escape(owner)
-    group = owner_groups.get(owner.strip().casefold())
-    return f"{name} <!subteam^{group}>" if group else name
-
-
-def _quote(text: str) -> str:
-    return "“" + mrkdwn.escape(_plain(text, _WORDING_LIMIT)) + "”"
-
-
-def gap_group_text(group: GapGroup, owner_groups: dict[str, str]) -> str:
-    lines = [f"*{group.count}×* {_quote(group.example)}"]
-    lines.append(f"_asked in_ <#{group.channel}>" if group.channel else "_asked in direct messages_")
-    others = [q for q in group.wordings if q != group.example][: MAX_WORDINGS - 1]
-    if others:
-        lines.append("_also asked as_ " + ", ".join(_quote(q) for q in others))
-    outcome = []
-    if group.not_found:
-        outcome.append(f"{group.not_found} not in the docs")
-    if group.rated_down:
-        outcome.append(f"{group.rated_down} rated 👎")
-    lines.append(" · ".join(outcome))
-    lines.extend(f"> {mrkdwn.escape(_plain(r, _WORDING_LIMIT))}" for r in group.reasons[:MAX_REASONS])
-    docs = []
-    for doc in group.documents[:MAX_DIGEST_DOCS]:
-        name = (mrkdwn.link(doc.url, doc.title or doc.path) if doc.url else None) or f"`{mrkdwn.escape(doc.path)}`"
-        docs.append(name + (f" (owner: {owner_text(doc.owner, owner_groups)})" if doc.owner else ""))
-    lines.append("Nearest docs: " + ("; ".join(docs) if docs else "none found"))
-    return "\n".join(lines)[:SECTION_LIMIT]
-
-
-def digest_message(report: GapReport, group_ids: Sequence[int], owner_groups: dict[str, str]) -> Message:
-    """The digest: one section per group of similar questions, each with a "Mark as handled" button
-    (its value: `group_ids[i]`, the group as stored)."""
-    period = f"{_day(report.since)} to {_day(report.until)}"
-    heading = (
-        f"*Knowledge gaps, {period}:* {_count(report.total, 'question')} the docs did not answer "
-        f"or that were rated 👎, in {_count(len(report.groups), 'group')}. These are the docs to write next."
-    )
-    blocks: list[Block] = [_section(heading)]
-    for group, group_id in zip(report.groups[:MAX_DIGEST_GROUPS], group_ids, strict=False):
-        blocks.append(_section(gap_group_text(group, owner_groups)))
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"gap:{group_id}",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": ACTION_GAP_HANDLED,
-                        "value": str(group_id),
-                        "text": {"type": "plain_text", "text": "Mark as handled"},
-                    }
-                ],
-            }
-        )
-    hidden = len(report.groups) - MAX_DIGEST_GROUPS
-    if hidden > 0:
-        blocks.append(_section(f"…and {_count(hidden, 'more group')}: run `qwenbot gaps` for the whole list."))
-    return Message(text=f"Knowledge gaps, {period}: {_count(report.total, 'question')}", blocks=blocks)
-
-
-def _day(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
-
-
-def handled_blocks(blocks: list[Block], group_id: int) -> list[Block]:
-    """The digest's blocks with one group's button replaced by a note that it was handled."""
-    note: Block = {
-        "type": "context",
-        "block_id": f"gap:{group_id}",
-        "elements": [{"type": "mrkdwn", "text": ":white_check_mark: Marked as handled"}],
-    }
-    return [note if b.get("block_id") == f"gap:{group_id}" else b for b in blocks]
+# --- "Ask an owner" ---
 
 
 def ask_owner_message(question: str, channel: str, permalink: str | None) -> Message:
     """The question posted to the scope's owners' channel. Where it was asked is a channel link (no
     one is pinged); the asker's thread is a link when it is in a channel (a DM's is private)."""
-    lines = [f"*A question the docs did not answer:*\n> {mrkdwn.escape(_plain(question, 2000))}"]
+    lines = [f"*A question the docs did not answer:*\n> {mrkdwn.escape(plain_text(question, 2000))}"]
     if channel.startswith(("C", "G")):
         thread = mrkdwn.link(permalink, "the thread") if permalink else None
         lines.append(f"Asked in <#{channel}>" + (f": reply in {thread}." if thread else "."))
     else:
         lines.append("Asked in a direct message with the bot.")
     lines.append("If the docs should cover this, please add it: the bot answers from them once indexed.")
-    return Message(text="A question the docs did not answer", blocks=[_section("\n".join(lines))])
+    return Message(text="A question the docs did not answer", blocks=[section("\n".join(lines))])
 
 
 def asked_owner_notice(ask_channel: str) -> str:

@@ -11,27 +11,20 @@ scope, so the report never points outside what its askers could be answered from
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
-from slack_sdk import WebClient
 
 from bot.errors import ConfigError
-from bot.settings import GapsInclude, Settings, parse_schedule
-from bot.slack import render
+from bot.settings import GapsInclude
 from bot.slack.policy import ChannelScopes
-from bot.state import State, UnansweredQuestion
+from bot.state import State
+from bot.state.gaps import UnansweredQuestion
 from retrieval.models import Hit, SearchFilter
-
-log = logging.getLogger(__name__)
 
 # A wording joins a group when its embedding's cosine similarity to the group's mean is at least this.
 # With MiniLM, rewordings of one question ("Where can I park my car?" / "Where do employees park?")
@@ -39,7 +32,6 @@ log = logging.getLogger(__name__)
 # on neighbouring topics (parking / bringing a dog to the office), 0.1-0.41. The middle, not a fit.
 GROUP_SIMILARITY = 0.55
 NEAREST_DOCS = 3
-DIGEST_POLL_SECONDS = 30.0  # how often the digest thread looks at the clock
 
 Embed = Callable[[list[str]], np.ndarray]  # texts -> one normalised row each
 Search = Callable[[str, int, SearchFilter], list[Hit]]  # query, k, scope -> hits, best first
@@ -169,7 +161,7 @@ class ReportSource:
 
 
 def build_report(source: ReportSource, since: float, until: float) -> GapReport:
-    groups = group_questions(source.state.unanswered_questions(since, until, source.include), source.embed)
+    groups = group_questions(source.state.gaps.unanswered(since, until, source.include), source.embed)
     for group in groups:
         # a DM's scope is the default one: for_channel gives it for any channel not listed
         scope = source.scopes.for_channel(group.channel or "")
@@ -240,77 +232,3 @@ def report_text(report: GapReport) -> str:
             lines.append(f"       nearest: {d.path} ({d.title}" + (f"; owner: {d.owner})" if d.owner else ")"))
         lines.append("")
     return "\n".join(lines).rstrip()
-
-
-# --- the digest, posted by the running bot ---
-
-
-class GapDigest:
-    """Posts the report to QWENBOT_GAPS_CHANNEL at each scheduled time, covering the period since the
-    previous one (a week, or a day for "daily"). Driven by `tick(now)`, so tests move a fake clock;
-    `run` ticks it from a thread. Replicas sharing the state post each digest once (a claim)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        state: State,
-        client: WebClient,
-        embed: Embed,
-        search: Search,
-        scopes: ChannelScopes,
-    ) -> None:
-        if not settings.gaps_channel:
-            raise ConfigError("QWENBOT_GAPS_CHANNEL is not set")
-        self.channel = settings.gaps_channel
-        self.weekday, self.hour, self.minute = parse_schedule(settings.gaps_schedule)
-        self.zone = ZoneInfo(settings.gaps_timezone)
-        self.state = state
-        self.source = ReportSource(state, embed, search, settings.gaps_include, scopes)
-        self.client = client
-        self.next_due: float | None = None
-
-    def due_after(self, now: float) -> float:
-        """The first scheduled time after `now` (wall-clock time in the configured zone)."""
-        local = datetime.fromtimestamp(now, self.zone)
-        start = local.replace(hour=self.hour, minute=self.minute, second=0, microsecond=0)
-        for days in range(8):
-            at = start + timedelta(days=days)  # zone-aware: wall-clock days, across DST changes
-            if at.timestamp() > now and (self.weekday is None or at.weekday() == self.weekday):
-                return at.timestamp()
-        raise AssertionError("a weekday recurs within 8 days")
-
-    def period_start(self, due: float) -> float:
-        days = 1 if self.weekday is None else 7
-        return (datetime.fromtimestamp(due, self.zone) - timedelta(days=days)).timestamp()
-
-    def tick(self, now: float) -> str | None:
-        """Posts the digest if one is due; returns its ts. The first tick only sets the schedule."""
-        if self.next_due is None:
-            self.next_due = self.due_after(now)
-            return None
-        if now < self.next_due:
-            return None
-        due, self.next_due = self.next_due, self.due_after(now)
-        if not self.state.claim(f"gaps:{due:.0f}", now):
-            return None  # another replica posted it
-        return self.post(self.period_start(due), due)
-
-    def post(self, since: float, until: float) -> str:
-        report = build_report(self.source, since, until)
-        ids = [self.state.add_gap_group(g.question_ids) for g in report.groups[: render.MAX_DIGEST_GROUPS]]
-        message = render.digest_message(report, ids, self.source.scopes.owner_groups)
-        resp = self.client.chat_postMessage(
-            channel=self.channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
-        )
-        log.info("posted the knowledge-gap digest: %d questions in %d groups", report.total, len(report.groups))
-        return str(resp["ts"])
-
-    def run(self, stop: threading.Event, clock: Callable[[], float] = time.time) -> None:
-        """Ticks until `stop` is set; a failed digest is logged and tried again at the next time."""
-        while True:
-            try:
-                self.tick(clock())
-            except Exception:
-                log.exception("the knowledge-gap digest failed")
-            if stop.wait(DIGEST_POLL_SECONDS):
-                return

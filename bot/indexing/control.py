@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import QwenbotError, user_message
-from bot.indexing import IndexRequest
+from bot.indexing.job import IndexRequest
 from bot.settings import Settings
 from retrieval.config import IndexConfig
 from retrieval.errors import IndexLockedError, RetrievalError
