@@ -1,4 +1,5 @@
-"""The `qwenbot` command: parses arguments, reads settings once, dispatches to bot/commands."""
+"""The `qwenbot` command: parses arguments, reads settings once, dispatches to bot/commands, and is the
+one place an error a command raises (bot/errors.py, retrieval/errors.py) becomes a line and an exit status."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from bot.control import ControlError, compare_with_bot
 from bot.errors import QwenbotError, exit_code, user_message
+from bot.indexing.control import ControlError, compare_with_bot
 from bot.logs import JsonFormatter
 from bot.settings import Settings, SettingsError, find_env_file, load_settings, source_line, unknown_settings
 from retrieval.errors import RetrievalError

@@ -1,8 +1,23 @@
 """The bot's exception tree, and the one place that turns any expected failure into one line.
 
 Every error the bot raises on purpose derives from `QwenbotError` (retrieval has its own root,
-`RetrievalError`). `cli.main` catches both, prints `user_message()` and exits non-zero, so no command
-shows a traceback for a mistake an operator can fix.
+`RetrievalError`). Commands raise them; `cli.main` catches both, prints `qwenbot COMMAND: ` and
+`user_message()` as one line on stderr and exits with `exit_code()`, so no command prints its own
+error or shows a traceback for a mistake an operator can fix. No class mixes in a builtin exception.
+
+    QwenbotError
+    ├── ConfigError          a bad setting or settings file (exit 2)
+    │   ├── SettingsError    bot/settings.py
+    │   └── PolicyError      the channel scopes file (bot/slack/policy.py)
+    ├── UsageError           a command line that cannot work as given (exit 2)
+    ├── NotReadyError        what a command reads is not there yet: no index, no bot state
+    ├── StartupError         the bot cannot start serving
+    ├── ControlError         the running bot cannot be reached, or refused (bot/indexing/control.py)
+    ├── LLMError, Retryable  the model endpoint failed (bot/llm/errors.py)
+    ├── StateError           the state database (bot/state/db.py); StateUnavailable: it is down
+    └── AnswerInterrupted    an answer cut off at shutdown (bot/slack/answering.py)
+
+The classes other than the first five are defined beside the code that raises them.
 """
 
 from __future__ import annotations
@@ -18,6 +33,10 @@ class ConfigError(QwenbotError):
 
 class UsageError(QwenbotError):
     """A command given without what it needs (a required flag); the message names what it takes."""
+
+
+class NotReadyError(QwenbotError):
+    """What a command reads is not there yet (no index, no bot state); the message says what makes it."""
 
 
 class StartupError(QwenbotError):

@@ -17,7 +17,8 @@ from typing import TextIO
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status
-from bot.control import open_searcher
+from bot.errors import NotReadyError
+from bot.indexing.control import open_searcher
 from bot.llm.client import build_client
 from bot.settings import Settings
 from retrieval.models import SearchFilter
@@ -37,13 +38,12 @@ _INSTEAD = {
 def main(settings: Settings, args: argparse.Namespace) -> int:
     config = settings.index_config()
     if not index_exists(config):
-        print(f"qwenbot: no index at {config.index_dir}: run `qwenbot index` first", file=sys.stderr)
-        return 1
+        raise NotReadyError(f"no index at {config.index_dir}: run `qwenbot index` first")
     scope = SearchFilter(tuple(args.path), tuple(args.tag)) if args.path or args.tag else None
     # A failed model call is told once, below, as this command's own line (exit 3), not again as a log line.
     logging.getLogger(AnswerPipeline.__module__).setLevel(logging.ERROR)
     with open_searcher(config) as searcher:  # through the running bot while one holds the index
-        pipeline = AnswerPipeline(settings, searcher, build_client(settings))
+        pipeline = AnswerPipeline(settings.answer_config(), searcher, build_client(settings.llm_config()))
         events = pipeline.run(args.question, [], scope)
         answer = _final_answer(events) if args.json else _stream(events, sys.stdout, sys.stderr)
     if args.json:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bot.answer.evaluation import run_eval
 from bot.answer.pipeline import AnswerPipeline
+from bot.errors import UsageError
 from bot.llm.client import build_client
 from bot.settings import Settings
 from retrieval.errors import QuestionsError
@@ -25,18 +26,12 @@ EVAL_COLLECTION = "qwenbot-eval"
 def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
         questions = load_questions(args.questions)
-    except QuestionsError as exc:
-        print(f"qwenbot eval: {exc}", file=sys.stderr)
-        return 2
+    except QuestionsError as exc:  # the file named on the command line: exit 2, as for the other arguments
+        raise UsageError(str(exc)) from None
     if not args.docs.is_dir():
-        print(f"qwenbot eval: --docs {args.docs}: no such folder", file=sys.stderr)
-        return 2
+        raise UsageError(f"--docs {args.docs}: no such folder")
     if args.store is not None and args.store.resolve() == settings.index_dir.resolve():
-        print(
-            f"qwenbot eval: --store {args.store} is the bot's index (QWENBOT_INDEX_DIR); give the eval its own folder",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(f"--store {args.store} is the bot's index (QWENBOT_INDEX_DIR); give the eval its own folder")
     if args.store is not None:
         return _run(settings, args, questions, args.store)
     with tempfile.TemporaryDirectory(prefix="qwenbot-eval-") as tmp:
@@ -50,11 +45,11 @@ def _run(settings: Settings, args: argparse.Namespace, questions: list[Question]
     for error in stats.errors:
         print(error, file=sys.stderr)
     print(format_summary(stats), file=sys.stderr)
-    llm = build_client(settings) if args.answers else None  # retrieval alone never calls the model
+    llm = build_client(settings.llm_config()) if args.answers else None  # retrieval alone never calls the model
     if args.answers and llm is None:
         print("qwenbot eval: warning: --answers with no QWENBOT_LLM_BASE_URL: answers are extractive", file=sys.stderr)
     with Searcher(config) as searcher:
-        pipeline = AnswerPipeline(settings, searcher, llm)
+        pipeline = AnswerPipeline(settings.answer_config(), searcher, llm)
         if args.details is None:
             report = run_eval(pipeline, questions, set(searcher.document_paths()), answers=args.answers)
         else:

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from bot.errors import NotReadyError
 from bot.logs import UserHasher
 from bot.settings import Settings
-from bot.state import FeedbackRecord, State
+from bot.state import State
+from bot.state.feedback import FeedbackRecord
 
 
 def export_line(record: FeedbackRecord, hash_user: Callable[[str], str]) -> str:
@@ -43,7 +45,7 @@ def export_line(record: FeedbackRecord, hash_user: Callable[[str], str]) -> str:
 
 def export(state: State, out: TextIO, hash_user: Callable[[str], str]) -> int:
     count = 0
-    for record in state.feedback(rating="down"):
+    for record in state.feedback.records(rating="down"):
         out.write(export_line(record, hash_user) + "\n")
         count += 1
     return count
@@ -51,10 +53,9 @@ def export(state: State, out: TextIO, hash_user: Callable[[str], str]) -> int:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if (missing := State.missing(settings)) is not None:
-        print(f"qwenbot feedback: {missing}", file=sys.stderr)
-        return 1
+        raise NotReadyError(missing)
     state = State.from_settings(settings)
-    hash_user = UserHasher.from_settings(settings)
+    hash_user = UserHasher.from_config(settings.log_config())
     try:
         if args.output is None:
             count = export(state, sys.stdout, hash_user)

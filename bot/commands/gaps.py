@@ -1,17 +1,17 @@
 """`qwenbot gaps [--since 7d] [--json]` (also `qwenbot questions --unanswered`): the questions the docs
 did not answer or that were rated 👎, grouped by similar wording, with the nearest documents and their
-owners: the same report the bot's digest posts to Slack (bot/gaps.py), under the same privacy rules
+owners: the same report the bot's digest posts to Slack (bot/gaps/), under the same privacy rules
 (QWENBOT_GAPS_INCLUDE; each group's nearest docs searched in its channel's scope)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
-from bot.control import local_or_bot
-from bot.gaps import Embed, ReportSource, build_report, parse_since, report_json, report_text
+from bot.errors import NotReadyError
+from bot.gaps.report import Embed, ReportSource, build_report, parse_since, report_json, report_text
+from bot.indexing.control import local_or_bot
 from bot.settings import Settings
 from bot.slack.policy import ChannelScopes, load_channel_scopes
 from bot.state import State
@@ -34,12 +34,10 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     window = parse_since(args.since)
     scopes = load_channel_scopes(settings.channel_scopes_file)
     if (missing := State.missing(settings)) is not None:
-        print(f"qwenbot: {missing}", file=sys.stderr)
-        return 1
+        raise NotReadyError(missing)
     config = settings.index_config()
     if not index_exists(config):
-        print(f"qwenbot: no index at {config.index_dir}: run `qwenbot index` first", file=sys.stderr)
-        return 1
+        raise NotReadyError(f"no index at {config.index_dir}: run `qwenbot index` first")
     until = time.time()
     since = until - window.total_seconds()
     state = State.from_settings(settings)
