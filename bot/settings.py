@@ -1,13 +1,15 @@
-"""All configuration, read once (`.env`, then the environment) into one object that is passed down."""
+"""All configuration, read once (`.env`, then the environment) into one flat object; each part takes
+its own slice of it (bot/config.py, retrieval/config.py), built by the `*_config()` methods."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,13 +18,27 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_valid
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from bot.config import (
+    AnswerConfig,
+    LLMConfig,
+    LogConfig,
+    LogFormat,
+    LogLevel,
+    Provider,
+    QueryRewrite,
+    SlackConfig,
+    StateConfig,
+)
+from bot.config import FeedbackStyle as FeedbackStyle  # bot/slack/render.py imports it from here
 from bot.errors import ConfigError
 from bot.text import redact_url
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, EmbeddingQuantize, IndexConfig
 
-Provider = Literal["vllm", "sglang", "llamacpp", "ollama", "dashscope", "openai"]
-QueryRewrite = Literal["off", "heuristic", "model"]  # how a follow-up in a thread is searched
-FeedbackStyle = Literal["native", "buttons"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Slice = TypeVar("_Slice", bound="DataclassInstance")  # a part's settings (bot/config.py)
+
 GapsInclude = Literal["public", "channels", "all"]  # which conversations the knowledge-gap report shows
 
 
@@ -42,7 +58,7 @@ _OPTIONAL_NUMBERS = (
 
 
 # What a running bot's index jobs and searches use: `qwenbot index` and `ask` hand their work to it
-# (bot/control.py), so a terminal compares these with the bot's and names any that differ (a bot reads
+# (bot/indexing/control.py), so a terminal compares these with the bot's and names any that differ (a bot reads
 # its settings only at start).
 SHARED_WITH_BOT = (
     "docs_dir",
@@ -162,8 +178,8 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(1024 * 1024, ge=1024)
     http_max_connections: int = Field(1000, ge=1)
     http_read_timeout: float = Field(10, gt=0)  # seconds to send the request headers, and then the body
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"  # json: one object per line, for log shippers
     # Key of the hashed user id in the question log lines; unset: derived from SLACK_BOT_TOKEN (the
     # hashes then change when the token is rotated)
     log_user_salt: SecretStr | None = None
@@ -174,7 +190,7 @@ class Settings(BaseSettings):
     # Feedback under each answer: Slack's native thumbs (a context_actions block) or plain buttons,
     # for workspaces where the native element is not available yet.
     feedback_style: FeedbackStyle = "native"
-    # The knowledge-gap digest (bot/gaps.py): questions the docs did not answer or that were rated 👎,
+    # The knowledge-gap digest (bot/gaps/): questions the docs did not answer or that were rated 👎,
     # posted to this channel on the schedule ("mon 09:00", or "daily 09:00") in this time zone. Unset: off.
     gaps_channel: str | None = None
     gaps_schedule: str = "mon 09:00"
@@ -316,6 +332,26 @@ class Settings(BaseSettings):
             follow_symlinks_outside=self.follow_symlinks_outside,
             exclude=tuple(self.exclude),
         )
+
+    def llm_config(self) -> LLMConfig:
+        return self._slice(LLMConfig)
+
+    def answer_config(self) -> AnswerConfig:
+        return self._slice(AnswerConfig)
+
+    def slack_config(self) -> SlackConfig:
+        return self._slice(SlackConfig)
+
+    def state_config(self) -> StateConfig:
+        return self._slice(StateConfig)
+
+    def log_config(self) -> LogConfig:
+        return LogConfig(self.log_level, self.log_format, self.log_user_salt or self.slack_bot_token)
+
+    def _slice(self, kind: type[_Slice]) -> _Slice:
+        """A slice whose fields are settings of the same names; lists become tuples (slices are frozen)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(kind)}
+        return kind(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
