@@ -62,7 +62,7 @@ def before(pipeline: AnswerPipeline, searcher: Searcher, question: Question, fou
     if not found.answerable:
         return []
     coverage = term_coverage(searcher.term_idf(question.question), found.hits[0])
-    if not agreement(found.hits)[1] or coverage < STRICT_COVERAGE_FACTOR * pipeline.settings.abstain_min_coverage:
+    if not agreement(found.hits)[1] or coverage < STRICT_COVERAGE_FACTOR * pipeline.config.abstain_min_coverage:
         return []
     return [h.path for h in found.hits[:OLD_PASSAGES]]
 
@@ -84,7 +84,7 @@ def run_set(settings: Settings, config: IndexConfig, embedder: CachingEmbedder, 
     near = {line["id"] for line in lines if line.get("near_domain")}
     out: dict[str, list[Outcome]] = {name: [] for name in RULES}
     with Searcher(config, embedder) as searcher:
-        pipeline = AnswerPipeline(settings, searcher, None)
+        pipeline = AnswerPipeline(settings.answer_config(), searcher, None)
         for question in load_questions(eval_set.questions):
             found = pipeline.retrieve(question.question, [])
             for name, rule in RULES.items():

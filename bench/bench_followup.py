@@ -37,7 +37,7 @@ from bot.answer.followup import rewrite_messages  # noqa: E402
 from bot.answer.pipeline import AnswerPipeline, Retrieved  # noqa: E402
 from bot.answer.prompts import estimate_tokens  # noqa: E402
 from bot.answer.records import Turn  # noqa: E402
-from bot.llm.client import LLMClient  # noqa: E402
+from bot.llm.client import build_client  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
 from retrieval.evaluation import (  # noqa: E402
     RANK_K,
@@ -156,7 +156,7 @@ def asking(p: AnswerPipeline) -> Callable[[Line], Retrieved]:
 
 def pipeline(settings: Settings, searcher: Searcher, **overrides: Any) -> AnswerPipeline:
     s = settings.model_copy(update=overrides)
-    return AnswerPipeline(s, searcher, LLMClient(s) if s.llm_base_url else None)
+    return AnswerPipeline(s.answer_config(), searcher, build_client(s.llm_config()))
 
 
 def main() -> int:

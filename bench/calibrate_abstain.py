@@ -57,7 +57,7 @@ def collect(settings: Settings, folder: Path, store: Path) -> list[Case]:
     lines = [json.loads(line) for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line]
     cases = []
     with Searcher(config) as searcher:
-        pipeline = AnswerPipeline(settings, searcher, None)
+        pipeline = AnswerPipeline(settings.answer_config(), searcher, None)
         for q in lines:
             found = pipeline.retrieve(q["question"], [], depth=10)
             kind = "answerable" if q["sources"] else "near" if q.get("near_domain") else "other"

@@ -9,11 +9,9 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from bot.settings import Settings
-
-LogFormat = Literal["text", "json"]
+from bot.config import LogConfig, LogFormat
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FIELDS = "qwenbot_fields"  # the LogRecord attribute holding a line's fields, as `extra={FIELDS: {...}}`
@@ -61,9 +59,9 @@ class UserHasher:
     key: bytes
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> UserHasher:
-        secret = settings.log_user_salt or settings.slack_bot_token
-        return cls(secret.get_secret_value().encode() if secret else b"")
+    def from_config(cls, config: LogConfig) -> UserHasher:
+        key = config.user_hash_key
+        return cls(key.get_secret_value().encode() if key else b"")
 
     def __call__(self, user: str) -> str:
         return hmac.new(self.key, user.encode(), hashlib.sha256).hexdigest()[:16]

@@ -6,7 +6,7 @@ can assert the exact body a provider profile puts on the wire.
 
     with FakeOpenAI() as server:
         server.push(answer(["Hel", "lo [1]"]), error(429, retry_after=1))
-        ... LLMClient(settings with llm_base_url=server.url) ...
+        ... LLMClient(load_settings(None, llm_base_url=server.url).llm_config()) ...
         server.bodies[0]["temperature"]
 
 Misconfigured servers, for the error messages: `FakeOpenAI(api_key="sk-right")` answers every request

@@ -165,7 +165,7 @@ def test_the_client_diagnoses_each_mistake_once(mistake: Mistake) -> None:
             None, llm_base_url=ep.url, llm_api_key=mistake.key, llm_read_timeout=float(mistake.read_timeout)
         )
         with pytest.raises(LLMError) as caught:
-            LLMClient(settings).ping()
+            LLMClient(settings.llm_config()).ping()
     assert caught.value.kind == mistake.kind
     assert str(caught.value) == mistake.line(ep.where, "POST /v1/chat/completions")
     assert WRONG_KEY not in str(caught.value)

@@ -75,7 +75,7 @@ def llama_settings(url: str, index_dir: Path) -> Settings:
 
 
 def test_client_talks_to_llama_cpp_server(llama_server: str, tmp_path: Path) -> None:
-    client = LLMClient(llama_settings(llama_server, tmp_path))
+    client = LLMClient(llama_settings(llama_server, tmp_path).llm_config())
     assert len(client.list_models()) == 1
     # The profile's fields (top_k, min_p, chat_template_kwargs, stream_options) are accepted both ways.
     assert isinstance(client.ping(thinking=False), str) and isinstance(client.ping(thinking=True), str)
@@ -89,7 +89,7 @@ def test_doctor_does_not_fail_a_model_name_the_server_answers_under(llama_server
     """llama.cpp lists its GGUF file's path as the model id and answers any name: not a failure, and
     nobody should be told to paste a file path into QWENBOT_LLM_MODEL."""
     settings = llama_settings(llama_server, tmp_path)
-    [listed] = LLMClient(settings).list_models()
+    [listed] = LLMClient(settings.llm_config()).list_models()
     assert listed.endswith(".gguf")
     checks = {check.name: check for check in _llm_checks(settings)}
     assert checks["LLM ping"].outcome == "pass"
@@ -101,7 +101,7 @@ def test_doctor_does_not_fail_a_model_name_the_server_answers_under(llama_server
 def test_pipeline_streams_a_generated_answer(llama_server: str, corpus_index: Path, embedder: Embedder) -> None:
     settings = llama_settings(llama_server, corpus_index)
     with Searcher(IndexConfig(index_dir=corpus_index), embedder) as searcher:
-        pipeline = AnswerPipeline(settings, searcher, LLMClient(settings))
+        pipeline = AnswerPipeline(settings.answer_config(), searcher, LLMClient(settings.llm_config()))
         events = list(pipeline.run("How many days of paid vacation do I get?", []))
     reading = events[1]
     assert isinstance(reading, Status)
@@ -190,7 +190,7 @@ def test_a_weak_model_rewriting_follow_ups_never_does_worse_than_the_heuristic(
         scores: dict[str, float] = {}
         for mode in ("heuristic", "model"):
             s = settings.model_copy(update={"query_rewrite": mode})
-            pipeline = AnswerPipeline(s, searcher, LLMClient(s))
+            pipeline = AnswerPipeline(s.answer_config(), searcher, LLMClient(s.llm_config()))
             total = 0.0
             for q in follow_ups:
                 history = [Turn("user" if role == "user" else "assistant", text) for role, text in q.history]

@@ -100,7 +100,7 @@ def test_metrics_move_after_a_question_and_feedback_and_the_question_is_one_log_
     [line] = [r for r in caplog.records if r.getMessage().startswith("question ")]
     assert line.levelno == logging.INFO
     fields = getattr(line, FIELDS)
-    hashed = UserHasher.from_settings(bot.settings)(ALICE)
+    hashed = UserHasher.from_config(bot.settings.log_config())(ALICE)
     assert fields["user"] == hashed and hashed != ALICE
     assert {k: fields[k] for k in ("channel", "mode", "cited", "prompt_tokens", "completion_tokens")} == {
         "channel": GENERAL,
@@ -127,11 +127,11 @@ def test_metrics_move_after_a_question_and_feedback_and_the_question_is_one_log_
 
 
 def test_user_hash_is_stable_keyed_and_never_the_id(no_settings: pytest.MonkeyPatch) -> None:
-    settings = load_settings(None, slack_bot_token=BOT_TOKEN)
-    salted = load_settings(None, slack_bot_token=BOT_TOKEN, log_user_salt="another-secret")
-    assert UserHasher.from_settings(settings)(ALICE) == UserHasher.from_settings(settings)(ALICE)
-    assert UserHasher.from_settings(settings)(ALICE) != UserHasher.from_settings(salted)(ALICE)
-    assert UserHasher.from_settings(settings)(ALICE) != UserHasher.from_settings(settings)("U0BOB")
+    config = load_settings(None, slack_bot_token=BOT_TOKEN).log_config()
+    salted = load_settings(None, slack_bot_token=BOT_TOKEN, log_user_salt="another-secret").log_config()
+    assert UserHasher.from_config(config)(ALICE) == UserHasher.from_config(config)(ALICE)
+    assert UserHasher.from_config(config)(ALICE) != UserHasher.from_config(salted)(ALICE)
+    assert UserHasher.from_config(config)(ALICE) != UserHasher.from_config(config)("U0BOB")
 
 
 def test_slack_429s_slack_errors_model_errors_and_refusals_are_counted(make_bot: Callable[..., Bot]) -> None:

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.answer.records import Turn
+from bot.config import QueryRewrite
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError
-from bot.settings import QueryRewrite
 from retrieval.lexical import tokenize
 
 log = logging.getLogger(__name__)

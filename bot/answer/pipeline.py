@@ -27,12 +27,12 @@ from bot.answer.prompts import (
     prompt_budget,
 )
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Source, Status, Turn
+from bot.config import AnswerConfig
 from bot.errors import ConfigError
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError
 from bot.llm.events import Finished, ReasoningDelta, TextDelta, Usage, UsageReport
 from bot.metrics import Metrics
-from bot.settings import Settings
 from retrieval.fusion import fuse_top
 from retrieval.models import Hit, SearchFilter
 from retrieval.search import SearchService
@@ -59,27 +59,27 @@ class Retrieved:
 
 class AnswerPipeline:
     def __init__(
-        self, settings: Settings, searcher: SearchService, llm: LLMClient | None, metrics: Metrics | None = None
+        self, config: AnswerConfig, searcher: SearchService, llm: LLMClient | None, metrics: Metrics | None = None
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.searcher = searcher
         self.llm = llm
         self.metrics = metrics  # the running bot's: model errors are counted here, where they are known
-        self.rewriter = QueryRewriter(settings.query_rewrite, llm, settings.query_rewrite_timeout)
-        self.system_prompt = self.check_settings(settings)
+        self.rewriter = QueryRewriter(config.query_rewrite, llm, config.query_rewrite_timeout)
+        self.system_prompt = self.check_config(config)
 
     @staticmethod
-    def check_settings(settings: Settings) -> str:
+    def check_config(config: AnswerConfig) -> str:
         """Validates what the pipeline needs from the settings; returns the system prompt.
 
         Raises ConfigError naming the setting to fix.
         """
-        if prompt_budget(settings) < _MIN_PROMPT_TOKENS:
+        if prompt_budget(config) < _MIN_PROMPT_TOKENS:
             raise ConfigError(
-                f"QWENBOT_LLM_CONTEXT_WINDOW ({settings.llm_context_window}) must exceed QWENBOT_LLM_MAX_TOKENS "
-                f"({settings.llm_max_tokens}) by at least {_MIN_PROMPT_TOKENS + MARGIN_TOKENS} tokens"
+                f"QWENBOT_LLM_CONTEXT_WINDOW ({config.llm_context_window}) must exceed QWENBOT_LLM_MAX_TOKENS "
+                f"({config.llm_max_tokens}) by at least {_MIN_PROMPT_TOKENS + MARGIN_TOKENS} tokens"
             )
-        return load_system_prompt(settings)
+        return load_system_prompt(config)
 
     def run(
         self, question: str, history: list[Turn], scope: SearchFilter | None = None, found: Retrieved | None = None
@@ -100,7 +100,7 @@ class AnswerPipeline:
             documents=len({h.path for h in hits}),
             passages=len(hits),
             found=_documents(hits),
-            reranked=bool(self.settings.reranker),
+            reranked=bool(self.config.reranker),
         )
 
         if not found.answerable:
@@ -124,16 +124,16 @@ class AnswerPipeline:
         depth: rank this many passages (the eval's metrics look 10 documents deep); the answer and the
         decision still use only the first QWENBOT_TOP_K."""
         queries = self.rewriter.queries(question, history)
-        ranking = self._search(queries, scope, max(depth, self.settings.top_k))
-        hits = ranking[: self.settings.top_k]
+        ranking = self._search(queries, scope, max(depth, self.config.top_k))
+        hits = ranking[: self.config.top_k]
         # The question's own terms must be covered, not the thread's: those found the topic, not the answer.
         decision = self._decide(question, hits)
         return Retrieved([q.text for q in queries], hits, decision, ranking)
 
     def _rule(self) -> AbstainRule:
-        endpoint = self.settings.reranker.startswith(("http://", "https://"))
-        rerank_min = self.settings.abstain_rerank_min_endpoint if endpoint else self.settings.abstain_rerank_min_local
-        return AbstainRule(self.settings.abstain_min_coverage, rerank_min)
+        endpoint = self.config.reranker.startswith(("http://", "https://"))
+        rerank_min = self.config.abstain_rerank_min_endpoint if endpoint else self.config.abstain_rerank_min_local
+        return AbstainRule(self.config.abstain_min_coverage, rerank_min)
 
     def _decide(self, question: str, hits: Sequence[Hit]) -> Decision:
         return decide(self.searcher.term_idf(question), hits, self._rule())
@@ -173,7 +173,7 @@ class AnswerPipeline:
     ) -> Generator[PipelineEvent, None, Answer]:
         assert self.llm is not None
         hits = found.hits
-        prompt = build_prompt(question, hits, history, self.system_prompt, prompt_budget(self.settings))
+        prompt = build_prompt(question, hits, history, self.system_prompt, prompt_budget(self.config))
         citations = CitationFilter(len(prompt.sources))
         marker = MarkerFilter()  # the model's own "not in the docs"
         out = yield from self._stream(prompt.messages, citations, marker, start)
@@ -241,7 +241,7 @@ class AnswerPipeline:
         return out
 
     def _length_error(self, when: str) -> str:
-        return f"the model reached the output limit {when} (QWENBOT_LLM_MAX_TOKENS is {self.settings.llm_max_tokens})"
+        return f"the model reached the output limit {when} (QWENBOT_LLM_MAX_TOKENS is {self.config.llm_max_tokens})"
 
 
 @dataclass

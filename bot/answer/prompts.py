@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bot.answer.citations import strip_citations
 from bot.answer.records import Source, Turn
+from bot.config import AnswerConfig
 from bot.errors import ConfigError
-from bot.settings import Settings
 from retrieval.models import Hit
 
 # What the model replies when the sources don't hold the answer; the pipeline turns it into the standard
@@ -44,13 +44,13 @@ def estimate_tokens(text: str) -> int:
     return math.ceil((len(text) - non_ascii) / _ASCII_CHARS_PER_TOKEN) + non_ascii
 
 
-def prompt_budget(settings: Settings) -> int:
+def prompt_budget(config: AnswerConfig) -> int:
     """Tokens the prompt may use: the context window less the output reserve and a margin."""
-    return settings.llm_context_window - settings.llm_max_tokens - MARGIN_TOKENS
+    return config.llm_context_window - config.llm_max_tokens - MARGIN_TOKENS
 
 
-def load_system_prompt(settings: Settings) -> str:
-    path = settings.system_prompt_file
+def load_system_prompt(config: AnswerConfig) -> str:
+    path = config.system_prompt_file
     if path is None:
         return DEFAULT_SYSTEM_PROMPT
     try:

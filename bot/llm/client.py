@@ -26,13 +26,13 @@ from typing import Any
 import httpx
 from openai import OpenAI, Timeout
 
+from bot.config import LLMConfig
 from bot.errors import ConfigError
 from bot.llm.diagnosis import Diagnosis
 from bot.llm.errors import LLMError, Retryable
 from bot.llm.events import Finished, LLMEvent, ReasoningDelta, TextDelta, Usage, UsageReport
 from bot.llm.profiles import QWEN_SAMPLING, Profile, Sampling, get_profile
 from bot.llm.reasoning import ThinkSplitter
-from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +43,27 @@ _BACKOFF_MAX = 8.0
 class LLMClient:
     """One OpenAI-compatible endpoint, spoken to the way its provider profile says."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.llm_base_url:
+    def __init__(self, config: LLMConfig) -> None:
+        if not config.llm_base_url:
             raise ConfigError("QWENBOT_LLM_BASE_URL is not set")
-        self.settings = settings
-        self.profile: Profile = get_profile(settings.llm_provider)
-        self.model = settings.llm_model
-        self.where = _host_port(settings.llm_base_url)  # for messages: never the URL's credentials or path
-        self._api_key = settings.llm_api_key.get_secret_value()
+        self.config = config
+        self.profile: Profile = get_profile(config.llm_provider)
+        self.model = config.llm_model
+        self.where = _host_port(config.llm_base_url)  # for messages: never the URL's credentials or path
+        self._api_key = config.llm_api_key.get_secret_value()
         self._client = OpenAI(
-            base_url=settings.llm_base_url,
+            base_url=config.llm_base_url,
             # Local servers take any key; the SDK insists on one.
             api_key=self._api_key or "EMPTY",
-            timeout=Timeout(settings.llm_read_timeout, connect=settings.llm_connect_timeout),
+            timeout=Timeout(config.llm_read_timeout, connect=config.llm_connect_timeout),
             max_retries=0,  # retries are ours: bounded by the total budget and Retry-After aware
         )
         self._diagnosis = Diagnosis(
             where=self.where,
             model=self.model,
             has_key=bool(self._api_key),
-            connect_timeout=settings.llm_connect_timeout,
-            read_timeout=settings.llm_read_timeout,
+            connect_timeout=config.llm_connect_timeout,
+            read_timeout=config.llm_read_timeout,
             list_models=self.list_models,
         )
 
@@ -71,7 +71,7 @@ class LLMClient:
 
     def sampling(self, thinking: bool) -> Sampling:
         base = QWEN_SAMPLING[thinking]
-        s = self.settings
+        s = self.config
         return Sampling(
             temperature=base.temperature if s.llm_temperature is None else s.llm_temperature,
             top_p=base.top_p if s.llm_top_p is None else s.llm_top_p,
@@ -88,14 +88,14 @@ class LLMClient:
         thinking: bool | None = None,
     ) -> dict[str, Any]:
         """Keyword arguments for `chat.completions.create`, exactly as this profile puts them on the wire."""
-        thinking = self.settings.llm_thinking if thinking is None else thinking
+        thinking = self.config.llm_thinking if thinking is None else thinking
         sampling = self.sampling(thinking)
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            self.profile.max_tokens_field: max_tokens or self.settings.llm_max_tokens,
+            self.profile.max_tokens_field: max_tokens or self.config.llm_max_tokens,
             "stream": stream,
         }
         if stream and self.profile.stream_usage:
@@ -114,7 +114,7 @@ class LLMClient:
 
         Raises LLMError when no complete answer came within the retry policy and the time budget.
         """
-        deadline = time.monotonic() + self.settings.llm_total_timeout
+        deadline = time.monotonic() + self.config.llm_total_timeout
         kwargs = self.request(messages)
         attempt = 0
         while True:
@@ -130,7 +130,7 @@ class LLMClient:
                 attempt += 1
                 delay = exc.delay if exc.delay is not None else min(_BACKOFF_MAX, _BACKOFF_START * 2 ** (attempt - 1))
                 remaining = deadline - time.monotonic()
-                if attempt > self.settings.llm_retries or delay >= remaining:
+                if attempt > self.config.llm_retries or delay >= remaining:
                     tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
                     raise self._final(exc, f"model unavailable after {tries}") from None
                 log.warning("LLM call failed (%s); retry %d in %.1fs", self._redact(exc.error.problem), attempt, delay)
@@ -157,7 +157,7 @@ class LLMClient:
             raise self._diagnosis.not_openai(response)
 
     def _stream_once(self, kwargs: dict[str, Any], deadline: float, state: _StreamState) -> Iterator[LLMEvent]:
-        splitter = ThinkSplitter(expect_thinking=self.settings.llm_thinking)
+        splitter = ThinkSplitter(expect_thinking=self.config.llm_thinking)
         finished: str | None = None
         for chunk in self._chunks(kwargs, deadline):
             if chunk.usage is not None:
@@ -240,13 +240,13 @@ class LLMClient:
     def _timeout(self, remaining: float) -> Timeout:
         """The configured connect and read timeouts, cut to what is left of the call's budget."""
         return Timeout(
-            min(self.settings.llm_read_timeout, remaining),
-            connect=min(self.settings.llm_connect_timeout, remaining),
+            min(self.config.llm_read_timeout, remaining),
+            connect=min(self.config.llm_connect_timeout, remaining),
         )
 
     def _past_deadline(self) -> LLMError:
         return LLMError(
-            f"no complete answer within {self.settings.llm_total_timeout:g}s (QWENBOT_LLM_TOTAL_TIMEOUT)",
+            f"no complete answer within {self.config.llm_total_timeout:g}s (QWENBOT_LLM_TOTAL_TIMEOUT)",
             kind="timeout",
         )
 
@@ -342,6 +342,6 @@ def _host_port(url: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def build_client(settings: Settings) -> LLMClient | None:
+def build_client(config: LLMConfig) -> LLMClient | None:
     """The configured client, or None when no endpoint is set (answers are then extractive)."""
-    return LLMClient(settings) if settings.llm_base_url else None
+    return LLMClient(config) if config.llm_base_url else None

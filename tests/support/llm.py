@@ -17,4 +17,4 @@ def make_client(url: str, **overrides: object) -> LLMClient:
         "llm_connect_timeout": 2.0,
     }
     values.update(overrides)
-    return LLMClient(load_settings(None, **values))
+    return LLMClient(load_settings(None, **values).llm_config())
