@@ -76,6 +76,7 @@ class SlackConfig:
     stale_source_days: int
     allow_mailto_links: bool
     feedback_style: FeedbackStyle
+    suggest_min_askers: int  # askers a suggested prompt needs (assistant threads)
     http_max_body_bytes: int
     http_max_connections: int
     http_read_timeout: float
