@@ -5,19 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from retrieval.embeddings import Embedder
 from support.docs import small_docs_index
 from support.safety import evil_docs_index
-from support.slack_bot import Bot, bot_builder
+
+if TYPE_CHECKING:
+    from support.slack_bot import Bot
 
 
 @pytest.fixture
 def make_bot(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Bot]]:
     """make_bot(slack=None, **settings overrides) -> a running bot (HTTP mode, in this process) on the
     docs_corpus index unless `index_dir` is given; everything is stopped afterwards."""
+    # imported here: every test session loads this plugin, and most tests need no bot
+    from support.slack_bot import bot_builder
+
     # the session's docs_corpus index is built only for a bot that uses it
     with bot_builder(tmp_path, lambda: request.getfixturevalue("corpus_index")) as build:
         yield build
