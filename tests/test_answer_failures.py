@@ -138,7 +138,7 @@ def test_in_slack_a_model_outage_is_reported_as_a_failure_and_kept_out_of_the_ga
     assert failed.blocks[1]["text"]["text"].startswith("*Closest documents*")
     assert missing.text.startswith("I couldn't find this in the documentation")
 
-    gaps = bot.runtime.state.unanswered_questions(0, time.time() + 1, "all")
+    gaps = bot.runtime.state.gaps.unanswered(0, time.time() + 1, "all")
     assert [q.text for q in gaps] == [MISSING]  # the outage's questions are no gap in the docs
     count = bot.runtime.metrics.registry.get_sample_value
     assert count("qwenbot_questions_total", {"mode": "failed"}) == 1

@@ -126,4 +126,4 @@ def test_the_slack_answer_its_log_line_and_the_state_count_only_what_is_quoted(
     assert (fields["mode"], fields["cited"]) == ("extractive", ["it/vpn.txt"])
     sources = "\n".join(b["text"]["text"] for b in message.blocks[1:] if b.get("type") == "section")
     assert "it/vpn.txt" in sources and "berlin" not in sources and "first-day" not in sources
-    assert bot.runtime.state.source_paths(answer_id(message)) == ["it/vpn.txt"]  # what the state keeps
+    assert bot.runtime.state.questions.source_paths(answer_id(message)) == ["it/vpn.txt"]  # what the state keeps

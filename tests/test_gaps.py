@@ -24,7 +24,9 @@ from bot.gaps import GapDigest, GapGroup, GapReport, NearDoc, parse_since
 from bot.settings import load_settings
 from bot.slack import render
 from bot.slack.policy import ChannelScopes
-from bot.state import QuestionPool, State, UnansweredQuestion
+from bot.state import State
+from bot.state.gaps import UnansweredQuestion
+from bot.state.questions import QuestionPool
 
 ADMINS = "C0ADMINS1"
 PEOPLE_GROUP = "S0PEOPLEOP"
@@ -56,11 +58,11 @@ DOWN_REASONS = {"Is there a gym subsidy?": "It quoted the expenses policy, which
 def _ask_all(state: State) -> None:
     """Records the 12 questions as the bot would, in a public channel: not found in the docs, or
     answered and rated 👎."""
-    state.note_channel_type("C0GENERAL", "channel")
+    state.questions.note_channel_type("C0GENERAL", "channel")
     for i in range(4):
         for topic, wordings in WORDINGS.items():
             text = wordings[i]
-            qid = state.add_question(
+            qid = state.questions.add_question(
                 event_id=None,
                 channel="C0GENERAL",
                 thread_ts=f"{i}.{topic}",
@@ -69,15 +71,15 @@ def _ask_all(state: State) -> None:
                 text=text,
             )
             if text in DOWN_REASONS:
-                aid = state.add_answer(qid, Answer("Expenses are reimbursed monthly [1].", "generated"))
-                state.record_feedback(aid, "U1", "down")
-                state.record_reason(aid, "U1", DOWN_REASONS[text])
+                aid = state.questions.add_answer(qid, Answer("Expenses are reimbursed monthly [1].", "generated"))
+                state.feedback.record(aid, "U1", "down")
+                state.feedback.record_reason(aid, "U1", DOWN_REASONS[text])
             else:
-                state.add_answer(qid, Answer("I couldn't find this in the documentation.", "not_found"))
-    answered = state.add_question(
+                state.questions.add_answer(qid, Answer("I couldn't find this in the documentation.", "not_found"))
+    answered = state.questions.add_question(
         event_id=None, channel="C0GENERAL", thread_ts="9.9", message_ts="9.9", user="U1", text="How many vacation days?"
     )
-    state.add_answer(answered, Answer("25 days [1].", "generated"))  # answered and not rated 👎: no gap
+    state.questions.add_answer(answered, Answer("25 days [1].", "generated"))  # answered and not rated 👎: no gap
 
 
 @pytest.fixture
@@ -163,7 +165,7 @@ def test_the_digest_groups_12_wordings_into_3_questions_on_schedule_then_one_is_
             "elements": [{"type": "mrkdwn", "text": ":white_check_mark: Marked as handled"}],
         }
     ]
-    left = bot.runtime.state.unanswered_questions(now - 3600, now + 3600, "public")
+    left = bot.runtime.state.gaps.unanswered(now - 3600, now + 3600, "public")
     assert len(left) == 8 and not any("dog" in q.text for q in left)
     assert_no_mentions(bot.slack, allowed_groups=(PEOPLE_GROUP,))
 
@@ -235,19 +237,21 @@ def test_the_gap_and_assistant_state_works_on_both_backends(
     try:
         _ask_all(state)
         now = time.time()
-        gaps = state.unanswered_questions(now - 60, now + 60, "public")
+        gaps = state.gaps.unanswered(now - 60, now + 60, "public")
         assert len(gaps) == 12 and [q.reasons for q in gaps if q.rated_down] == [tuple(DOWN_REASONS.values())]
-        assert state.popular_questions(now - 60, 4, QuestionPool("C0GENERAL"), 1) == ["How many vacation days?"]
-        assert state.popular_questions(now - 60, 4, QuestionPool("C0OTHER"), 1) == []
-        group = state.add_gap_group([q.question_id for q in gaps[:3]])
-        assert state.mark_gap_handled(group, "U0OWNER") and not state.mark_gap_handled(group, "U0OWNER")
-        assert len(state.unanswered_questions(now - 60, now + 60, "public")) == 9
-        assert state.thread_context("D1", "1.1") is None
-        state.set_thread_context("D1", "1.1", None)
-        assert state.thread_context("D1", "1.1") == ""
-        state.set_thread_context("D1", "1.1", "C0HRHELP")
-        assert state.thread_context("D1", "1.1") == "C0HRHELP"
-        asked = state.question_for_answer(1)
+        assert state.questions.popular_questions(now - 60, 4, QuestionPool("C0GENERAL"), 1) == [
+            "How many vacation days?"
+        ]
+        assert state.questions.popular_questions(now - 60, 4, QuestionPool("C0OTHER"), 1) == []
+        group = state.gaps.add_group([q.question_id for q in gaps[:3]])
+        assert state.gaps.mark_handled(group, "U0OWNER") and not state.gaps.mark_handled(group, "U0OWNER")
+        assert len(state.gaps.unanswered(now - 60, now + 60, "public")) == 9
+        assert state.threads.context("D1", "1.1") is None
+        state.threads.set_context("D1", "1.1", None)
+        assert state.threads.context("D1", "1.1") == ""
+        state.threads.set_context("D1", "1.1", "C0HRHELP")
+        assert state.threads.context("D1", "1.1") == "C0HRHELP"
+        asked = state.questions.question_for_answer(1)
         assert asked is not None and asked.text == WORDINGS["dog"][0] and asked.mode == "not_found"
     finally:
         state.close()

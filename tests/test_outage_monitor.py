@@ -13,9 +13,9 @@ import pytest
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.db import StateError
 from bot.slack import guard
 from bot.slack.guard import StateGuard, StateMonitor, StateUnavailable
+from bot.state.db import StateError
 
 
 class Database:

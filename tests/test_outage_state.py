@@ -91,7 +91,7 @@ def test_questions_asked_while_the_state_database_is_down_are_answered_once_it_i
     bot.wait_idle(timeout=OUTAGE_TIMEOUT)
     assert {ts: len(bot.slack.bot_messages(GENERAL, ts)) for ts in deliveries} == {ts: 1 for ts in deliveries}
     assert len(bot.llm.bodies) == len(texts) and not _apologies(bot)
-    assert bot.runtime.state.counts()["answers"] == len(texts)
+    assert bot.runtime.state.questions.counts()["answers"] == len(texts)
 
 
 def test_an_answer_streaming_when_the_state_database_goes_down_ends_with_its_sources(
@@ -118,9 +118,9 @@ def test_an_answer_streaming_when_the_state_database_goes_down_ends_with_its_sou
     # stored once the database is back, and then the buttons are added to the answer
     [rated] = bot.answer_in(GENERAL, ts, timeout=OUTAGE_TIMEOUT)
     assert rated.ts == message.ts and rated.text == message.text
-    assert bot.runtime.state.answer_posted(GENERAL, ts)
+    assert bot.runtime.state.questions.answer_posted(GENERAL, ts)
     answer_id = int(rated.blocks[-1]["elements"][0]["positive_button"]["value"].split(":")[1])
-    assert "hr/vacation.md" in bot.runtime.state.source_paths(answer_id)
+    assert "hr/vacation.md" in bot.runtime.state.questions.source_paths(answer_id)
 
     # the thread's turn was given back: a follow-up there is answered
     follow_up = "and can I carry unused days over?"
@@ -129,7 +129,38 @@ def test_an_answer_streaming_when_the_state_database_goes_down_ends_with_its_sou
     answers = bot.answer_in(GENERAL, ts, count=2, timeout=OUTAGE_TIMEOUT)
     assert "carry over" in answers[-1].text
     bot.wait_idle(timeout=OUTAGE_TIMEOUT)
-    assert not _apologies(bot) and bot.runtime.state.counts()["answers"] == 2
+    assert not _apologies(bot) and bot.runtime.state.questions.counts()["answers"] == 2
+
+
+def test_a_follow_up_arriving_as_the_state_database_goes_down_is_answered_once_it_is_back(
+    make_bot: Callable[..., Bot], postgres: RestartablePostgres
+) -> None:
+    """Whether a thread message is a follow-up is a state read (has the bot answered in this thread?):
+    a message taken just as the outage begins waits for the database like the answer's own calls."""
+    bot = make_bot(state_url=servers.new_database(postgres.url))
+    bot.llm.push(answer(["Full-time employees get 25 days [1]."]), answer(["Unused days carry over, up to 5 [1]."]))
+    ts, delivery = bot.ask(QUESTION)
+    assert delivery.status == 200
+    bot.answer_in(GENERAL, ts)
+    bot.wait_idle()
+
+    postgres.stop()
+    follow_up = "and can I carry unused days over?"
+    reply_ts = bot.slack.add_message(GENERAL, "U0ALICE", follow_up, thread_ts=ts)
+    body = event_body(message_event(GENERAL, "U0ALICE", follow_up, reply_ts, thread_ts=ts))
+    # taken whether or not the bot noticed the outage yet (Slack's last try is never refused)
+    assert post_event(bot.url, body, retry_num=3).status == 200
+    assert wait_for(lambda: _health(bot) == 503, "/healthz to say the database is down")
+    # the database stays down until the listener is done with the event: a state call it made itself
+    # would have given up by then (the pool's wait for a connection), and the follow-up been lost
+    listeners = bot.runtime.workers.listeners
+    assert wait_for(lambda: listeners.pending == 0, "the listener to be done with the follow-up")
+
+    postgres.start()
+    answers = bot.answer_in(GENERAL, ts, count=2, timeout=OUTAGE_TIMEOUT)
+    assert "carry over" in answers[-1].text
+    bot.wait_idle(timeout=OUTAGE_TIMEOUT)
+    assert len(bot.slack.bot_messages(GENERAL, ts)) == 2 and len(bot.llm.bodies) == 2 and not _apologies(bot)
 
 
 def test_socket_mode_leaves_an_event_unacked_while_the_state_database_is_down(

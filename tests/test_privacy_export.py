@@ -39,7 +39,9 @@ def test_the_state_file_and_its_wal_and_shm_are_readable_by_their_owner_only(tmp
     path = tmp_path / "state" / "state.sqlite3"
     state = State(path)
     try:
-        state.add_question(event_id=None, channel="D0ANNA", thread_ts="1.1", message_ts="1.1", user="U0", text="q")
+        state.questions.add_question(
+            event_id=None, channel="D0ANNA", thread_ts="1.1", message_ts="1.1", user="U0", text="q"
+        )
         files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
         assert {p.name: oct(_mode(p)) for p in files} == {p.name: "0o600" for p in files}
     finally:
@@ -64,11 +66,11 @@ def test_feedback_export_has_no_slack_user_or_dm_ids_and_is_private(
     db = tmp_path / "state.sqlite3"
     state = State(db)
     for channel, user, text in (("D0ANNA", "U0ANNA", DM_QUESTION), ("C0GENERAL", "U0BEN", "when is payday?")):
-        qid = state.add_question(
+        qid = state.questions.add_question(
             event_id=None, channel=channel, thread_ts="1.1", message_ts="1.1", user=user, text=text
         )
-        aid = state.add_answer(qid, Answer("Ask your manager.", "generated"))
-        state.record_reason(aid, user, "wrong")
+        aid = state.questions.add_answer(qid, Answer("Ask your manager.", "generated"))
+        state.feedback.record_reason(aid, user, "wrong")
     state.close()
     no_settings.setenv("QWENBOT_STATE_DB", str(db))
     no_settings.setenv("QWENBOT_LOG_USER_SALT", "salt-of-this-workspace")

@@ -20,7 +20,7 @@ from fake_slack import (
 from support.slack_bot import GENERAL, Bot, ask_in_channel, ask_in_dm
 
 from bot.slack.policy import Policy, PolicyError, RateLimiter, load_channel_scopes
-from bot.state import QuestionPool
+from bot.state.questions import QuestionPool
 
 HR_PRIVATE = "C0HRCASES"  # a private channel: its id starts with C like any other
 ENGINEERING = "C0ENGINEER"

@@ -295,7 +295,7 @@ def test_native_feedback_is_stored_and_thumbs_down_opens_the_reason_modal(native
     kw = {"action_type": "feedback_buttons"}
     _click(bot, render.ACTION_FEEDBACK, f"up:{answer_id}", message, "U0BOB", **kw)
     _click(bot, render.ACTION_FEEDBACK, f"down:{answer_id}", message, "U0CAROL", **kw)
-    ratings = {(r.user, r.rating) for r in bot.runtime.state.feedback()}
+    ratings = {(r.user, r.rating) for r in bot.runtime.state.feedback.records()}
     assert ratings == {("U0BOB", "up"), ("U0CAROL", "down")}
     [opened] = bot.slack.calls_to("views.open")
     view = opened.args["view"]
@@ -365,15 +365,15 @@ def test_the_most_asked_answered_questions_become_the_suggested_prompts(native_b
     asked = {"How do I get a parking permit?": 3, "How many vacation days do I get?": 2, "Who approves expenses?": 1}
     for n, (text, times) in enumerate(asked.items()):
         for i in range(times):
-            qid = state.add_question(
+            qid = state.questions.add_question(
                 event_id=None, channel=GENERAL, thread_ts=f"{n}.{i}", message_ts=f"{n}.{i}", user=f"U{i}", text=text
             )
-            state.add_answer(qid, Answer("…", "generated"))
+            state.questions.add_answer(qid, Answer("…", "generated"))
     for i in range(5):  # asked most, but its answers were rated 👎: not suggested
-        qid = state.add_question(
+        qid = state.questions.add_question(
             event_id=None, channel=GENERAL, thread_ts=f"9.{i + 2}", message_ts=f"9.{i + 2}", user="U1", text="Bad one?"
         )
-        state.record_feedback(state.add_answer(qid, Answer("…", "generated")), "U2", "down")
+        state.feedback.record(state.questions.add_answer(qid, Answer("…", "generated")), "U2", "down")
     _assistant(bot, "assistant_thread_started", "D0BOB", "111.1", GENERAL)  # asked in the channel being viewed
     [call] = bot.slack.calls_to("assistant.threads.setSuggestedPrompts")
     assert [p["message"] for p in _prompts(call)] == [
@@ -395,5 +395,5 @@ def test_the_channel_the_user_is_viewing_selects_the_doc_scope(native_bot: Calla
     ts = bot.slack.add_message(dm, "U0ALICE", text, thread_ts=root)
     post_event(bot.url, event_body(message_event(dm, "U0ALICE", text, ts, thread_ts=root, channel_type="im")))
     [message] = bot.answer_in(dm, root)
-    paths = bot.runtime.state.source_paths(_answer_id(message))
+    paths = bot.runtime.state.questions.source_paths(_answer_id(message))
     assert paths and all(p.startswith("hr/") for p in paths)  # HR's scope, not the VPN guide

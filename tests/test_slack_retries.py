@@ -27,7 +27,7 @@ def test_two_503s_on_stop_stream_still_end_the_answer_with_sources_and_buttons(m
     stops = bot.slack.calls_to("chat.stopStream", ok_only=False)
     assert [c.ok for c in stops] == [False, False, True]
     assert not bot.slack.calls_to("chat.postMessage")  # no apology
-    assert bot.runtime.state.counts()["answers"] == 1
+    assert bot.runtime.state.questions.counts()["answers"] == 1
 
 
 def test_5xx_and_dropped_connections_are_retried_within_a_budget_and_429_after_retry_after(slack: FakeSlack) -> None:

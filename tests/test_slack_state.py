@@ -16,22 +16,22 @@ from retrieval.models import SearchFilter
 def test_dedupe_claims_survive_a_restart_and_expire(tmp_path: Path) -> None:
     db = tmp_path / "state.sqlite3"
     state = State(db, dedupe_ttl_hours=1)
-    assert state.claim("event:Ev1")
-    assert not state.claim("event:Ev1")
+    assert state.claims.claim("event:Ev1")
+    assert not state.claims.claim("event:Ev1")
     state.close()
     reopened = State(db, dedupe_ttl_hours=1)
-    assert not reopened.claim("event:Ev1")  # still a duplicate after the restart
-    assert reopened.claim("event:Ev1", now=time.time() + 3601)  # the TTL passed: a new delivery
+    assert not reopened.claims.claim("event:Ev1")  # still a duplicate after the restart
+    assert reopened.claims.claim("event:Ev1", now=time.time() + 3601)  # the TTL passed: a new delivery
     reopened.close()
 
 
 def test_questions_answers_sources_and_feedback_are_stored(tmp_path: Path) -> None:
     state = State(tmp_path / "s.sqlite3")
-    qid = state.add_question(
+    qid = state.questions.add_question(
         event_id="Ev1", channel="C1", thread_ts="1.1", message_ts="1.1", user="U1", text="how many days?"
     )
-    assert state.answered_thread("C1", "1.1")  # the bot's thread from the moment its answer starts
-    assert not state.answered_thread("C1", "2.2")
+    assert state.questions.answered_thread("C1", "1.1")  # the bot's thread from the moment its answer starts
+    assert not state.questions.answered_thread("C1", "2.2")
     answer = Answer(
         "25 days [1]",
         "generated",
@@ -41,21 +41,21 @@ def test_questions_answers_sources_and_feedback_are_stored(tmp_path: Path) -> No
             Source(3, "FAQ", "faq.md", ""),
         ],
     )
-    aid = state.add_answer(qid, answer)
-    assert state.answered_thread("C1", "1.1") and state.answer_exists(aid)
-    state.record_feedback(aid, "U2", "down")
-    state.record_reason(aid, "U2", "outdated")
-    state.record_feedback(aid, "U3", "up")
-    [down] = list(state.feedback("down"))
+    aid = state.questions.add_answer(qid, answer)
+    assert state.questions.answered_thread("C1", "1.1") and state.questions.answer_exists(aid)
+    state.feedback.record(aid, "U2", "down")
+    state.feedback.record_reason(aid, "U2", "outdated")
+    state.feedback.record(aid, "U3", "up")
+    [down] = list(state.feedback.records("down"))
     assert (down.question, down.answer, down.reason, down.source_paths) == (
         "how many days?",
         "25 days [1]",
         "outdated",
         ["hr/leave.md", "faq.md"],
     )
-    state.record_feedback(aid, "U2", "up")  # changing one's mind replaces the rating
-    assert list(state.feedback("down")) == []
-    assert state.counts() == {"questions": 1, "answers": 1, "feedback": 2}
+    state.feedback.record(aid, "U2", "up")  # changing one's mind replaces the rating
+    assert list(state.feedback.records("down")) == []
+    assert state.questions.counts() == {"questions": 1, "answers": 1, "feedback": 2}
 
 
 def test_channel_scopes_file(tmp_path: Path) -> None:

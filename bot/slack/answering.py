@@ -30,9 +30,10 @@ from bot.slack.guard import StateMonitor, StateUnavailable, unreachable
 from bot.slack.policy import Policy
 from bot.slack.questions import Question
 from bot.slack.render import Message
-from bot.slack.reply import ThreadReply
+from bot.slack.reply import ThreadReply, post_ephemeral
 from bot.slack.thread import ThreadHistory
-from bot.state import Lease, State
+from bot.state import State
+from bot.state.claims import Lease
 from retrieval.models import SearchFilter
 
 log = logging.getLogger(__name__)
@@ -100,17 +101,17 @@ class Answerer:
         self.metrics = metrics
         self.state_monitor = state_monitor or StateMonitor(state.ping)
         self.held = self.state_monitor.held  # a state call, made again once an outage is over
-        self.hash_user = UserHasher.from_settings(settings)
+        self.hash_user = UserHasher.from_config(settings.log_config())
         self.history = ThreadHistory(client)
 
     def handle(self, q: Question, *, mentioned: bool) -> None:
         """Answers `q` unless it was already handled, is not allowed here, or the user is rate-limited."""
         try:
-            if q.event_id and not self.held(lambda: self.state.claim(f"event:{q.event_id}")):
+            if q.event_id and not self.held(lambda: self.state.claims.claim(f"event:{q.event_id}")):
                 log.info("event %s already handled (a retry)", q.event_id)
                 return
             # leased while it is handled: if this replica dies, another one answers it (see resume)
-            lease = self.held(lambda: self.state.claim_lease(_message_key(q), json.dumps(dataclasses.asdict(q))))
+            lease = self.held(lambda: self.state.claims.claim_lease(_message_key(q), json.dumps(dataclasses.asdict(q))))
         except StateUnavailable:
             self._not_answered(q, self._reply(q))
             return
@@ -143,7 +144,7 @@ class Answerer:
         """Answers a question whose replica died while answering it (its lease ran out): once, here."""
         q = Question(**json.loads(lease.payload))
         try:
-            if self.held(lambda: self.state.answer_posted(q.channel, q.ts)):  # it died after posting
+            if self.held(lambda: self.state.questions.answer_posted(q.channel, q.ts)):  # it died after posting
                 return
             log.warning("answering in %s (thread %s): the replica answering it stopped", q.channel, q.thread_ts)
             self.answer(q, resumed=True)
@@ -154,7 +155,7 @@ class Answerer:
 
     def _finish(self, lease: Lease) -> None:
         try:
-            self.held(lambda: self.state.finish(lease.key))
+            self.held(lambda: self.state.claims.finish(lease.key))
         except StateUnavailable:
             log.error("stopping while the state database is unreachable: the lease %s was not ended", lease.key)
 
@@ -181,7 +182,7 @@ class Answerer:
             # recorded first: from now on the thread is the bot's, so a follow-up sent while this answer
             # is written is a question too (it waits its turn below)
             question_id = self.held(
-                lambda: self.state.add_question(
+                lambda: self.state.questions.add_question(
                     event_id=q.event_id,
                     channel=q.channel,
                     thread_ts=q.thread_ts,
@@ -199,8 +200,8 @@ class Answerer:
             log.warning("shutting down: the answer in %s (thread %s) was cut off", q.channel, q.thread_ts)
             # not marked done: a redelivery of this event after the restart is answered
             if q.event_id:
-                self.state.release(f"event:{q.event_id}")
-            self.state.release(_message_key(q))
+                self.state.claims.release(f"event:{q.event_id}")
+            self.state.claims.release(_message_key(q))
             try:
                 reply.say(INTERRUPTED, failure="the bot restarted")
             except Exception:
@@ -218,11 +219,11 @@ class Answerer:
 
     @contextmanager
     def _thread_turn(self, q: Question) -> Iterator[None]:
-        """The question's turn in its thread (State.thread_turn), taken and given back across an outage
+        """The question's turn in its thread (Threads.turn, bot/state/threads.py), taken and given back across an outage
         of the state database."""
 
         def take() -> AbstractContextManager[None]:
-            turn = self.state.thread_turn(q.channel, q.thread_ts, q.ts)
+            turn = self.state.threads.turn(q.channel, q.thread_ts, q.ts)
             turn.__enter__()
             return turn
 
@@ -247,7 +248,7 @@ class Answerer:
         history = self.history.turns(q) if q.in_thread else []
         answer = None
         # in an assistant thread, the channel the user is viewing picks the scope
-        viewing = self.held(lambda: self.state.thread_context(q.channel, q.thread_ts)) if q.is_dm else None
+        viewing = self.held(lambda: self.state.threads.context(q.channel, q.thread_ts)) if q.is_dm else None
         scope = self.policy.scope_for(q.channel, q.is_dm, viewing)
         for event in self.pipeline.run(q.text, history, scope):
             if isinstance(event, Status):
@@ -273,8 +274,8 @@ class Answerer:
             ]
         ts = reply.finish(messages, answer)
         try:
-            stored = answer_id or self.held(lambda: self.state.add_answer(question_id, answer))
-            self.held(lambda: self.state.set_answer_message(stored, ts))
+            stored = answer_id or self.held(lambda: self.state.questions.add_answer(question_id, answer))
+            self.held(lambda: self.state.questions.set_answer_message(stored, ts))
         except StateUnavailable:  # the asker has the answer; only the bot's record of it is missing
             log.error("stopping while the state database is unreachable: the answer in %s was not stored", q.channel)
             return
@@ -286,7 +287,7 @@ class Answerer:
         if self.state_monitor.down:
             return None
         try:
-            return self.state.add_answer(question_id, answer)
+            return self.state.questions.add_answer(question_id, answer)
         except Exception as exc:
             if not unreachable(exc):
                 raise
@@ -345,10 +346,4 @@ class Answerer:
 
     def notice(self, q: Question, text: str) -> None:
         """A message only the asker sees, in the thread they asked in."""
-        self.ephemeral(q.channel, q.user, text, q.thread_ts if q.in_thread else None)
-
-    def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None) -> None:
-        try:
-            self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
-        except SlackApiError as exc:
-            log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
+        post_ephemeral(self.client, q.channel, q.user, text, q.thread_ts if q.in_thread else None)

@@ -26,8 +26,8 @@ from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.db import StateError
 from bot.errors import QwenbotError
+from bot.state.db import StateError
 from bot.text import short
 
 log = logging.getLogger(__name__)

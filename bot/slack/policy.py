@@ -14,7 +14,8 @@ import yaml
 
 from bot.errors import ConfigError
 from bot.settings import Settings
-from bot.state import QuestionPool, State
+from bot.state.limits import Limits
+from bot.state.questions import QuestionPool
 from retrieval.models import SearchFilter
 
 
@@ -147,16 +148,16 @@ class RateLimiter:
     """At most `per_minute` questions per user in any 60 s window (0 = no limit), counted in the
     bot's state: replicas sharing it share the limit."""
 
-    def __init__(self, per_minute: int, state: State, window_seconds: float = 60.0) -> None:
+    def __init__(self, per_minute: int, limits: Limits, window_seconds: float = 60.0) -> None:
         self.per_minute = per_minute
-        self.state = state
+        self.limits = limits
         self.window = window_seconds
 
     def check(self, user: str, now: float | None = None) -> float:
         """0 if the user may ask now (and counts it), else the seconds until they may."""
         if self.per_minute <= 0:
             return 0.0
-        return self.state.rate_check(user, self.per_minute, self.window, now)
+        return self.limits.rate_check(user, self.per_minute, self.window, now)
 
 
 @dataclass
@@ -166,11 +167,11 @@ class Policy:
     limiter: RateLimiter
 
     @classmethod
-    def from_settings(cls, settings: Settings, state: State) -> Policy:
+    def from_settings(cls, settings: Settings, limits: Limits) -> Policy:
         return cls(
             allowed_channels=frozenset(settings.allowed_channels),
             scopes=load_channel_scopes(settings.channel_scopes_file),
-            limiter=RateLimiter(settings.rate_limit_per_minute, state),
+            limiter=RateLimiter(settings.rate_limit_per_minute, limits),
         )
 
     def channel_allowed(self, channel: str, is_dm: bool) -> bool:

@@ -110,7 +110,7 @@ class ThreadReply:
 
     def _writing_chunks(self) -> list[Block]:
         """The steps before the answer done, "Writing the answer" in progress (once)."""
-        if self._tasks.get(render.STEP_WRITE, ("", ""))[1] == "in_progress":
+        if render.STEP_WRITE in self._tasks and self._tasks[render.STEP_WRITE][1] == "in_progress":
             return []
         return [
             *self._complete_open(but=render.STEP_WRITE),
@@ -327,9 +327,11 @@ class ThreadReply:
             except SlackApiError as exc:
                 log.warning("chat.stopStream failed: %s", _error(exc))
             self._stream_ts = None
-        return self.client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, text=text, unfurl_links=False, unfurl_media=False
-        )["ts"]
+        return str(
+            self.client.chat_postMessage(
+                channel=self.channel, thread_ts=self.thread_ts, text=text, unfurl_links=False, unfurl_media=False
+            )["ts"]
+        )
 
     def _post(self, message: Message) -> Any:
         return self.client.chat_postMessage(
@@ -340,6 +342,14 @@ class ThreadReply:
             unfurl_links=False,
             unfurl_media=False,
         )
+
+
+def post_ephemeral(client: WebClient, channel: str, user: str, text: str, thread_ts: str | None) -> None:
+    """A message only `user` sees; a refusal by Slack is logged, not raised."""
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
+    except SlackApiError as exc:
+        log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
 
 
 def _error(exc: SlackApiError) -> str:

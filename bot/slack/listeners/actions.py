@@ -10,24 +10,26 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
+from bot.gaps import render as gap_render
 from bot.slack import render
-from bot.slack.answering import Answerer
-from bot.state import AskedQuestion
+from bot.slack.listeners.deps import FeedbackDeps
+from bot.slack.reply import post_ephemeral
+from bot.state.questions import AskedQuestion
 from bot.text import int_or_none
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, answerer: Answerer) -> None:
+def register(app: App, deps: FeedbackDeps) -> None:
     @app.action(render.ACTION_UP)
     def on_thumbs_up(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        rated(answerer, body, "up", _answer_id(body))
+        rated(deps, body, "up", _answer_id(body))
 
     @app.action(render.ACTION_DOWN)
     def on_thumbs_down(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        rated(answerer, body, "down", _answer_id(body))
+        rated(deps, body, "down", _answer_id(body))
 
     @app.action(render.ACTION_FEEDBACK)
     def on_feedback(ack: Ack, body: dict[str, Any]) -> None:
@@ -36,32 +38,33 @@ def register(app: App, answerer: Answerer) -> None:
         if parsed is None:
             log.warning("feedback with an unknown value %r ignored", _action(body).get("value"))
             return
-        rated(answerer, body, parsed[0], parsed[1])
+        rated(deps, body, parsed[0], parsed[1])
 
     @app.action(render.ACTION_ASK_OWNER)
     def on_ask_owner(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         answer_id = _answer_id(body)
         if answer_id is not None:
-            ask_owner(answerer, body, answer_id)
+            ask_owner(deps, body, answer_id)
 
-    @app.action(render.ACTION_GAP_HANDLED)
+    @app.action(gap_render.ACTION_GAP_HANDLED)
     def on_gap_handled(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         group_id = int_or_none(_action(body).get("value"))
-        if group_id is None or not answerer.state.mark_gap_handled(group_id, body["user"]["id"]):
+        if group_id is None or not deps.gaps.mark_handled(group_id, body["user"]["id"]):
             return  # unknown, or someone marked it already
         message = body.get("message") or {}
         channel = (body.get("channel") or {}).get("id")
         if channel and message.get("ts") and message.get("blocks"):
-            blocks = render.handled_blocks(message["blocks"], group_id)
-            answerer.client.chat_update(
+            blocks = gap_render.handled_blocks(message["blocks"], group_id)
+            deps.client.chat_update(
                 channel=channel, ts=message["ts"], text=message.get("text") or "Knowledge gaps", blocks=blocks
             )
 
 
 def _action(body: dict[str, Any]) -> dict[str, Any]:
-    return (body.get("actions") or [{}])[0]
+    action: dict[str, Any] = (body.get("actions") or [{}])[0]
+    return action
 
 
 def _answer_id(body: dict[str, Any]) -> int | None:
@@ -74,24 +77,24 @@ def _where(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return (body.get("channel") or {}).get("id"), message.get("thread_ts") or message.get("ts")
 
 
-def rated(answerer: Answerer, body: dict[str, Any], rating: str, answer_id: int | None) -> None:
+def rated(deps: FeedbackDeps, body: dict[str, Any], rating: str, answer_id: int | None) -> None:
     """Stores the rating; 👍 is thanked, 👎 opens the reason modal and, for an answer whose scope has
     an owners' channel, offers to ask an owner."""
-    if answer_id is None or not answerer.state.answer_exists(answer_id):
+    if answer_id is None or not deps.questions.answer_exists(answer_id):
         log.warning("feedback for an unknown answer %r ignored", answer_id)
         return
     user = body["user"]["id"]
-    answerer.state.record_feedback(answer_id, user, rating)
-    answerer.metrics.feedback.labels(rating).inc()
+    deps.feedback.record(answer_id, user, rating)
+    deps.metrics.feedback.labels(rating).inc()
     channel, thread_ts = _where(body)
     if rating == "up":
         if channel:
-            answerer.ephemeral(channel, user, "Thanks for the feedback!", thread_ts)
+            post_ephemeral(deps.client, channel, user, "Thanks for the feedback!", thread_ts)
         return
-    answerer.client.views_open(trigger_id=body["trigger_id"], view=render.feedback_modal(answer_id))
-    if channel and _ask_channel(answerer, answer_id):
+    deps.client.views_open(trigger_id=body["trigger_id"], view=render.feedback_modal(answer_id))
+    if channel and _ask_channel(deps, answer_id):
         try:
-            answerer.client.chat_postEphemeral(
+            deps.client.chat_postEphemeral(
                 channel=channel,
                 user=user,
                 thread_ts=thread_ts,
@@ -102,45 +105,43 @@ def rated(answerer: Answerer, body: dict[str, Any], rating: str, answer_id: int 
             log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
 
 
-def _ask_channel(answerer: Answerer, answer_id: int) -> str | None:
-    asked = answerer.state.question_for_answer(answer_id)
+def _ask_channel(deps: FeedbackDeps, answer_id: int) -> str | None:
+    asked = deps.questions.question_for_answer(answer_id)
     if asked is None:
         return None
     is_dm = asked.channel.startswith("D")
-    viewing = answerer.state.thread_context(asked.channel, asked.thread_ts) if is_dm else None
-    return answerer.policy.options_for(asked.channel, is_dm, viewing).ask_channel
+    viewing = deps.threads.context(asked.channel, asked.thread_ts) if is_dm else None
+    return deps.policy.options_for(asked.channel, is_dm, viewing).ask_channel
 
 
-def ask_owner(answerer: Answerer, body: dict[str, Any], answer_id: int) -> None:
+def ask_owner(deps: FeedbackDeps, body: dict[str, Any], answer_id: int) -> None:
     """Posts the answer's question to its scope's owners' channel (once per answer) and tells the
     asker where it went."""
-    asked = answerer.state.question_for_answer(answer_id)
-    ask_channel = _ask_channel(answerer, answer_id)
+    asked = deps.questions.question_for_answer(answer_id)
+    ask_channel = _ask_channel(deps, answer_id)
     user = body["user"]["id"]
     channel, thread_ts = _where(body)
     if asked is None or ask_channel is None:
         log.warning("Ask an owner for answer %s: no owners' channel configured for its scope", answer_id)
         return
-    if answerer.state.claim(f"ask-owner:{answer_id}"):
+    if deps.claims.claim(f"ask-owner:{answer_id}"):
         try:
-            post_to_owners(answerer, asked, ask_channel)
+            post_to_owners(deps, asked, ask_channel)
         except Exception:
-            answerer.state.release(f"ask-owner:{answer_id}")  # not posted: a second click tries again
+            deps.claims.release(f"ask-owner:{answer_id}")  # not posted: a second click tries again
             raise
     if channel:
-        answerer.ephemeral(channel, user, render.asked_owner_notice(ask_channel), thread_ts)
+        post_ephemeral(deps.client, channel, user, render.asked_owner_notice(ask_channel), thread_ts)
 
 
-def post_to_owners(answerer: Answerer, asked: AskedQuestion, ask_channel: str) -> None:
+def post_to_owners(deps: FeedbackDeps, asked: AskedQuestion, ask_channel: str) -> None:
     permalink = None
     if not asked.channel.startswith("D"):  # a DM's thread is private: no link to it
         try:
-            permalink = answerer.client.chat_getPermalink(channel=asked.channel, message_ts=asked.thread_ts)[
-                "permalink"
-            ]
+            permalink = deps.client.chat_getPermalink(channel=asked.channel, message_ts=asked.thread_ts)["permalink"]
         except SlackApiError as exc:
             log.info("chat.getPermalink failed (%s); the post names the channel only", exc.response.get("error"))
     message = render.ask_owner_message(asked.text, asked.channel, permalink)
-    answerer.client.chat_postMessage(
+    deps.client.chat_postMessage(
         channel=ask_channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
     )

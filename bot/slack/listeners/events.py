@@ -1,21 +1,27 @@
 """Events API: mentions, DMs and follow-ups in the bot's threads become questions; assistant threads
 (Slack's AI app container) get suggested prompts, a title, and the doc scope of the channel the user
-is viewing."""
+is viewing.
+
+A listener only reads the event: whatever needs the state (is this thread the bot's? the channel's
+kind, the assistant thread's context) runs on the answer pool, each call held across an outage of the
+state database (bot/slack/guard.py), so the listener's thread is free for the next ack at once and a
+message taken just as an outage begins is not lost."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
 from slack_bolt import App, BoltContext
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import render
-from bot.slack.answering import Answerer
+from bot.slack.guard import StateUnavailable
+from bot.slack.listeners.deps import EventDeps
 from bot.slack.policy import MAX_SUGGESTED_PROMPTS
-from bot.slack.questions import Question, question_from
-from bot.slack.workers import Workers
+from bot.slack.questions import Incoming, Question, incoming_message
 from bot.text import short
 
 log = logging.getLogger(__name__)
@@ -24,29 +30,19 @@ POPULAR_DAYS = 30  # suggested prompts: the most-asked answered questions of thi
 PROMPT_TITLE_LIMIT = 60  # characters of a suggested prompt's label (the whole question is sent)
 THREAD_TITLE_LIMIT = 80
 
+P = ParamSpec("P")
 
-def register(app: App, answerer: Answerer, workers: Workers) -> None:
+
+def register(app: App, deps: EventDeps) -> None:
     def on_event(body: dict[str, Any], event: dict[str, Any], context: BoltContext, *, mentioned: bool) -> None:
-        question = question_from(
-            answerer.settings,
-            answerer.state,
-            body,
-            event,
-            bot_user=context.bot_user_id,
-            bot_id=context.bot_id,
-            mentioned=mentioned,
+        incoming = incoming_message(
+            deps.intake, body, event, bot_user=context.bot_user_id, bot_id=context.bot_id, mentioned=mentioned
         )
-        if question is not None:
-            if question.is_dm:
-                title_assistant_thread(answerer, question)
-            # answered on the answer pool: this listener's thread is back for the next ack at once
-            if not workers.offer(answerer.handle, question, mentioned=mentioned):
-                log.warning(
-                    "%d questions are waiting for an answer already: one in %s refused",
-                    workers.waiting_limit,
-                    question.channel,
-                )
-                answerer.notice(question, render.BUSY)
+        if incoming is None or (incoming.question is None and _noted(deps, incoming)):
+            return
+        # taken up on the answer pool: this listener's thread is back for the next ack at once
+        if not deps.workers.offer(_logged(take_up), deps, incoming, mentioned=mentioned):
+            refused(deps, incoming)
 
     @app.event("app_mention")
     def on_mention(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
@@ -58,18 +54,78 @@ def register(app: App, answerer: Answerer, workers: Workers) -> None:
 
     @app.event("assistant_thread_started")
     def on_assistant_thread_started(event: dict[str, Any]) -> None:
-        assistant_thread(answerer, event, started=True)
+        deps.workers.submit(_logged(assistant_thread), deps, event, started=True)
 
     @app.event("assistant_thread_context_changed")
     def on_assistant_context_changed(event: dict[str, Any]) -> None:
-        assistant_thread(answerer, event, started=False)
+        deps.workers.submit(_logged(assistant_thread), deps, event, started=False)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a Slack listener (%s: %s)", type(error).__name__, error)
 
 
-def assistant_thread(answerer: Answerer, event: dict[str, Any], *, started: bool) -> None:
+def _logged(work: Callable[P, None]) -> Callable[P, None]:
+    """`work` for the answer pool, whose failures would pass unseen: logged as a listener's are."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            work(*args, **kwargs)
+        except Exception as exc:
+            log.error("unhandled error in a Slack listener (%s: %s)", type(exc).__name__, exc)
+
+    return run
+
+
+def _noted(deps: EventDeps, incoming: Incoming) -> bool:
+    """Whether the channel's kind is known here already, or the event does not say it (no state call)."""
+    kind = incoming.channel_type
+    return kind is None or deps.questions.noted(incoming.channel, kind)
+
+
+def take_up(deps: EventDeps, incoming: Incoming, *, mentioned: bool) -> None:
+    """On the answer pool: tells the state the channel's kind, checks that a follow-up is in a thread
+    of the bot's, titles a new assistant thread, and answers."""
+    q = incoming.question
+    try:
+        if not _noted(deps, incoming):
+            kind = str(incoming.channel_type)
+            deps.monitor.held(lambda: deps.questions.note_channel_type(incoming.channel, kind))
+        if q is not None and incoming.follow_up and not deps.monitor.held(lambda: _answered(deps, q)):
+            return
+        if q is not None and q.is_dm:
+            title_assistant_thread(deps, q)
+    except StateUnavailable:  # the bot stops first; a sure question is still handled (the asker is told)
+        if q is None or incoming.follow_up:
+            log.error(
+                "stopping while the state database is unreachable: a message in %s was not read", incoming.channel
+            )
+            return
+    if q is not None:
+        deps.answering.handle(q, mentioned=mentioned)
+
+
+def _answered(deps: EventDeps, q: Question) -> bool:
+    return deps.questions.answered_thread(q.channel, q.thread_ts)
+
+
+def refused(deps: EventDeps, incoming: Incoming) -> None:
+    """The answer pool is full: the asker of a question is told to ask again later."""
+    q = incoming.question
+    if q is None:
+        return  # the channel's kind is noted with its next message
+    try:
+        if incoming.follow_up and not deps.monitor.held(lambda: _answered(deps, q)):
+            return
+    except StateUnavailable:
+        return
+    log.warning(
+        "%d questions are waiting for an answer already: one in %s refused", deps.workers.waiting_limit, q.channel
+    )
+    deps.answering.notice(q, render.BUSY)
+
+
+def assistant_thread(deps: EventDeps, event: dict[str, Any], *, started: bool) -> None:
     """Remembers the channel the user is viewing (its scope answers their questions there); a new
     thread also gets suggested prompts."""
     thread = event.get("assistant_thread") or {}
@@ -77,12 +133,16 @@ def assistant_thread(answerer: Answerer, event: dict[str, Any], *, started: bool
     if not channel or not thread_ts:
         return
     viewing = (thread.get("context") or {}).get("channel_id")
-    answerer.state.set_thread_context(channel, thread_ts, viewing)
-    prompts = suggested_prompts(answerer, viewing) if started else []
+    try:
+        deps.monitor.held(lambda: deps.threads.set_context(channel, thread_ts, viewing))
+        prompts = suggested_prompts(deps, viewing) if started else []
+    except StateUnavailable:
+        log.error("stopping while the state database is unreachable: an assistant thread in %s was not set up", channel)
+        return
     if not prompts:
         return
     try:
-        answerer.client.assistant_threads_setSuggestedPrompts(
+        deps.client.assistant_threads_setSuggestedPrompts(
             channel_id=channel,
             thread_ts=thread_ts,
             title="Ask me about the docs, for example:",
@@ -92,31 +152,33 @@ def assistant_thread(answerer: Answerer, event: dict[str, Any], *, started: bool
         log.warning("assistant.threads.setSuggestedPrompts failed: %s", exc.response.get("error"))
 
 
-def suggested_prompts(answerer: Answerer, viewing: str | None) -> list[str]:
+def suggested_prompts(deps: EventDeps, viewing: str | None) -> list[str]:
     """Up to four prompts for a new assistant thread: the questions of the last 30 days asked by the
     most people (at least QWENBOT_SUGGEST_MIN_ASKERS) in the channel the user is viewing or the public
     channels its scope shares, that got an answer no one rated 👎; then the scope's configured prompts."""
-    asked = answerer.state.popular_questions(
-        time.time() - POPULAR_DAYS * 86400,
-        MAX_SUGGESTED_PROMPTS,
-        answerer.policy.question_pool(viewing),
-        answerer.settings.suggest_min_askers,
+    asked = deps.monitor.held(
+        lambda: deps.questions.popular_questions(
+            time.time() - POPULAR_DAYS * 86400,
+            MAX_SUGGESTED_PROMPTS,
+            deps.policy.question_pool(viewing),
+            deps.suggest_min_askers,
+        )
     )
-    configured = answerer.policy.options_for("", True, viewing).suggested_prompts
+    configured = deps.policy.options_for("", True, viewing).suggested_prompts
     prompts: dict[str, str] = {}
     for prompt in [*asked, *configured]:
         prompts.setdefault(prompt.casefold(), prompt)
     return list(prompts.values())[:MAX_SUGGESTED_PROMPTS]
 
 
-def title_assistant_thread(answerer: Answerer, q: Question) -> None:
+def title_assistant_thread(deps: EventDeps, q: Question) -> None:
     """An assistant thread is titled after its first question (asked before anything is recorded in it)."""
-    if answerer.state.thread_context(q.channel, q.thread_ts) is None or answerer.state.answered_thread(
-        q.channel, q.thread_ts
+    if deps.monitor.held(lambda: deps.threads.context(q.channel, q.thread_ts)) is None or deps.monitor.held(
+        lambda: _answered(deps, q)
     ):
         return
     try:
-        answerer.client.assistant_threads_setTitle(
+        deps.client.assistant_threads_setTitle(
             channel_id=q.channel, thread_ts=q.thread_ts, title=short(q.text, THREAD_TITLE_LIMIT)
         )
     except SlackApiError as exc:

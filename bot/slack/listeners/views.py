@@ -7,18 +7,18 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.slack import render
-from bot.slack.answering import Answerer
+from bot.slack.listeners.deps import FeedbackDeps
 from bot.text import int_or_none
 
 
-def register(app: App, answerer: Answerer) -> None:
+def register(app: App, deps: FeedbackDeps) -> None:
     @app.view(render.FEEDBACK_VIEW)
     def on_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         answer_id = int_or_none(view.get("private_metadata"))
         value = view.get("state", {}).get("values", {}).get(render.REASON_BLOCK, {}).get(render.REASON_ACTION, {})
         reason = (value.get("value") or "").strip()
-        if answer_id is not None and reason and answerer.state.answer_exists(answer_id):
-            answerer.state.record_reason(answer_id, body["user"]["id"], reason[:2000])
+        if answer_id is not None and reason and deps.questions.answer_exists(answer_id):
+            deps.feedback.record_reason(answer_id, body["user"]["id"], reason[:2000])
         # stored first: the modal says "noted" only once it is
         ack(response_action="update", view=_thanks())
 
