@@ -13,9 +13,11 @@ def short(text: str, limit: int = 200) -> str:
 
 def int_or_none(value: object) -> int | None:
     """`value` (a Slack payload string, say) as an int; None when it is not one."""
+    if not isinstance(value, str | int | float):
+        return None
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

@@ -50,7 +50,8 @@ def run(
     history: list[Turn] | None = None,
     scope: SearchFilter | None = None,
 ) -> tuple[list[PipelineEvent], Answer]:
-    events = list(AnswerPipeline(settings, searcher, build_client(settings)).run(question, history or [], scope))
+    pipeline = AnswerPipeline(settings.answer_config(), searcher, build_client(settings.llm_config()))
+    events = list(pipeline.run(question, history or [], scope))
     assert isinstance(events[-1], Done) and not any(isinstance(e, Done) for e in events[:-1])
     answer = events[-1].answer
     # What streamed is exactly the final text, whatever the mode.
@@ -224,7 +225,7 @@ def test_prompt_fits_the_token_budget_best_chunks_first(corpus_index: Path, sear
     history = [Turn("user", "x " * 2000), Turn("assistant", "earlier answer [2]"), Turn("user", "hello?")]
     for window in (2048, 4096):
         settings = settings_for(corpus_index, None, llm_context_window=window, llm_max_tokens=512)
-        budget = prompt_budget(settings)
+        budget = prompt_budget(settings.answer_config())
         prompt = build_prompt(VACATION_Q, hits, history, DEFAULT_SYSTEM_PROMPT, budget)
         assert prompt.tokens <= budget
         assert sum(estimate_tokens(m["content"]) for m in prompt.messages) <= budget
@@ -244,13 +245,15 @@ def test_system_prompt_comes_from_the_configured_file(corpus_index: Path, search
         server.push(answer("Arr, 25 days [1]."))
         run(settings_for(corpus_index, server.url, system_prompt_file=custom), searcher, VACATION_Q)
         assert server.bodies[0]["messages"][0] == {"role": "system", "content": "Answer like a pirate, citing [n]."}
+    settings = settings_for(corpus_index, None, system_prompt_file=tmp_path / "missing.txt")
     with pytest.raises(ConfigError, match="QWENBOT_SYSTEM_PROMPT_FILE"):
-        AnswerPipeline(settings_for(corpus_index, None, system_prompt_file=tmp_path / "missing.txt"), searcher, None)
+        AnswerPipeline(settings.answer_config(), searcher, None)
 
 
 def test_context_window_must_leave_room_for_the_prompt(corpus_index: Path, searcher: Searcher) -> None:
+    settings = settings_for(corpus_index, None, llm_context_window=1024, llm_max_tokens=1024)
     with pytest.raises(ConfigError, match="QWENBOT_LLM_CONTEXT_WINDOW"):
-        AnswerPipeline(settings_for(corpus_index, None, llm_context_window=1024, llm_max_tokens=1024), searcher, None)
+        AnswerPipeline(settings.answer_config(), searcher, None)
 
 
 def test_citation_filter_is_independent_of_chunk_boundaries() -> None:

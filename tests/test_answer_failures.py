@@ -55,7 +55,8 @@ def settings_for(small_index: Path, url: str, **overrides: object) -> Settings:
 
 
 def run(settings: Settings, searcher: Searcher, question: str) -> Answer:
-    events = list(AnswerPipeline(settings, searcher, build_client(settings)).run(question, []))
+    pipeline = AnswerPipeline(settings.answer_config(), searcher, build_client(settings.llm_config()))
+    events = list(pipeline.run(question, []))
     assert isinstance(events[-1], Done)
     assert "".join(e.text for e in events if isinstance(e, Delta)) == events[-1].answer.text
     return events[-1].answer

@@ -34,7 +34,8 @@ UNANSWERABLE = [q for q in QUESTIONS if not q.sources]
 def pipeline(small_index: Path, embedder: Embedder) -> Iterator[AnswerPipeline]:
     """The answer pipeline with no model configured (QWENBOT_LLM_BASE_URL unset)."""
     with Searcher(IndexConfig(index_dir=small_index), embedder) as searcher:
-        yield AnswerPipeline(load_settings(None, index_dir=small_index, llm_base_url=None), searcher, None)
+        settings = load_settings(None, index_dir=small_index, llm_base_url=None)
+        yield AnswerPipeline(settings.answer_config(), searcher, None)
 
 
 def ask(pipeline: AnswerPipeline, question: str) -> Answer:

@@ -45,7 +45,7 @@ def settings_for(index_dir: Path, url: str | None = None, **overrides: object) -
 
 
 def pipeline(settings: Settings, searcher: Searcher) -> AnswerPipeline:
-    return AnswerPipeline(settings, searcher, build_client(settings))
+    return AnswerPipeline(settings.answer_config(), searcher, build_client(settings.llm_config()))
 
 
 def paths(pipe: AnswerPipeline, question: str, history: list[Turn]) -> list[str]:

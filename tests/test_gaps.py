@@ -20,9 +20,10 @@ from support.slack_bot import Bot
 
 from bot import cli
 from bot.answer.records import Answer
-from bot.gaps import GapDigest, GapGroup, GapReport, NearDoc, parse_since
+from bot.gaps import render as gap_render
+from bot.gaps.digest import GapDigest
+from bot.gaps.report import GapGroup, GapReport, NearDoc, parse_since
 from bot.settings import load_settings
-from bot.slack import render
 from bot.slack.policy import ChannelScopes
 from bot.state import State
 from bot.state.gaps import UnansweredQuestion
@@ -143,7 +144,7 @@ def test_the_digest_groups_12_wordings_into_3_questions_on_schedule_then_one_is_
     [dog_button] = [b for b, g in zip(buttons, groups, strict=True) if "dog" in g]
     group_id = dog_button["elements"][0]["value"]
     payload = block_action_payload(
-        render.ACTION_GAP_HANDLED,
+        gap_render.ACTION_GAP_HANDLED,
         group_id,
         user="U0OWNER",
         channel=ADMINS,
@@ -179,7 +180,7 @@ def test_doc_text_cannot_ping_anyone_in_the_digest() -> None:
             NearDoc("hr/b.md", "B", None, "People Operations"),
         ],
     )
-    message = render.digest_message(GapReport(0.0, 86400.0, [group]), [1], {"people operations": PEOPLE_GROUP})
+    message = gap_render.digest_message(GapReport(0.0, 86400.0, [group]), [1], {"people operations": PEOPLE_GROUP})
     text = json.dumps(message.blocks, ensure_ascii=False)
     assert text.count("<!subteam^") == 1 and f"People Operations <!subteam^{PEOPLE_GROUP}>" in text
     for ping in ("<!here", "<!channel", "<!everyone", "<@U0BOSS", "S0EVIL123>"):

@@ -319,5 +319,5 @@ def test_api_key_goes_in_the_header_only(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_build_client_without_endpoint_is_none() -> None:
-    assert build_client(load_settings(None)) is None
-    assert isinstance(build_client(load_settings(None, llm_base_url="http://127.0.0.1:9/v1")), LLMClient)
+    assert build_client(load_settings(None).llm_config()) is None
+    assert isinstance(build_client(load_settings(None, llm_base_url="http://127.0.0.1:9/v1").llm_config()), LLMClient)

@@ -81,7 +81,7 @@ def test_feedback_export_has_no_slack_user_or_dm_ids_and_is_private(
     for raw_id in ("U0ANNA", "U0BEN", "D0ANNA"):
         assert raw_id not in text
     lines = {line["question"]: line for line in map(json.loads, text.splitlines())}
-    hashed = UserHasher.from_settings(load_settings(None, log_user_salt="salt-of-this-workspace"))
+    hashed = UserHasher.from_config(load_settings(None, log_user_salt="salt-of-this-workspace").log_config())
     dm, channel = lines[DM_QUESTION], lines["when is payday?"]
     assert dm["channel"] is None and channel["channel"] == "C0GENERAL"  # a DM: no id
     assert dm["id"].endswith(hashed("U0ANNA")) and channel["id"].endswith(hashed("U0BEN"))  # as in the logs

@@ -8,7 +8,7 @@ from support.clock import Clock
 from bot.answer.records import Answer, Source
 from bot.settings import load_settings
 from bot.slack import render
-from bot.slack.app import make_client
+from bot.slack.client import make_client
 from bot.slack.reply import ThreadReply
 
 CHANNEL = "C0GENERAL"
