@@ -149,7 +149,7 @@ def _check_before(settings: Settings, args: argparse.Namespace) -> None:
                 f"({settings.origin('docs_dir')}): nothing indexed"
             )
     if args.command in ("index", "ask"):
-        bot = compare_with_bot(settings)
+        bot = compare_with_bot(settings.index_config(), settings.shared_with_bot())
         if bot is None or not bot.differing:
             return
         if args.command == "index" and not args.list:  # the job would run with the bot's settings

@@ -1,9 +1,10 @@
 """Each part's slice of the settings: a frozen record of only the settings that part reads.
 
 `Settings` (bot/settings.py) stays the one flat class read from `.env` and the environment; its
-`llm_config()`, `answer_config()`, `slack_config()`, `state_config()`, `log_config()` and
-`index_config()` (retrieval/config.py) build these. A part takes its slice, so what it depends on is
-written in its signature and a test builds one without the other ~80 settings. Field names are the
+`llm_config()`, `answer_config()`, `slack_config()`, `state_config()`, `gaps_config()`,
+`indexing_config()`, `health_config()`, `log_config()` and `index_config()` (retrieval/config.py)
+build these. A part takes its slice, so what it depends on is written in its signature and a test
+builds one without the other ~80 settings. Field names are the
 settings' own (so `llm_model` is QWENBOT_LLM_MODEL), except where a slice says otherwise.
 """
 
@@ -15,9 +16,12 @@ from typing import Literal
 
 from pydantic import SecretStr
 
+from retrieval.config import IndexConfig
+
 Provider = Literal["vllm", "sglang", "llamacpp", "ollama", "dashscope", "openai"]
 QueryRewrite = Literal["off", "heuristic", "model"]  # how a follow-up in a thread is searched
 FeedbackStyle = Literal["native", "buttons"]
+GapsInclude = Literal["public", "channels", "all"]  # which conversations the knowledge-gap report shows
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["text", "json"]
 
@@ -91,6 +95,37 @@ class StateConfig:
     state_pool_size: int
     claim_lease_seconds: float
     dedupe_ttl_hours: float
+
+
+@dataclass(frozen=True)
+class GapsConfig:
+    """The knowledge-gap digest (bot/gaps/digest.py): where and when it is posted, and what it shows."""
+
+    gaps_channel: str | None  # None: no digest
+    gaps_schedule: str  # "mon 09:00", "daily 09:00" (checked by the settings)
+    gaps_timezone: str
+    gaps_include: GapsInclude
+
+
+@dataclass(frozen=True)
+class IndexingConfig:
+    """A running bot's indexing (bot/indexing/service.py, watch.py): the docs folder into its index."""
+
+    docs_dir: Path
+    index: IndexConfig
+    drain_seconds: float  # at shutdown: how long an index job in progress gets to end
+    # SHARED_WITH_BOT (bot/settings.py) by variable name, as the bot read them: what it tells a terminal
+    shared_with_bot: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """What the bot's status report says of its settings (bot/health.py)."""
+
+    llm_base_url: str | None
+    llm_model: str
+    reindex_interval_minutes: float
+    watch_docs: bool
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.bounded import BoundedCheck
+from bot.config import HealthConfig
 from bot.errors import StartupError
 from bot.indexing.service import IndexService
 from bot.llm.client import LLMClient
 from bot.metrics import Metrics
-from bot.settings import Settings
 from bot.slack.guard import StateMonitor
 from bot.slack.http import HttpServer
 from bot.state import State
@@ -33,14 +33,17 @@ class BotHealth:
 
     def __init__(
         self,
-        settings: Settings,
+        config: HealthConfig,
         searcher: Searcher,
         llm: LLMClient | None,
         state: State,
         monitor: StateMonitor,
         indexing: IndexService,
+        *,
+        settings_changed: Callable[[], list[str]],  # Settings.changed_since_read: a restart is due
     ) -> None:
-        self.settings = settings
+        self.config = config
+        self.settings_changed = settings_changed
         self.searcher = searcher
         self.llm = llm
         self.state = state
@@ -68,8 +71,8 @@ class BotHealth:
         )
 
     def _model_where(self) -> str:
-        host = urllib.parse.urlsplit(redact_url(self.settings.llm_base_url or "")).netloc  # where, not who
-        return f"`{self.settings.llm_model}` at `{host}`"
+        host = urllib.parse.urlsplit(redact_url(self.config.llm_base_url or "")).netloc  # where, not who
+        return f"`{self.config.llm_model}` at `{host}`"
 
     def healthz(self) -> dict[str, Any]:
         """For /healthz: cheap checks only (the model is checked by `/qwenbot status`). Not ready while
@@ -107,13 +110,13 @@ class BotHealth:
             f"• Model: {model_line}",
             f"• Answered {_count(counts['answers'], 'question')}; {_count(counts['feedback'], 'rating')} received",
         ]
-        if self.settings.reindex_interval_minutes > 0:
-            lines.append(f"• Re-indexing every {self.settings.reindex_interval_minutes:g} min")
-        if self.settings.watch_docs:
+        if self.config.reindex_interval_minutes > 0:
+            lines.append(f"• Re-indexing every {self.config.reindex_interval_minutes:g} min")
+        if self.config.watch_docs:
             lines.append("• Indexing changes in the docs folder as they happen")
         if self.indexing.last_error:
             lines.append(f"• The last index job failed: {short(self.indexing.last_error)}")
-        if changed := self.settings.changed_since_read():
+        if changed := self.settings_changed():
             lines[0] = "*qwenbot status*: :x: degraded"
             lines.append(
                 f"• Settings changed since this bot started ({', '.join(changed)}): restart the bot to use them"

@@ -21,6 +21,7 @@ from bot.indexing.service import IndexService
 from bot.indexing.start import index_at_start, take_index_lock
 from bot.indexing.watch import DocsWatcher
 from bot.llm.client import build_client
+from bot.logs import UserHasher
 from bot.metrics import Metrics
 from bot.replicas import LeaseKeeper
 from bot.settings import Settings
@@ -57,36 +58,56 @@ class BotRuntime:
         self._start_features()
 
     def _wire(self, settings: Settings, client: WebClient | None) -> None:
-        self.state = State.from_settings(settings)
+        slack = settings.slack_config()
+        self.state = State.from_config(settings.state_config())
         self._closers.append(self.state.close)
         # a shared database is pinged between events too, so that an outage is noticed at once
         self.state_monitor = StateMonitor(self.state.ping, watch=self.state.shared)
         self._closers.append(self.state_monitor.close)
-        self.policy = Policy.from_settings(settings, self.state.limits)
+        self.policy = Policy.from_config(slack, self.state.limits)
         # with a local index folder the searcher holds its lock for the bot's lifetime (a Chroma
         # folder is single-process), so re-indexing happens here, in-process
         self._closers.append(take_index_lock(self.config).release)
         self.searcher = Searcher(self.config)
         self._closers.append(self.searcher.close)
         self.indexing = IndexService(
-            settings, self.searcher, Indexer(self.config, docs_dir=settings.docs_dir), self.state, self._stop
+            settings.indexing_config(),
+            self.searcher,
+            Indexer(self.config, docs_dir=settings.docs_dir),
+            self.state,
+            self._stop,
         )
         self._closers.append(self.indexing.wait_for_job)
         self.metrics = Metrics(index_info=self.searcher.stats)
         self.llm = build_client(settings.llm_config())
-        self.reports = BotHealth(settings, self.searcher, self.llm, self.state, self.state_monitor, self.indexing)
+        self.reports = BotHealth(
+            settings.health_config(),
+            self.searcher,
+            self.llm,
+            self.state,
+            self.state_monitor,
+            self.indexing,
+            settings_changed=settings.changed_since_read,
+        )
         # what the HTTP server and `/qwenbot status` call
         self.index_info = self.reports.index_info
         self.model_health = self.reports.model_health
         self.health = self.reports.healthz
         self.status_report = self.reports.status_report
-        self.client = client = client or make_client(settings)
+        self.client = client = client or make_client(slack)
         self.metrics.watch_slack(client)
         self.workers = Workers()
         # answers get cut off through this at the end of the shutdown drain
         self.answers = Interruptible(AnswerPipeline(settings.answer_config(), self.searcher, self.llm, self.metrics))
         self.answerer = Answerer(
-            settings, self.answers, self.state, client, self.policy, self.metrics, state_monitor=self.state_monitor
+            slack,
+            self.answers,
+            self.state,
+            client,
+            self.policy,
+            self.metrics,
+            hash_user=UserHasher.from_config(settings.log_config()),
+            state_monitor=self.state_monitor,
         )
         # leases are renewed until the drain is over (closers run last-in first-out)
         leases = LeaseKeeper(self.state, self.state_monitor, self.workers, self.answerer.resume, self._stop)
@@ -94,7 +115,7 @@ class BotRuntime:
         self._closers.append(leases.stop)
         self._closers.append(self._drain)
         self.app = build_app(
-            settings,
+            slack,
             client,
             answerer=self.answerer,
             workers=self.workers,
@@ -123,7 +144,7 @@ class BotRuntime:
         if settings.gaps_channel:
             searcher = self.searcher
             digest = GapDigest(
-                settings,
+                settings.gaps_config(),
                 self.state,
                 self.client,
                 searcher.embedder.encode,

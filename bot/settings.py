@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +20,10 @@ from pydantic_settings import SettingsError as SourceError
 
 from bot.config import (
     AnswerConfig,
+    GapsConfig,
+    GapsInclude,
+    HealthConfig,
+    IndexingConfig,
     LLMConfig,
     LogConfig,
     LogFormat,
@@ -38,8 +42,6 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 _Slice = TypeVar("_Slice", bound="DataclassInstance")  # a part's settings (bot/config.py)
-
-GapsInclude = Literal["public", "channels", "all"]  # which conversations the knowledge-gap report shows
 
 
 class SettingsError(ConfigError):
@@ -344,6 +346,17 @@ class Settings(BaseSettings):
 
     def state_config(self) -> StateConfig:
         return self._slice(StateConfig)
+
+    def gaps_config(self) -> GapsConfig:
+        return self._slice(GapsConfig)
+
+    def indexing_config(self) -> IndexingConfig:
+        return IndexingConfig(
+            self.docs_dir, self.index_config(), self.drain_seconds, tuple(self.shared_with_bot().items())
+        )
+
+    def health_config(self) -> HealthConfig:
+        return self._slice(HealthConfig)
 
     def log_config(self) -> LogConfig:
         return LogConfig(self.log_level, self.log_format, self.log_user_salt or self.slack_bot_token)

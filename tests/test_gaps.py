@@ -95,7 +95,7 @@ def gaps_bot(make_bot: Callable[..., Bot], tmp_path: Path) -> Bot:
 def _digest(bot: Bot) -> GapDigest:
     rt = bot.runtime
     return GapDigest(
-        bot.settings,
+        bot.settings.gaps_config(),
         rt.state,
         rt.client,
         rt.searcher.embedder.encode,
@@ -218,7 +218,7 @@ def test_qwenbot_gaps_and_questions_unanswered_print_the_same_report(
 def test_schedule_and_window_settings() -> None:
     assert parse_since("7d").days == 7 and parse_since("24h").total_seconds() == 86400
     settings = load_settings(None, gaps_channel=ADMINS, gaps_schedule="daily 07:30", gaps_timezone="Asia/Tokyo")
-    digest = GapDigest(settings, None, None, None, None, ChannelScopes())  # type: ignore[arg-type]
+    digest = GapDigest(settings.gaps_config(), None, None, None, None, ChannelScopes())  # type: ignore[arg-type]
     base = datetime(2026, 3, 1, 12, 0, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()
     due = digest.due_after(base)
     assert datetime.fromtimestamp(due, ZoneInfo("Asia/Tokyo")).isoformat() == "2026-03-02T07:30:00+09:00"

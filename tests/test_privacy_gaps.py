@@ -98,7 +98,9 @@ def test_the_digest_posts_no_private_question_and_searches_each_channels_scope(a
         searched.append((query, scope))
         return rt.searcher.search(query, k=k, filter=scope)
 
-    digest = GapDigest(asked.settings, rt.state, rt.client, rt.searcher.embedder.encode, search, rt.policy.scopes)
+    digest = GapDigest(
+        asked.settings.gaps_config(), rt.state, rt.client, rt.searcher.embedder.encode, search, rt.policy.scopes
+    )
     now = time.time()
     digest.post(now - 3600, now + 60)
     [post] = [c.args for c in asked.slack.calls_to("chat.postMessage") if c.args["channel"] == ADMINS]

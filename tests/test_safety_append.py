@@ -18,7 +18,9 @@ def _cpu_seconds_to_append(slack: FakeSlack, chars: int) -> float:
     settings = load_settings(None, slack_api_url=slack.api_url, slack_bot_token=BOT_TOKEN)
     ts = slack.add_message(CHANNEL, "U0ALICE", "<@U0BOT> tell me everything")
     # a clock that never moves: every piece arrives "at once", as a fast model sends them
-    reply = ThreadReply(make_client(settings), CHANNEL, ts, ts, user="U0ALICE", team=TEAM, clock=lambda: 0.0)
+    reply = ThreadReply(
+        make_client(settings.slack_config()), CHANNEL, ts, ts, user="U0ALICE", team=TEAM, clock=lambda: 0.0
+    )
     text = ("word " * (chars // 5 + 1))[:chars]
     # this thread's CPU only: the fake Slack's threads (and any an earlier test left) are not the reply's work
     start = time.thread_time()

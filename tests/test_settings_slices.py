@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from bot.config import AnswerConfig, LLMConfig, SlackConfig, StateConfig
+from bot.config import AnswerConfig, GapsConfig, HealthConfig, LLMConfig, SlackConfig, StateConfig
 from bot.settings import Settings, load_settings
 
-Slice = LLMConfig | AnswerConfig | SlackConfig | StateConfig
+Slice = LLMConfig | AnswerConfig | SlackConfig | StateConfig | GapsConfig | HealthConfig
 SLICES: dict[str, Callable[[Settings], Slice]] = {
     "llm": Settings.llm_config,
     "answer": Settings.answer_config,
     "slack": Settings.slack_config,
     "state": Settings.state_config,
+    "gaps": Settings.gaps_config,
+    "health": Settings.health_config,
 }
 
 
@@ -39,6 +42,13 @@ def test_the_slices_carry_the_values_read() -> None:
     assert settings.slack_config().allowed_channels == ("C0123ABCD",)  # a tuple: the slice is frozen
     assert settings.llm_config().llm_model == "Qwen/Qwen3-32B"
     assert settings.answer_config().top_k == 9
+
+
+def test_the_indexing_slice_carries_the_docs_folder_the_index_and_what_the_bot_shares(tmp_path: Path) -> None:
+    settings = load_settings(None, docs_dir=tmp_path, index_dir=tmp_path / "index", drain_seconds=7)
+    config = settings.indexing_config()
+    assert (config.docs_dir, config.index, config.drain_seconds) == (tmp_path, settings.index_config(), 7)
+    assert dict(config.shared_with_bot) == settings.shared_with_bot()
 
 
 def test_the_user_hash_key_is_the_salt_else_the_bot_token() -> None:

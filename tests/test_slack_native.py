@@ -46,7 +46,7 @@ NOT_IN_DOCS = "What is the airspeed velocity of an unladen swallow?"
 def _reply(slack: FakeSlack, clock: Clock) -> tuple[ThreadReply, str]:
     settings = load_settings(None, slack_api_url=slack.api_url, slack_bot_token=BOT_TOKEN)
     ts = slack.add_message(CHANNEL, USER, "<@U0BOT> how many vacation days?")
-    return ThreadReply(make_client(settings), CHANNEL, ts, ts, user=USER, team=TEAM, clock=clock), ts
+    return ThreadReply(make_client(settings.slack_config()), CHANNEL, ts, ts, user=USER, team=TEAM, clock=clock), ts
 
 
 FOUND = (

@@ -31,7 +31,9 @@ def test_two_503s_on_stop_stream_still_end_the_answer_with_sources_and_buttons(m
 
 
 def test_5xx_and_dropped_connections_are_retried_within_a_budget_and_429_after_retry_after(slack: FakeSlack) -> None:
-    client = make_client(load_settings(None, slack_api_url=slack.api_url, slack_bot_token="xoxb-test-bot-token"))
+    client = make_client(
+        load_settings(None, slack_api_url=slack.api_url, slack_bot_token="xoxb-test-bot-token").slack_config()
+    )
     slack.fail("auth.test", "internal_error", status=500)
     slack.fail("auth.test", "bad_gateway", status=502)
     assert client.auth_test()["ok"]

@@ -18,7 +18,7 @@ USER = "U0ALICE"
 def _reply(slack: FakeSlack, clock: Clock | None = None) -> tuple[ThreadReply, str]:
     settings = load_settings(None, slack_api_url=slack.api_url, slack_bot_token=BOT_TOKEN)
     ts = slack.add_message(CHANNEL, USER, "<@U0BOT> how many vacation days?")
-    client = make_client(settings)
+    client = make_client(settings.slack_config())
     if clock is None:
         return ThreadReply(client, CHANNEL, ts, ts, user=USER, team=TEAM), ts
     return ThreadReply(client, CHANNEL, ts, ts, user=USER, team=TEAM, clock=clock), ts

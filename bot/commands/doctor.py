@@ -143,7 +143,7 @@ def _index_checks(settings: Settings) -> Iterator[Check]:
 
 def _bot_check(settings: Settings) -> Iterator[Check]:
     """Only while a bot holds the local index: whether it runs with these settings."""
-    bot = compare_with_bot(settings)
+    bot = compare_with_bot(settings.index_config(), settings.shared_with_bot())
     if bot is None:
         return
     if bot.differing:
@@ -275,7 +275,7 @@ def _probe(name: str, call: Callable[[], object], problem: Callable[[LLMError], 
 def _slack_check(settings: Settings) -> Check:
     if settings.slack_bot_token is None:
         return Check("Slack", "skip", "SLACK_BOT_TOKEN is unset (only `qwenbot run` needs it)")
-    client = make_client(settings, timeout=10)
+    client = make_client(settings.slack_config(), timeout=10)
     try:
         auth = client.auth_test()
     except SlackApiError as exc:
@@ -308,7 +308,7 @@ def _app_token_check(settings: Settings) -> Check:
         return Check(
             "Slack app token", "skip", "SLACK_APP_TOKEN is unset (Socket Mode needs it, `run --http` does not)"
         )
-    client = make_client(settings, timeout=10)
+    client = make_client(settings.slack_config(), timeout=10)
     try:
         client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
     except SlackApiError as exc:

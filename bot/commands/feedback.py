@@ -52,9 +52,9 @@ def export(state: State, out: TextIO, hash_user: Callable[[str], str]) -> int:
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
-    if (missing := State.missing(settings)) is not None:
+    if (missing := State.missing(settings.state_config())) is not None:
         raise NotReadyError(missing)
-    state = State.from_settings(settings)
+    state = State.from_config(settings.state_config())
     hash_user = UserHasher.from_config(settings.log_config())
     try:
         if args.output is None:

@@ -33,14 +33,14 @@ def _source(
 def main(settings: Settings, args: argparse.Namespace) -> int:
     window = parse_since(args.since)
     scopes = load_channel_scopes(settings.channel_scopes_file)
-    if (missing := State.missing(settings)) is not None:
+    if (missing := State.missing(settings.state_config())) is not None:
         raise NotReadyError(missing)
     config = settings.index_config()
     if not index_exists(config):
         raise NotReadyError(f"no index at {config.index_dir}: run `qwenbot index` first")
     until = time.time()
     since = until - window.total_seconds()
-    state = State.from_settings(settings)
+    state = State.from_config(settings.state_config())
     try:
         with local_or_bot(config) as bot:
             if bot is not None:  # a running bot holds the index: search through it, embed here

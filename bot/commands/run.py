@@ -131,7 +131,7 @@ def events_server(runtime: BotRuntime, host: str, port: int) -> HttpServer:
             host,
             port,
             None if own_port else runtime.health,
-            HttpLimits.from_settings(settings),
+            HttpLimits.from_config(settings.slack_config()),
             None if own_port else runtime.metrics.registry,
         )
         server.start()

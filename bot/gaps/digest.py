@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 
+from bot.config import GapsConfig
 from bot.errors import ConfigError
 from bot.gaps import render
 from bot.gaps.report import Embed, ReportSource, Search, build_report
-from bot.settings import Settings, parse_schedule
+from bot.settings import parse_schedule
 from bot.slack.policy import ChannelScopes
 from bot.state import State
 
@@ -31,20 +32,20 @@ class GapDigest:
 
     def __init__(
         self,
-        settings: Settings,
+        config: GapsConfig,
         state: State,
         client: WebClient,
         embed: Embed,
         search: Search,
         scopes: ChannelScopes,
     ) -> None:
-        if not settings.gaps_channel:
+        if not config.gaps_channel:
             raise ConfigError("QWENBOT_GAPS_CHANNEL is not set")
-        self.channel = settings.gaps_channel
-        self.weekday, self.hour, self.minute = parse_schedule(settings.gaps_schedule)
-        self.zone = ZoneInfo(settings.gaps_timezone)
+        self.channel = config.gaps_channel
+        self.weekday, self.hour, self.minute = parse_schedule(config.gaps_schedule)
+        self.zone = ZoneInfo(config.gaps_timezone)
         self.state = state
-        self.source = ReportSource(state, embed, search, settings.gaps_include, scopes)
+        self.source = ReportSource(state, embed, search, config.gaps_include, scopes)
         self.client = client
         self.next_due: float | None = None
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.config import GapsInclude
 from bot.errors import ConfigError
-from bot.settings import GapsInclude
 from bot.slack.policy import ChannelScopes
 from bot.state import State
 from bot.state.gaps import UnansweredQuestion

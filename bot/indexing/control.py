@@ -29,14 +29,13 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from bot.errors import QwenbotError, user_message
 from bot.indexing.job import IndexRequest
-from bot.settings import Settings
 from retrieval.config import IndexConfig
 from retrieval.errors import IndexLockedError, RetrievalError
 from retrieval.models import Hit, SearchFilter
@@ -389,9 +388,9 @@ class BotSettings:
         )
 
 
-def compare_with_bot(settings: Settings) -> BotSettings | None:
-    """The running bot's settings next to these; None when no bot answers on this local index."""
-    config = settings.index_config()
+def compare_with_bot(config: IndexConfig, ours: Mapping[str, str]) -> BotSettings | None:
+    """The running bot's settings next to `ours` (Settings.shared_with_bot()); None when no bot
+    answers on this local index."""
     if config.chroma_host or not (config.index_dir / SECRET_NAME).exists():
         return None
     bot = BotConnection(config.index_dir, _holder(config.index_dir))
@@ -399,13 +398,12 @@ def compare_with_bot(settings: Settings) -> BotSettings | None:
         theirs = bot.fetch("settings", {})
     except ControlError:  # no bot listens (a killed one's files), or one from before this request
         return None
-    ours = settings.shared_with_bot()
     return BotSettings(bot.pid, [(n, str(theirs[n]), v) for n, v in ours.items() if str(theirs.get(n, v)) != v])
 
 
-def settings_handlers(settings: Settings) -> dict[str, Handler]:
+def settings_handlers(shared_with_bot: Sequence[tuple[str, str]]) -> dict[str, Handler]:
     """The bot's answer to `compare_with_bot`."""
-    shared = settings.shared_with_bot()
+    shared = dict(shared_with_bot)
 
     def send_settings(args: dict[str, Any], send: Send) -> int:
         send({"settings": shared})

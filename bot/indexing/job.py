@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import QwenbotError, exit_code, user_message
-from bot.settings import Settings
+from retrieval.config import IndexConfig
 from retrieval.errors import RetrievalError
 from retrieval.indexer import DocumentListing, Indexer, IndexListing, format_summary
 from retrieval.manifest import DEFAULT_ROOT
@@ -55,7 +55,8 @@ class IndexRequest:
 
 
 def run_index_job(
-    settings: Settings,
+    config: IndexConfig,
+    docs_dir: Path,
     request: IndexRequest,
     out: Callable[[str], None],
     *,
@@ -64,13 +65,14 @@ def run_index_job(
     done: Callable[[IndexStats], None] | None = None,
 ) -> int:
     """Does the job, writes every line for the admin through `out` (errors start with ERROR) and
-    returns the exit status. `indexer`: one already open in this process (the bot's), whose `docs_dir`
-    must be the settings' docs folder. `done` gets what an index, remove or prune job did."""
+    returns the exit status: the job of the index `config` over the docs folder `docs_dir`. `indexer`:
+    one already open in this process (the bot's), with this config and `docs_dir`. `done` gets what an
+    index, remove or prune job did."""
     contradiction = request.contradiction()
     if contradiction:
         out(ERROR + contradiction)
         return 2
-    indexer = indexer or Indexer(settings.index_config(), docs_dir=settings.docs_dir)
+    indexer = indexer or Indexer(config, docs_dir=docs_dir)
     try:
         if request.list_only:
             _listing(indexer.listing(), out)

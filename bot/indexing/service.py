@@ -9,9 +9,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from bot.config import IndexingConfig
 from bot.indexing.control import ControlError, ControlServer, Send, index_request, search_handlers, settings_handlers
 from bot.indexing.job import ERROR, IndexRequest, job_counts, run_index_job
-from bot.settings import Settings
 from bot.state import State
 from retrieval.indexer import Indexer
 from retrieval.models import IndexStats
@@ -25,9 +25,9 @@ class IndexService:
     a job asked for then is refused (the searcher may be gone)."""
 
     def __init__(
-        self, settings: Settings, searcher: Searcher, indexer: Indexer, state: State, closing: threading.Event
+        self, config: IndexingConfig, searcher: Searcher, indexer: Indexer, state: State, closing: threading.Event
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.searcher = searcher
         self.indexer = indexer
         self.state = state
@@ -37,8 +37,8 @@ class IndexService:
 
     def reindex(self, why: str = "scheduled") -> None:
         """Indexes every root (new and changed docs), its lines going to the log."""
-        if not self.settings.docs_dir.is_dir():
-            log.warning("index (%s): QWENBOT_DOCS_DIR %s is not a folder: nothing indexed", why, self.settings.docs_dir)
+        if not self.config.docs_dir.is_dir():
+            log.warning("index (%s): QWENBOT_DOCS_DIR %s is not a folder: nothing indexed", why, self.config.docs_dir)
             return
         errors: list[str] = []
 
@@ -51,7 +51,7 @@ class IndexService:
             status = self.reindex_docs(out, why)
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("index (%s) of %s failed", why, self.settings.docs_dir)
+            log.exception("index (%s) of %s failed", why, self.config.docs_dir)
             return
         self.last_error = errors[0] if status != 0 and errors else None
 
@@ -95,7 +95,10 @@ class IndexService:
             if self.closing.is_set():  # closing: the searcher may be gone
                 out(ERROR + "the bot is shutting down: nothing indexed")
                 return 1
-            status = run_index_job(self.settings, request, out, progress=False, indexer=self.indexer, done=done)
+            config = self.config
+            status = run_index_job(
+                config.index, config.docs_dir, request, out, progress=False, indexer=self.indexer, done=done
+            )
             self.searcher.refresh()
         finally:
             self._jobs.release()
@@ -103,7 +106,7 @@ class IndexService:
 
     def wait_for_job(self) -> None:
         """At shutdown: gives a job in progress `drain_seconds` to end."""
-        if self._jobs.acquire(timeout=self.settings.drain_seconds):
+        if self._jobs.acquire(timeout=self.config.drain_seconds):
             self._jobs.release()
         else:  # the indexer is crash-safe: the next run redoes what this one leaves undone
             log.warning("shutting down during an index job: it stops unfinished")
@@ -117,8 +120,9 @@ class IndexService:
             return self.run_index(index_request(args), lambda line: send({"line": line}))
 
         try:
-            handlers = {**search_handlers(self.searcher), **settings_handlers(self.settings), "index": index}
-            server = ControlServer(self.settings.index_config().index_dir, handlers)
+            shared = settings_handlers(self.config.shared_with_bot)
+            handlers = {**search_handlers(self.searcher), **shared, "index": index}
+            server = ControlServer(self.config.index.index_dir, handlers)
         except ControlError as exc:
             log.warning("%s: `qwenbot index` and `qwenbot ask` cannot reach this bot", exc)
             return lambda: None

@@ -29,8 +29,8 @@ class DocsWatcher:
 
     def __init__(self, service: IndexService, stop: threading.Event) -> None:
         self.service = service
-        self.configured = service.settings.docs_dir
-        self.index_dir = service.settings.index_config().index_dir.resolve()
+        self.configured = service.config.docs_dir
+        self.index_dir = service.config.index.index_dir.resolve()
         self.stop = stop
 
     def run(self) -> None:

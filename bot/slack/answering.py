@@ -21,10 +21,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Status, Turn
+from bot.config import SlackConfig
 from bot.errors import QwenbotError
 from bot.logs import QuestionLog, UserHasher
 from bot.metrics import Metrics
-from bot.settings import Settings
 from bot.slack import render
 from bot.slack.guard import StateMonitor, StateUnavailable, unreachable
 from bot.slack.policy import Policy
@@ -84,16 +84,17 @@ class Interruptible:
 class Answerer:
     def __init__(
         self,
-        settings: Settings,
+        config: SlackConfig,
         pipeline: Pipeline,
         state: State,
         client: WebClient,
         policy: Policy,
         metrics: Metrics,
         *,
+        hash_user: UserHasher,
         state_monitor: StateMonitor | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.pipeline = pipeline
         self.state = state
         self.client = client
@@ -101,7 +102,7 @@ class Answerer:
         self.metrics = metrics
         self.state_monitor = state_monitor or StateMonitor(state.ping)
         self.held = self.state_monitor.held  # a state call, made again once an outage is over
-        self.hash_user = UserHasher.from_config(settings.log_config())
+        self.hash_user = hash_user
         self.history = ThreadHistory(client)
 
     def handle(self, q: Question, *, mentioned: bool) -> None:
@@ -298,9 +299,9 @@ class Answerer:
         return render.answer_messages(
             answer,
             answer_id,
-            self.settings.stale_source_days,
-            allow_mailto=self.settings.allow_mailto_links,
-            feedback_style=self.settings.feedback_style,
+            self.config.stale_source_days,
+            allow_mailto=self.config.allow_mailto_links,
+            feedback_style=self.config.feedback_style,
             ask_owner=self.policy.options_for(q.channel, q.is_dm, viewing).ask_channel is not None,
         )
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.settings import Settings
+from bot.config import SlackConfig
 from bot.slack.answering import Answerer
 from bot.slack.guard import StateGuard
 from bot.slack.listeners import register_listeners
@@ -29,7 +29,7 @@ from bot.slack.workers import Workers
 
 
 def build_app(
-    settings: Settings,
+    config: SlackConfig,
     client: WebClient,
     *,
     answerer: Answerer,
@@ -41,9 +41,7 @@ def build_app(
     replicas with `answerer`. `workers` run the listeners and the answers."""
     # Socket Mode has no signatures to check. Without a signing secret, a random one: no HTTP request
     # can then be signed, so all are refused (never an empty key anyone could sign with).
-    secret = (
-        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else secrets.token_hex(32)
-    )
+    secret = config.slack_signing_secret.get_secret_value() if config.slack_signing_secret else secrets.token_hex(32)
     with _bolt_reads_no_token():
         app = App(
             client=client,

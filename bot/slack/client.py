@@ -13,7 +13,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.settings import Settings
+from bot.config import SlackConfig
 
 # The retry budget of one call: a 429 waits its Retry-After; a 5xx or a dropped connection waits
 # 0.5-1.5 s, then 1-2 s, then 2-3 s (slack_sdk's backoff with jitter), so at most about 6.5 s in all.
@@ -43,11 +43,11 @@ def retry_handlers() -> list[RetryHandler]:
     ]
 
 
-def make_client(settings: Settings, timeout: int = 15) -> WebClient:
-    """The Web API client: base URL from settings (GovSlack, proxies, the tests' fake); 5xx answers and
+def make_client(config: SlackConfig, timeout: int = 15) -> WebClient:
+    """The Web API client: base URL from the settings (GovSlack, proxies, the tests' fake); 5xx answers and
     dropped connections retried with backoff, 429s after Retry-After (slack_sdk does neither by default,
     and a Slack error at the end of an answer would cost the asker its sources). A timeout is not
     retried: Slack may have done what it was asked."""
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    base_url = settings.slack_api_url.rstrip("/") + "/"  # slack_sdk appends the method name as is
+    token = config.slack_bot_token.get_secret_value() if config.slack_bot_token else None
+    base_url = config.slack_api_url.rstrip("/") + "/"  # slack_sdk appends the method name as is
     return WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=retry_handlers())

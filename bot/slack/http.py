@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from bot.settings import Settings
+from bot.config import SlackConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class HttpLimits:
     read_timeout: float = 10.0  # seconds a client may take to send its headers, and then its body
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HttpLimits:
-        return cls(settings.http_max_body_bytes, settings.http_max_connections, settings.http_read_timeout)
+    def from_config(cls, config: SlackConfig) -> HttpLimits:
+        return cls(config.http_max_body_bytes, config.http_max_connections, config.http_read_timeout)
 
 
 class _BodyTooLarge(Exception):

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
+from bot.config import SlackConfig
 from bot.errors import ConfigError
-from bot.settings import Settings
 from bot.state.limits import Limits
 from bot.state.questions import QuestionPool
 from retrieval.models import SearchFilter
@@ -167,11 +167,11 @@ class Policy:
     limiter: RateLimiter
 
     @classmethod
-    def from_settings(cls, settings: Settings, limits: Limits) -> Policy:
+    def from_config(cls, config: SlackConfig, limits: Limits) -> Policy:
         return cls(
-            allowed_channels=frozenset(settings.allowed_channels),
-            scopes=load_channel_scopes(settings.channel_scopes_file),
-            limiter=RateLimiter(settings.rate_limit_per_minute, limits),
+            allowed_channels=frozenset(config.allowed_channels),
+            scopes=load_channel_scopes(config.channel_scopes_file),
+            limiter=RateLimiter(config.rate_limit_per_minute, limits),
         )
 
     def channel_allowed(self, channel: str, is_dm: bool) -> bool:

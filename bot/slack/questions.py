@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.settings import Settings
+from bot.config import SlackConfig
 from bot.slack import mrkdwn
 
 
@@ -36,8 +36,8 @@ class Intake:
     follow_up_without_mention: bool  # QWENBOT_FOLLOW_UP_WITHOUT_MENTION
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Intake:
-        return cls(settings.answer_other_bots, settings.follow_up_without_mention)
+    def from_config(cls, config: SlackConfig) -> Intake:
+        return cls(config.answer_other_bots, config.follow_up_without_mention)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from bot.config import StateConfig
 from bot.state.claims import LEASE_SECONDS, MAX_CLAIMS, Claims
 from bot.state.db import Database, open_database
 from bot.state.feedback import Feedback
@@ -27,9 +27,6 @@ from bot.state.limits import Limits
 from bot.state.migrations import MIGRATIONS
 from bot.state.questions import Questions
 from bot.state.threads import Threads
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 
 class State:
@@ -61,19 +58,19 @@ class State:
             raise
 
     @staticmethod
-    def missing(settings: Settings) -> str | None:
+    def missing(config: StateConfig) -> str | None:
         """Why there is no state to read yet (a SQLite file the bot has not written), or None."""
-        if settings.state_url is None and not settings.state_db.exists():
-            return f"no bot state at {settings.state_db} (QWENBOT_STATE_DB); the bot writes it when it answers in Slack"
+        if config.state_url is None and not config.state_db.exists():
+            return f"no bot state at {config.state_db} (QWENBOT_STATE_DB); the bot writes it when it answers in Slack"
         return None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> State:
+    def from_config(cls, config: StateConfig) -> State:
         return cls(
-            settings.state_url.get_secret_value() if settings.state_url else settings.state_db,
-            settings.dedupe_ttl_hours,
-            lease_seconds=settings.claim_lease_seconds,
-            pool_size=settings.state_pool_size,
+            config.state_url.get_secret_value() if config.state_url else config.state_db,
+            config.dedupe_ttl_hours,
+            lease_seconds=config.claim_lease_seconds,
+            pool_size=config.state_pool_size,
         )
 
     @property

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from bot.state.db import Database
 
 if TYPE_CHECKING:
-    from bot.settings import GapsInclude
+    from bot.config import GapsInclude
 
 # Which questions the knowledge-gap report shows (QWENBOT_GAPS_INCLUDE): public channels only; every
 # channel (private ones and group DMs too, and channels of unknown kind); or everything, DMs included

@@ -23,12 +23,12 @@ def register_listeners(
     reindexer: commands.Reindexer | None = None,
 ) -> None:
     """`answerer` answers the questions; the services it was built with are the listeners' too."""
-    state, settings = answerer.state, answerer.settings
+    state, config = answerer.state, answerer.config
     events.register(
         app,
         EventDeps(
-            intake=Intake.from_settings(settings),
-            suggest_min_askers=settings.suggest_min_askers,
+            intake=Intake.from_config(config),
+            suggest_min_askers=config.suggest_min_askers,
             questions=state.questions,
             threads=state.threads,
             policy=answerer.policy,
