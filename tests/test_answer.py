@@ -149,7 +149,7 @@ def test_no_endpoint_gives_labelled_extractive_answer(corpus_index: Path, search
 def test_unreachable_endpoint_falls_back_within_the_budget(corpus_index: Path, searcher: Searcher) -> None:
     start = time.monotonic()
     _, result = run(settings_for(corpus_index, closed_port_url(), llm_total_timeout=3.0), searcher, VACATION_Q)
-    assert time.monotonic() - start < 8  # search + model budget
+    assert time.monotonic() - start < 30  # search and the 3 s model budget, with room for a busy machine
     assert result.mode == "extractive" and "connection failed" in (result.model_error or "")
 
 

@@ -125,7 +125,7 @@ def test_model_mode_is_skipped_for_a_first_question(corpus_index: Path, searcher
 @pytest.mark.parametrize(
     "failure",
     [
-        pytest.param(slow(30, answer("too late")), id="hangs"),
+        pytest.param(slow(300, answer("too late")), id="hangs"),
         pytest.param(error(500), id="http-500"),
         pytest.param(malformed_json(), id="not-json"),
         pytest.param(answer(""), id="empty"),
@@ -152,7 +152,7 @@ def test_model_mode_falls_back_to_the_heuristic_and_still_answers(
     assert isinstance(result, Done)
     assert result.answer.mode == "generated" and result.answer.text == "No, personal devices cannot join [1]."
     assert [s.path for s in result.answer.sources] == ["it-security/vpn-guide.md"]
-    assert elapsed < 5  # a hanging rewrite is given up after its 1 s, not the answer's budget
+    assert elapsed < 30  # a hanging rewrite is given up after its 1 s, not the answer's 90 s budget
 
 
 def test_model_mode_without_an_endpoint_is_the_heuristic() -> None:
