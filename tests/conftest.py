@@ -13,8 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
-import servers  # noqa: E402
-from fake_slack import FakeSlack  # noqa: E402
+from support import servers  # noqa: E402
+from support.fake_slack import FakeSlack  # noqa: E402
 from support.paths import CORPUS_DIR  # noqa: E402
 
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, IndexConfig  # noqa: E402
@@ -91,7 +91,7 @@ def no_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """A real PostgreSQL server, started once per test session (tests/servers.py); its admin URL."""
+    """A real PostgreSQL server, started once per test session (tests/support/servers.py); its admin URL."""
     with servers.postgres() as url:
         yield url
 
@@ -104,6 +104,6 @@ def postgres_url(postgres_server: str) -> str:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    """The fake Slack Web API (tests/fake_slack.py), over real HTTP."""
+    """The fake Slack Web API (tests/support/fake_slack.py), over real HTTP."""
     with FakeSlack() as fake:
         yield fake

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI, Responder, _Handler, answer
-from fake_slack import (
+from support.fake_openai import FakeOpenAI, Responder, _Handler, answer
+from support.fake_slack import (
     BOT_USER,
     Delivery,
     command_form,

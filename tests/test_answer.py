@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, answer, closed_port_url, error
+from support.fake_openai import FakeOpenAI, answer, closed_port_url, error
 
 from bot.answer.citations import CitationFilter, cited_sources, clean_citations
 from bot.answer.pipeline import AnswerPipeline

@@ -1,6 +1,6 @@
 """A model that fails is a failure, not a gap in the docs (issue 19, item 7), and an answer cut by the
 output token limit is never shown as complete (issue 21, item 7). Real HTTP all the way: the scripted
-model server (tests/fake_openai.py) answers 500s, 429s, a cut stream, a stall, or stops at the length
+model server (tests/support/fake_openai.py) answers 500s, 429s, a cut stream, a stall, or stops at the length
 limit, under the real pipeline over tests/fixtures/small_docs and, end to end, the Slack bot."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, Responder, answer, error, slow
+from support.fake_openai import FakeOpenAI, Responder, answer, error, slow
 from support.slack_bot import GENERAL, Bot
 
 from bot.answer.pipeline import LENGTH_NOTE, AnswerPipeline

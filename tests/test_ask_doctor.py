@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, answer, closed_port_url, error
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from support.cli import rows
+from support.fake_openai import FakeOpenAI, answer, closed_port_url, error
+from support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 from bot.cli import main as cli
 

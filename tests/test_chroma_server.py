@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import chroma
+from support.servers import chroma
 
 from retrieval.config import IndexConfig
 from retrieval.errors import IndexMissingError

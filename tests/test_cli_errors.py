@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 from bot import cli
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, answer
-from fake_slack import BOT_USER, FakeSlack, command_form, event_body, mention_event, post_event, post_form
 from support.docs import BIKES, LUNCH, one_doc_index
+from support.fake_openai import FakeOpenAI, answer
+from support.fake_slack import BOT_USER, FakeSlack, command_form, event_body, mention_event, post_event, post_form
 from support.processes import Running, running_bot, wait_until
 from support.slack_bot import GENERAL, Bot
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, answer
-from fake_slack import FakeSlack
+from support.fake_openai import FakeOpenAI, answer
+from support.fake_slack import FakeSlack
 from support.processes import Running, running_bot
 
 from bot import cli

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, Responder, answer, closed_port_url, error, slow
-from fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack, FakeSocketMode
 from support.cli import rows
+from support.fake_openai import FakeOpenAI, Responder, answer, closed_port_url, error, slow
+from support.fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack, FakeSocketMode
 from support.paths import CORPUS_DIR
 from support.slack_bot import Bot
 

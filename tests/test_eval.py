@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI, answer
+from support.fake_openai import FakeOpenAI, answer
 
 from bot import cli
 from retrieval.errors import QuestionsError

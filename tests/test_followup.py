@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, Responder, answer, error, malformed_json, slow
-from fake_slack import BOT_ID, BOT_TOKEN, BOT_USER, FakeSlack
 from slack_sdk import WebClient
+from support.fake_openai import FakeOpenAI, Responder, answer, error, malformed_json, slow
+from support.fake_slack import BOT_ID, BOT_TOKEN, BOT_USER, FakeSlack
 
 from bot.answer.followup import QueryRewriter, heuristic_queries, leans_on_thread
 from bot.answer.pipeline import AnswerPipeline

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fake_slack import block_action_payload, post_interaction
+from support.fake_slack import block_action_payload, post_interaction
 from support.safety import assert_no_mentions
 from support.slack_bot import Bot
 

@@ -11,8 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
-from fake_slack import BOT_TOKEN, FakeSlack, command_form, post_form
+from support.fake_openai import FakeOpenAI
+from support.fake_slack import BOT_TOKEN, FakeSlack, command_form, post_form
 from support.metrics import sample, scrape
 from support.outage import http_status
 from support.processes import running_bot

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_form, post_form
 from support.docs import BIKES, LUNCH, one_doc_index
+from support.fake_openai import FakeOpenAI
+from support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, command_form, post_form
 from support.paths import REPO
 from support.processes import running_bot, wait_until
 from support.slack_bot import GENERAL

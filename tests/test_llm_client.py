@@ -6,7 +6,7 @@ import logging
 import time
 
 import pytest
-from fake_openai import FakeOpenAI, answer, closed_port_url, error, malformed_json, slow
+from support.fake_openai import FakeOpenAI, answer, closed_port_url, error, malformed_json, slow
 from support.llm import MESSAGES, make_client
 
 from bot.llm.client import LLMClient, build_client

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import answer, error
-from fake_slack import (
+from support.fake_openai import answer, error
+from support.fake_slack import (
     BOT_TOKEN,
     BOT_USER,
     SIGNING_SECRET,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 from bot.runtime import BotRuntime
 from bot.settings import Settings, load_settings

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fake_openai import answer
-from fake_slack import BOT_USER, event_body, mention_event, post_event
+from support.fake_openai import answer
+from support.fake_slack import BOT_USER, event_body, mention_event, post_event
 from support.outage import (
     OUTAGE_TIMEOUT,
     STREAMED,

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import servers
-from fake_openai import answer
-from fake_slack import (
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from support import servers
+from support.fake_openai import answer
+from support.fake_slack import (
     APP_TOKEN,
     BOT_USER,
     Delivery,
@@ -24,7 +25,6 @@ from fake_slack import (
     message_event,
     post_event,
 )
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from support.outage import (
     OUTAGE_TIMEOUT,
     STREAMED,

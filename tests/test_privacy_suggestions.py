@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import answer
-from fake_slack import (
+from support.fake_openai import answer
+from support.fake_slack import (
     assistant_thread_event,
     event_body,
     post_event,

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from fake_openai import answer, keep_alive_after
-from fake_slack import BOT_USER, event_body, mention_event, post_event
+from support.fake_openai import answer, keep_alive_after
+from support.fake_slack import BOT_USER, event_body, mention_event, post_event
 from support.outage import http_status
 from support.replicas import Cluster, answers_in, live_leases, run_cluster, wait_until
 from support.slack_bot import QUESTION, VACATION_ANSWER

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import POLL_INTERVAL, FakeHTTPServer, free_port
+from support.servers import POLL_INTERVAL, FakeHTTPServer, free_port
 
 from bot.commands.doctor import _reranker_check
 from bot.settings import load_settings

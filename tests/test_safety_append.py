@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fake_slack import BOT_TOKEN, TEAM, FakeSlack
+from support.fake_slack import BOT_TOKEN, TEAM, FakeSlack
 
 from bot.settings import load_settings
 from bot.slack.client import make_client

@@ -8,8 +8,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from fake_openai import FakeOpenAI, Responder, answer
-from fake_slack import BOT_USER, FakeSlack, Message, event_body, mention_event, post_event
+from support.fake_openai import FakeOpenAI, Responder, answer
+from support.fake_slack import BOT_USER, FakeSlack, Message, event_body, mention_event, post_event
 from support.processes import running_bot
 from support.slack_bot import QUESTION, VACATION_ANSWER
 

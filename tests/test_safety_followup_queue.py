@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from fake_openai import answer
-from fake_slack import event_body, message_event, post_event
+from support.fake_openai import answer
+from support.fake_slack import event_body, message_event, post_event
 from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot
 
 FOLLOW_UP = "and can I carry unused days over to next year?"

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from fake_openai import answer
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support.fake_openai import answer
 from support.safety import dangers, sent_strings
 from support.slack_bot import GENERAL, QUESTION, Bot
 

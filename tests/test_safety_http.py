@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from fake_openai import answer
-from fake_slack import BOT_USER, FakeSlack, event_body, mention_event, post_event
+from support.fake_openai import answer
+from support.fake_slack import BOT_USER, FakeSlack, event_body, mention_event, post_event
 from support.slack_bot import QUESTION, Bot
 
 from bot.slack.http import EVENTS_PATH, HttpLimits, HttpServer

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from fake_openai import answer
+from support.fake_openai import answer
 from support.safety import EVIL_URLS, dangers, sent_strings
 from support.slack_bot import GENERAL, QUESTION, Bot
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fake_openai import closed_port_url
-from fake_slack import BOT_TOKEN
+from support.fake_openai import closed_port_url
+from support.fake_slack import BOT_TOKEN
 from support.slack_bot import Bot
 
 from bot.commands import doctor

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Generator
 
 import pytest
-from fake_openai import FakeOpenAI, keep_alive_after
+from support.fake_openai import FakeOpenAI, keep_alive_after
 from support.llm import MESSAGES, make_client
 
 from bot.llm.client import LLMClient

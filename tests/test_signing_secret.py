@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from fake_openai import closed_port_url
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, sign
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
+from support.fake_openai import closed_port_url
+from support.fake_slack import BOT_TOKEN, SIGNING_SECRET, sign
 from support.slack_bot import Bot
 
 from bot import cli

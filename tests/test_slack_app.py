@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import answer, closed_port_url
-from fake_slack import (
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from support.docs import one_doc_index
+from support.fake_openai import answer, closed_port_url
+from support.fake_slack import (
     APP_TOKEN,
     BOT_ID,
     BOT_TOKEN,
@@ -38,8 +40,6 @@ from fake_slack import (
     post_interaction,
     view_submission_payload,
 )
-from slack_bolt.adapter.socket_mode import SocketModeHandler
-from support.docs import one_doc_index
 from support.paths import REPO
 from support.processes import OutputLines
 from support.slack_bot import GENERAL, HR, QUESTION, VACATION_ANSWER, Bot, answer_id, click

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import answer
-from fake_slack import (
+from support.clock import Clock
+from support.fake_openai import answer
+from support.fake_slack import (
     BOT_TOKEN,
     TEAM,
     Call,
@@ -25,7 +26,6 @@ from fake_slack import (
     post_event,
     post_interaction,
 )
-from support.clock import Clock
 from support.safety import assert_no_mentions
 from support.slack_bot import GENERAL, HR, QUESTION, VACATION_ANSWER, Bot
 

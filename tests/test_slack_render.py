@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from fake_slack import _check_limits
+from support.fake_slack import _check_limits
 
 from bot.answer.records import Answer, Source
 from bot.slack import mrkdwn, render

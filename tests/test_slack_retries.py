@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fake_openai import answer
-from fake_slack import FakeSlack
+from support.fake_openai import answer
+from support.fake_slack import FakeSlack
 from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot
 
 from bot.settings import load_settings

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fake_slack import BOT_TOKEN, TEAM, FakeSlack
 from support.clock import Clock
+from support.fake_slack import BOT_TOKEN, TEAM, FakeSlack
 
 from bot.answer.records import Answer, Source
 from bot.settings import load_settings

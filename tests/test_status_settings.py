@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_slack import BOT_TOKEN, FakeSlack
+from support.fake_slack import BOT_TOKEN, FakeSlack
 
 from bot.runtime import BotRuntime
 from bot.settings import load_settings

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import servers
-from fake_openai import Responder
+
+from support import servers
+from support.fake_openai import Responder
 
 OUTAGE_TIMEOUT = 120.0  # generous: the pool reconnects with backoff, and the machine is busy
 # an opening long enough to pass the pipeline's check for the model's "not in the docs" marker

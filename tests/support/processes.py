@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from fake_openai import FakeOpenAI
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
-
+from support.fake_openai import FakeOpenAI
+from support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from support.paths import CORPUS_DIR, REPO
 
 

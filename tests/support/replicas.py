@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from fake_openai import FakeOpenAI
-from fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, Message
-from servers import chroma, new_database
 
 from retrieval.config import IndexConfig
 from retrieval.indexer import Indexer
+from support.fake_openai import FakeOpenAI
+from support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, Message
 from support.paths import CORPUS_DIR, REPO
+from support.servers import chroma, new_database
 from support.slack_bot import VACATION_ANSWER
 
 ANSWER_TEXT = "".join(VACATION_ANSWER)

@@ -8,11 +8,10 @@ import re
 import unicodedata
 from pathlib import Path
 
-from fake_slack import FakeSlack
-
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.indexer import Indexer
+from support.fake_slack import FakeSlack
 
 # What a client could read as "<", ">" or "@" once it normalises lookalikes.
 _LOOKALIKES = str.maketrans({"＜": "<", "＞": ">", "﹤": "<", "﹥": ">", "＠": "@", "﹫": "@"})

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fake_openai import FakeOpenAI
-from fake_slack import (
+from bot.runtime import BotRuntime
+from bot.settings import Settings, load_settings
+from bot.slack.http import HttpServer
+from support.fake_openai import FakeOpenAI
+from support.fake_slack import (
     BOT_TOKEN,
     BOT_USER,
     SIGNING_SECRET,
@@ -25,10 +28,6 @@ from fake_slack import (
     post_event,
     post_interaction,
 )
-
-from bot.runtime import BotRuntime
-from bot.settings import Settings, load_settings
-from bot.slack.http import HttpServer
 from support.metrics import Samples, scrape
 
 GENERAL = "C0GENERAL"

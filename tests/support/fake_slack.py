@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from servers import POLL_INTERVAL, FakeHTTPServer
 from websockets.sync.server import ServerConnection, serve
+
+from support.servers import POLL_INTERVAL, FakeHTTPServer
 
 BOT_TOKEN = "xoxb-test-bot-token"
 APP_TOKEN = "xapp-test-app-token"

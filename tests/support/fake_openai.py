@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from servers import POLL_INTERVAL, FakeHTTPServer, free_port
+from support.servers import POLL_INTERVAL, FakeHTTPServer, free_port
 
 Responder = Callable[["_Handler", dict[str, Any]], None]
 
