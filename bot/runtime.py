@@ -14,6 +14,7 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 
 from bot.answer.pipeline import AnswerPipeline
+from bot.config import SlackConfig
 from bot.gaps.digest import GapDigest
 from bot.health import BotHealth, serve_operations
 from bot.indexing.schedule import reindex_on_schedule
@@ -94,7 +95,11 @@ class BotRuntime:
         self.model_health = self.reports.model_health
         self.health = self.reports.healthz
         self.status_report = self.reports.status_report
-        self.client = client = client or make_client(slack)
+        self._wire_slack(settings, slack, client or make_client(slack))
+
+    def _wire_slack(self, settings: Settings, slack: SlackConfig, client: WebClient) -> None:
+        """The answers, their leases, the Bolt app, and the servers beside it."""
+        self.client = client
         self.metrics.watch_slack(client)
         self.workers = Workers()
         # answers get cut off through this at the end of the shutdown drain
