@@ -1,6 +1,7 @@
 # Two entry points, both starting from nothing but Python 3.11:
 #   make demo  - set up, index docs_corpus/ and answer a sample question
 #   make test  - set up (with test tools) and run the whole test suite
+# and, to iterate: make test-fast - the suite without its slow end-to-end tests (no lint)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +17,7 @@ QUESTION ?= How many vacation days do I get per year?
 # module's bots and servers start once. Much of the suite waits on subprocesses: 2 pays even on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-fast lint clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -37,9 +38,15 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict bot retrieval
 
 test: lint
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The tests marked slow (real processes and servers: qwenbot run, replicas, PostgreSQL, llama.cpp, Chroma)
+# are left out; `make test` runs them all.
+test-fast: $(VENV)/.test
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) .qwenbot

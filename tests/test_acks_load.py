@@ -133,6 +133,7 @@ def test_acks_and_the_reason_modal_come_at_once_while_every_answer_worker_is_bus
     bot.wait_idle()
 
 
+@pytest.mark.slow
 def test_status_spam_while_the_model_list_hangs_runs_one_bounded_check_and_delays_no_question(
     make_bot: Callable[..., Bot],
     hanging_models: Callable[[FakeOpenAI], threading.Event],

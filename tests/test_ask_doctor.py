@@ -41,6 +41,7 @@ def ask_in_its_own_process(corpus_index: Path, tmp_path: Path, **settings: str) 
     )
 
 
+@pytest.mark.slow
 def test_ask_command_streams_the_answer_then_the_sources(corpus_index: Path, tmp_path: Path) -> None:
     with FakeOpenAI() as server:
         server.push(answer(["You get ", "25 days of paid vacation [1]", " per year."]))
@@ -185,6 +186,7 @@ def test_doctor_flags_a_rejected_thinking_switch_and_an_unserved_model(
     assert "'Qwen/Qwen3-8B' is not in the server's list (qwen3:8b), but the server answers under that name" in output
 
 
+@pytest.mark.slow
 def test_ask_in_a_terminal_tells_a_model_failure_once(corpus_index: Path, tmp_path: Path) -> None:
     """The pipeline's warning must not repeat the command's own line."""
     done = ask_in_its_own_process(

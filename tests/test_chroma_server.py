@@ -16,6 +16,8 @@ from retrieval.models import SearchFilter
 from retrieval.search import Searcher
 from retrieval.store import acquire_index_lock
 
+pytestmark = pytest.mark.slow  # a `chroma run` server
+
 
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[int]:

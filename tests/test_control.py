@@ -80,12 +80,14 @@ def documents(bot: BotProcess) -> int:
     return index_info(IndexConfig(index_dir=bot.index_dir)).documents
 
 
+@pytest.mark.slow
 def test_the_bot_indexes_new_docs_at_start_in_the_background(next_to: BotProcess) -> None:
     # the bot was serving before this job ended: the index as it was answered meanwhile
     wait_until(lambda: documents(next_to) == 2, "bikes.md to be indexed at start")
     wait_until(lambda: any("index (at start): this run:" in line for line in next_to.bot.log), "the job's log line")
 
 
+@pytest.mark.slow
 def test_qwenbot_index_hands_the_job_to_the_bot_and_the_next_question_answers_from_it(
     next_to: BotProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,6 +109,7 @@ def test_qwenbot_index_hands_the_job_to_the_bot_and_the_next_question_answers_fr
     assert "in the atrium" in json.dumps(next_to.llm.bodies[-1])  # the new document was the model's source
 
 
+@pytest.mark.slow
 def test_qwenbot_ask_and_doctor_read_through_the_running_bot(
     next_to: BotProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -119,12 +122,14 @@ def test_qwenbot_ask_and_doctor_read_through_the_running_bot(
     assert index_row.startswith("PASS") and "documents" in index_row, index_row
 
 
+@pytest.mark.slow
 def test_eval_is_not_affected_by_a_running_bot(next_to: BotProcess, tmp_path: Path) -> None:
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps({"id": "q1", "question": "where do visitors park?", "sources": ["parking.md"]}))
     assert cli.main(["--env-file", next_to.env_file, "eval", str(questions), "--docs", str(next_to.docs)]) == 0
 
 
+@pytest.mark.slow
 def test_the_control_channel_answers_only_with_the_secret(next_to: BotProcess) -> None:
     sock_path, secret_path = next_to.index_dir / SOCKET_NAME, next_to.index_dir / SECRET_NAME
     assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
@@ -231,6 +236,7 @@ def connect_when_taken(conn: socket.socket, path: Path) -> None:
             time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_idle_connections_get_no_thread_each_and_a_request_still_goes_through(
     next_to: BotProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -257,6 +263,7 @@ def test_idle_connections_get_no_thread_each_and_a_request_still_goes_through(
             conn.close()
 
 
+@pytest.mark.slow
 def test_a_terminal_with_other_settings_than_the_bot_is_told_to_restart_it(
     next_to: BotProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

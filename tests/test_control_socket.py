@@ -22,6 +22,8 @@ from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.indexer import Indexer
 
+pytestmark = pytest.mark.slow  # `qwenbot run --http` processes
+
 PARKING = "# Parking\n\nVisitors park in lot B, behind the office.\n"
 LUNCH = "# Lunch\n\nLunch is served at noon on Fridays in the atrium.\n"
 AF_UNIX_MAX = 108  # bytes in sockaddr_un.sun_path on Linux, the terminating NUL included

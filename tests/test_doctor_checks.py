@@ -37,6 +37,7 @@ def test_a_misspelt_slack_variable_makes_the_settings_row_a_warning(
     assert "All checks passed (1 warning)." in output and "xoxb-not-read" not in output
 
 
+@pytest.mark.slow
 def test_doctor_gives_up_on_a_hung_model_server_after_its_own_short_wait(
     env: pytest.MonkeyPatch, hung_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -302,6 +302,7 @@ def run_environ(tmp_path: Path, index: Path, slack: FakeSlack, **settings: str) 
 QWENBOT_RUN = [sys.executable, "-m", "bot.cli", "run"]
 
 
+@pytest.mark.slow
 def test_run_with_a_rejected_app_token_says_so_in_one_line(tmp_path: Path, run_index: Path) -> None:
     with FakeSlack() as slack:
         environ = run_environ(
@@ -315,6 +316,7 @@ def test_run_with_a_rejected_app_token_says_so_in_one_line(tmp_path: Path, run_i
     assert REVOKED_APP_TOKEN not in done.stderr + done.stdout
 
 
+@pytest.mark.slow
 def test_run_says_connected_only_once_slack_said_hello(tmp_path: Path, run_index: Path) -> None:
     with FakeSlack() as slack, FakeSocketMode() as socket_mode:
         slack.ws_url = socket_mode.url
@@ -339,6 +341,7 @@ def test_run_says_connected_only_once_slack_said_hello(tmp_path: Path, run_index
         assert [c.token for c in slack.calls_to("apps.connections.open")] == [APP_TOKEN]  # one URL, not two
 
 
+@pytest.mark.slow
 def test_run_without_a_hello_exits_with_one_line_and_never_says_connected(tmp_path: Path, run_index: Path) -> None:
     with FakeSlack() as slack, FakeSocketMode(hello=False) as silent:
         slack.ws_url = silent.url

@@ -229,7 +229,7 @@ def test_schedule_and_window_settings() -> None:
         load_settings(None, gaps_timezone="Mars/Olympus")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def test_the_gap_and_assistant_state_works_on_both_backends(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

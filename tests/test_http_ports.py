@@ -23,6 +23,7 @@ from bot.runtime import BotRuntime
 from bot.settings import load_settings
 
 
+@pytest.mark.slow
 def test_with_a_metrics_port_the_events_port_serves_slack_events_alone(
     tmp_path: Path, corpus_index: Path, free_port: int
 ) -> None:

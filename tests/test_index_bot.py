@@ -31,6 +31,8 @@ from support.slack_bot import GENERAL
 from bot import cli
 from retrieval.embeddings import Embedder
 
+pytestmark = pytest.mark.slow  # `qwenbot run --http` processes
+
 SECRET_LINE = "Lunch is served at noon on Fridays in the atrium"  # a document's text: never in the log
 
 

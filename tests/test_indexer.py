@@ -235,6 +235,7 @@ def test_lock_refuses_a_second_process(
     assert Indexer(config, embedder).run([docs], progress=False).unchanged == 1
 
 
+@pytest.mark.slow
 def test_kill_9_mid_index_then_rerun_is_consistent(tmp_path: Path, config: IndexConfig, embedder) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

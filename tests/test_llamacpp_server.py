@@ -29,6 +29,8 @@ from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.search import Searcher
 
+pytestmark = pytest.mark.slow  # llama.cpp's server with a real model
+
 STARTUP_SECONDS = 60
 
 

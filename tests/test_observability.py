@@ -211,6 +211,7 @@ def test_library_chatter_is_kept_out_of_the_log_below_debug(level: str, noisy: b
     assert ("Building index from tokens" in done.stderr) is noisy, done.stderr
 
 
+@pytest.mark.slow
 def test_qwenbot_run_logs_json_lines_one_per_question_without_the_noise(corpus_index: Path, tmp_path: Path) -> None:
     """`qwenbot run --http` as an admin starts it first: no model (extractive answers), JSON logs."""
     with FakeSlack() as slack:

@@ -83,6 +83,7 @@ def test_onnx_vectors_match_torch_in_the_callers_order(embedder: Embedder, torch
     np.testing.assert_allclose(embedder.encode_query(TEXTS[2]), onnx[2], atol=1e-5)  # one path for queries
 
 
+@pytest.mark.slow
 def test_int8_vectors_are_close_but_not_the_same(embedder: Embedder, tmp_path: Path) -> None:
     # An empty cache: int8 first exports fp32, then quantizes it, under the same lock.
     int8 = get_embedder(DEFAULT_EMBEDDING_MODEL, quantize="int8", cache_dir=tmp_path)
@@ -136,6 +137,7 @@ print(json.dumps({"backend": embedder.query_backend, "vector": vector[:8].tolist
 """
 
 
+@pytest.mark.slow
 def test_two_processes_exporting_at_once_share_one_model(tmp_path: Path) -> None:
     cache = tmp_path / "cache"  # empty: both processes find no model and export
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}

@@ -26,6 +26,8 @@ from support.slack_bot import QUESTION, VACATION_ANSWER
 
 from bot.slack.answering import RESUMED
 
+pytestmark = pytest.mark.slow  # replicas as processes through a PostgreSQL outage
+
 LEASE_SECONDS = 4  # short: the outage outlasts it
 
 

@@ -36,6 +36,8 @@ from support.outage import (
 )
 from support.slack_bot import GENERAL, QUESTION, Bot
 
+pytestmark = pytest.mark.slow  # a real PostgreSQL stopped and started under the bot
+
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[RestartablePostgres]:

@@ -22,6 +22,8 @@ from support.slack_bot import QUESTION, VACATION_ANSWER
 
 from bot.slack.answering import RESUMED
 
+pytestmark = pytest.mark.slow  # three `qwenbot run --http` processes, a PostgreSQL and a Chroma server
+
 LEASE_SECONDS = 4  # short, so the test of a dead replica does not wait long
 REINDEX_MINUTES = 0.1  # a re-index cycle every 6 s
 

@@ -8,12 +8,15 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from support.fake_openai import FakeOpenAI, Responder, answer
 from support.fake_slack import BOT_USER, FakeSlack, Message, event_body, mention_event, post_event
 from support.processes import running_bot
 from support.slack_bot import QUESTION, VACATION_ANSWER
 
 from bot.slack.answering import INTERRUPTED
+
+pytestmark = pytest.mark.slow  # `qwenbot run --http` processes
 
 
 def ask_in(slack: FakeSlack, url: str, channels: list[str]) -> list[str]:

@@ -43,6 +43,7 @@ def limited_server(make_bot: Callable[..., Bot]) -> Iterator[tuple[Bot, HttpServ
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_burst_of_100_signed_events_gets_100_acks_and_100_answers(make_bot: Callable[..., Bot]) -> None:
     n = 100
     bot = make_bot(rate_limit_per_minute=0)

@@ -442,6 +442,7 @@ def test_the_running_bot_reindexes_its_docs_folder_in_process(
     assert any(h.path == "lunch.md" for h in bot.runtime.searcher.search("when is lunch served", k=3))
 
 
+@pytest.mark.slow
 def test_qwenbot_run_http_serves_slack_and_healthz_and_stops_on_sigterm(tmp_path: Path, embedder: Embedder) -> None:
     docs, index_dir = one_doc_index(tmp_path, embedder)
     with FakeSlack() as slack:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from support.fake_openai import answer
 from support.fake_slack import FakeSlack
 from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot
@@ -30,6 +31,7 @@ def test_two_503s_on_stop_stream_still_end_the_answer_with_sources_and_buttons(m
     assert bot.runtime.state.questions.counts()["answers"] == 1
 
 
+@pytest.mark.slow
 def test_5xx_and_dropped_connections_are_retried_within_a_budget_and_429_after_retry_after(slack: FakeSlack) -> None:
     client = make_client(
         load_settings(None, slack_api_url=slack.api_url, slack_bot_token="xoxb-test-bot-token").slack_config()

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 Opener = Callable[..., State]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """This test's state database: a SQLite file, or a fresh database on the session's PostgreSQL."""
     return tmp_path / "state.sqlite3" if request.param == "sqlite" else request.getfixturevalue("postgres_url")

@@ -21,6 +21,8 @@ from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.indexer import Indexer
 
+pytestmark = pytest.mark.slow  # a watched folder swapped under the bot, over 10 s
+
 PARKING = "# Parking\n\nVisitors park in lot B, behind the office.\n"
 BADGES = "# Badges\n\nLost badges are replaced at the front desk within a day.\n"
 
