@@ -30,18 +30,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_retrieval import CachingEmbedder, EvalSet, build_index, eval_sets
 
-from bench_retrieval import CachingEmbedder, EvalSet, build_index, eval_sets  # noqa: E402
-
-from bot.answer.abstain import STRICT_COVERAGE_FACTOR, agreement, term_coverage  # noqa: E402
-from bot.answer.pipeline import AnswerPipeline, Retrieved  # noqa: E402
-from bot.answer.records import Done  # noqa: E402
-from bot.settings import Settings, load_settings  # noqa: E402
-from retrieval.config import IndexConfig  # noqa: E402
-from retrieval.embeddings import get_embedder  # noqa: E402
-from retrieval.evaluation import Question, load_questions  # noqa: E402
-from retrieval.search import Searcher  # noqa: E402
+from bot.answer.abstain import STRICT_COVERAGE_FACTOR, agreement, term_coverage
+from bot.answer.pipeline import AnswerPipeline, Retrieved
+from bot.answer.records import Done
+from bot.settings import Settings, load_settings
+from retrieval.config import IndexConfig
+from retrieval.embeddings import get_embedder
+from retrieval.evaluation import Question, load_questions
+from retrieval.search import Searcher
 
 OLD_PASSAGES = 3
 # The attribution line under each quoted passage: "— _Title › Section_ [n]".

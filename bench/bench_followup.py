@@ -31,7 +31,6 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.answer.followup import rewrite_messages  # noqa: E402
 from bot.answer.pipeline import AnswerPipeline, Retrieved  # noqa: E402
