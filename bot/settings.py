@@ -33,7 +33,7 @@ from bot.config import (
     SlackConfig,
     StateConfig,
 )
-from bot.config import FeedbackStyle as FeedbackStyle  # bot/slack/render.py imports it from here
+from bot.config import FeedbackStyle as FeedbackStyle  # bot/slack/render/ imports it from here
 from bot.errors import ConfigError
 from bot.text import redact_url
 from retrieval.config import DEFAULT_EMBEDDING_MODEL, EmbeddingBackend, EmbeddingQuantize, IndexConfig

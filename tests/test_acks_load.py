@@ -26,8 +26,9 @@ from support.fake_slack import (
 from support.slack_bot import GENERAL, QUESTION, VACATION_ANSWER, Bot, click
 
 from bot.health import MODEL_CHECK_SECONDS
-from bot.slack import render
 from bot.slack.listeners.commands import COMMANDS_PER_MINUTE
+from bot.slack.render.feedback import ACTION_DOWN, FEEDBACK_VIEW, REASON_ACTION, REASON_BLOCK
+from bot.slack.render.notices import BUSY
 from bot.slack.workers import ANSWER_THREADS, Workers
 
 
@@ -113,15 +114,15 @@ def test_acks_and_the_reason_modal_come_at_once_while_every_answer_worker_is_bus
         [reply] = bot.slack.wait_for(lambda s: s.calls_to("response_url"), timeout=30)
         assert "qwenbot status" in reply.args["text"]
 
-        clicked = click(bot, render.ACTION_DOWN, rated, "U0CAROL")
+        clicked = click(bot, ACTION_DOWN, rated, "U0CAROL")
         assert clicked.status == 200, clicked
         # the modal opens while its trigger id is valid, not once an answer worker is free
         [opened] = bot.slack.wait_for(lambda s: s.calls_to("views.open"), timeout=30)
         view = opened.args["view"]
         view = json.loads(view) if isinstance(view, str) else view
 
-        values = {render.REASON_BLOCK: {render.REASON_ACTION: {"type": "plain_text_input", "value": "outdated"}}}
-        payload = view_submission_payload(render.FEEDBACK_VIEW, view["private_metadata"], values, user="U0CAROL")
+        values = {REASON_BLOCK: {REASON_ACTION: {"type": "plain_text_input", "value": "outdated"}}}
+        payload = view_submission_payload(FEEDBACK_VIEW, view["private_metadata"], values, user="U0CAROL")
         submitted = post_interaction(bot.url, payload)
         assert submitted.status == 200, submitted
         assert [f.reason for f in bot.runtime.state.feedback.records("down")] == ["outdated"]
@@ -192,7 +193,7 @@ def test_past_the_waiting_limit_a_question_is_told_to_come_back(
     try:
         asked = _ask_in(bot, ["C0FIRST", "C0SECOND", "C0THIRD"])
         [busy] = bot.slack.wait_for(lambda s: s.calls_to("chat.postEphemeral"), timeout=30)
-        assert busy.args["text"] == render.BUSY
+        assert busy.args["text"] == BUSY
     finally:
         release.set()
     turned_away = busy.args["channel"]

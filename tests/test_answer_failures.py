@@ -17,7 +17,7 @@ from bot.answer.pipeline import LENGTH_NOTE, AnswerPipeline
 from bot.answer.records import Answer, Delta, Done
 from bot.llm.client import build_client
 from bot.settings import Settings, load_settings
-from bot.slack import render
+from bot.slack.render.tasks import STEP_WRITE, outcome_status
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.search import Searcher
@@ -101,7 +101,7 @@ def test_an_answer_cut_at_the_output_limit_says_so(small_index: Path, searcher: 
     assert result.text.startswith("Full-time employees get 27 vacation days [1] per calendar")
     assert result.text.endswith(LENGTH_NOTE)
     assert "QWENBOT_LLM_MAX_TOKENS is 64" in (result.model_error or "")
-    assert render.outcome_status(result) == "error"
+    assert outcome_status(result) == "error"
 
 
 def test_reasoning_that_uses_up_the_output_limit_is_a_model_failure(
@@ -135,7 +135,7 @@ def test_in_slack_a_model_outage_is_reported_as_a_failure_and_kept_out_of_the_ga
 
     assert quoted.text.startswith("**Model unavailable**") and "27 vacation days" in quoted.text
     assert NOT_FOUND_TEXT not in failed.text and "model" in failed.text.lower()
-    assert failed.tasks[render.STEP_WRITE]["status"] == "error"
+    assert failed.tasks[STEP_WRITE]["status"] == "error"
     assert failed.blocks[1]["text"]["text"].startswith("*Closest documents*")
     assert missing.text.startswith("I couldn't find this in the documentation")
 
@@ -157,7 +157,7 @@ def test_in_slack_an_answer_cut_at_the_output_limit_is_not_shown_as_complete(
     ts, _ = bot.ask(ANSWERED)
     [message] = bot.answer_in(GENERAL, ts)
     assert "27 vacation days [1] per" in message.text and LENGTH_NOTE in message.text
-    step = message.tasks[render.STEP_WRITE]
+    step = message.tasks[STEP_WRITE]
     assert step["status"] == "error" and "complete" not in step.get("details", "")
     assert "length limit" in step["details"]
     count = bot.runtime.metrics.registry.get_sample_value

@@ -13,7 +13,7 @@ import pytest
 from bot.answer.prompts import ARCHIVED_NOTE, DEFAULT_SYSTEM_PROMPT, build_prompt, number_by_document
 from bot.answer.records import Answer, Source
 from bot.cli import main as cli
-from bot.slack import render
+from bot.slack.render.answer import trailer_blocks
 from retrieval import index_write
 from retrieval.archive import DEMOTION, asks_about_past, candidate_pool, demote_archived
 from retrieval.config import IndexConfig
@@ -257,7 +257,7 @@ def test_slack_sources_label_archived_documents() -> None:
         2, "VPN Guide (Tailscale)", "it-security/vpn-guide.md", "Install and connect", url="https://x.example/vpn"
     )
     answer = Answer(text="Use Tailscale [2]; OpenVPN is gone [1].", mode="generated", sources=[old, new])
-    blocks = render.trailer_blocks(answer, 7, stale_days=365, today=date(2026, 5, 1))
+    blocks = trailer_blocks(answer, 7, stale_days=365, today=date(2026, 5, 1))
     lines = blocks[0]["text"]["text"].splitlines()
     assert lines[1].startswith("[1] ") and "(archived)" in lines[1]
     assert lines[2].startswith("[2] ") and "(archived)" not in lines[2]

@@ -38,7 +38,7 @@ from bot.errors import StartupError
 from bot.logs import FIELDS, UserHasher
 from bot.runtime import BotRuntime
 from bot.settings import load_settings
-from bot.slack import render
+from bot.slack.render.feedback import ACTION_DOWN, ACTION_UP
 
 ALICE = "U0ALICE"
 
@@ -52,7 +52,7 @@ def _feedback(message: Message, rating: str) -> tuple[str, str] | None:
                 return element["action_id"], element["positive_button" if rating == "up" else "negative_button"][
                     "value"
                 ]
-            if element.get("action_id") == (render.ACTION_UP if rating == "up" else render.ACTION_DOWN):
+            if element.get("action_id") == (ACTION_UP if rating == "up" else ACTION_DOWN):
                 return element["action_id"], element["value"]
     return None
 

@@ -13,7 +13,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from bot.answer.records import Answer, Source
-from bot.slack import mrkdwn, render
+from bot.slack import mrkdwn
+from bot.slack.render.answer import answer_text
 
 EVIL = "https://evil.example/steal-sso-login"
 _PARSER = MarkdownIt("commonmark")
@@ -106,7 +107,7 @@ def test_an_extractive_answer_quoting_a_definition_renders_no_hidden_link() -> N
         sources=[Source(n=1, title="Payroll", path="hr/payroll.md", heading_path="Payslips", url="")],
         mode="extractive",
     )
-    text = render.answer_text(answer)
+    text = answer_text(answer)
     assert not hidden_links(text), text
 
 

@@ -17,8 +17,9 @@ from support.safety import dangers, sent_strings
 from support.slack_bot import GENERAL, QUESTION, Bot
 
 from bot.answer.records import Answer, Source
-from bot.slack import mrkdwn, render
+from bot.slack import mrkdwn
 from bot.slack.questions import plain_text
+from bot.slack.render.answer import answer_messages
 from retrieval.errors import LoadError
 from retrieval.loaders import load_document
 
@@ -89,7 +90,7 @@ def test_safety_fuzz_rendered_answer(text: str, title: str, url: str, heading: s
     allowed = ("http", "https", "mailto") if mailto else ("http", "https")
     for mode in ("generated", "extractive", "not_found"):
         result = Answer(text=text, mode=mode, sources=sources)
-        for message in render.answer_messages(result, 1, 365, date(2026, 1, 1), allow_mailto=mailto):
+        for message in answer_messages(result, 1, 365, date(2026, 1, 1), allow_mailto=mailto):
             for value in [message.text, *sent_strings(message.blocks)]:
                 assert not dangers(value, allowed), value
 
@@ -117,8 +118,8 @@ def test_safety_fuzz_front_matter_and_doc_text(title: str, url: str, owner: str,
     heading = " > ".join(doc.blocks[0].headings) if doc.blocks else ""
     source = Source(n=1, title=doc.title, path=doc.path, heading_path=heading, url=doc.url, updated=doc.updated)
     text = "\n\n".join(b.text for b in doc.blocks)
-    [*_, last] = render.answer_messages(Answer(text=text, mode="extractive", sources=[source]), 1, 365)
-    for message in render.answer_messages(Answer(text=text, mode="extractive", sources=[source]), 1, 365):
+    [*_, last] = answer_messages(Answer(text=text, mode="extractive", sources=[source]), 1, 365)
+    for message in answer_messages(Answer(text=text, mode="extractive", sources=[source]), 1, 365):
         for value in [message.text, *sent_strings(message.blocks)]:
             assert not dangers(value), value
     assert last.blocks[-1]["block_id"] == "feedback"

@@ -15,8 +15,9 @@ from support.safety import EVIL_URLS, dangers, sent_strings
 from support.slack_bot import GENERAL, QUESTION, Bot
 
 from bot.answer.records import Source
-from bot.slack import mrkdwn, render
+from bot.slack import mrkdwn
 from bot.slack.questions import plain_text
+from bot.slack.render.sources import source_line
 
 J = "\u2060"
 
@@ -27,17 +28,17 @@ def _source(url: str) -> Source:
 
 @pytest.mark.parametrize("url", [*EVIL_URLS.values(), "mailto:hr@example.com", "https://x.example/a b"])
 def test_safety_source_url_that_is_not_http_is_never_a_link(url: str) -> None:
-    line = render.source_line(_source(url), 365, date(2026, 1, 1))
+    line = source_line(_source(url), 365, date(2026, 1, 1))
     assert not dangers(line), line
     assert "<" not in line and "Vacation days policy" in line and "hr/vacation.md" in line
 
 
 def test_safety_http_source_urls_stay_links_and_mailto_only_when_allowed() -> None:
-    line = render.source_line(_source("https://wiki.example/hr?a=1&b=2"), 365, date(2026, 1, 1))
+    line = source_line(_source("https://wiki.example/hr?a=1&b=2"), 365, date(2026, 1, 1))
     assert line.startswith("[1] <https://wiki.example/hr?a=1&b=2|Vacation days policy>")
     mail = _source("mailto:hr@example.com")
-    assert "<mailto:hr@example.com|" in render.source_line(mail, 365, date(2026, 1, 1), allow_mailto=True)
-    assert "<mailto:" not in render.source_line(mail, 365, date(2026, 1, 1))
+    assert "<mailto:hr@example.com|" in source_line(mail, 365, date(2026, 1, 1), allow_mailto=True)
+    assert "<mailto:" not in source_line(mail, 365, date(2026, 1, 1))
 
 
 def test_safety_markdown_links_show_their_real_target() -> None:

@@ -45,7 +45,7 @@ from support.processes import OutputLines
 from support.slack_bot import GENERAL, HR, QUESTION, VACATION_ANSWER, Bot, answer_id, click
 
 from bot import cli
-from bot.slack import render
+from bot.slack.render.feedback import ACTION_DOWN, ACTION_UP, FEEDBACK_VIEW, REASON_ACTION, REASON_BLOCK
 from retrieval.embeddings import Embedder
 from retrieval.evaluation import load_questions
 
@@ -310,21 +310,19 @@ def test_thumbs_up_and_down_with_a_reason_are_stored_and_exported(
     ts, _ = bot.ask(QUESTION)
     [message] = bot.answer_in(GENERAL, ts)
 
-    assert click(bot, render.ACTION_UP, message, "U0BOB").status == 200
+    assert click(bot, ACTION_UP, message, "U0BOB").status == 200
     bot.slack.wait_for(lambda s: s.calls_to("chat.postEphemeral"))
     [up] = list(bot.runtime.state.feedback.records("up"))
     assert (up.user, up.question) == ("U0BOB", QUESTION)
 
-    assert click(bot, render.ACTION_DOWN, message, "U0CAROL").status == 200
+    assert click(bot, ACTION_DOWN, message, "U0CAROL").status == 200
     [opened] = bot.slack.wait_for(lambda s: s.calls_to("views.open"))
     view = opened.args["view"]
     view = json.loads(view) if isinstance(view, str) else view
-    assert view["callback_id"] == render.FEEDBACK_VIEW
-    values = {
-        render.REASON_BLOCK: {render.REASON_ACTION: {"type": "plain_text_input", "value": "It's 30 days since 2026"}}
-    }
+    assert view["callback_id"] == FEEDBACK_VIEW
+    values = {REASON_BLOCK: {REASON_ACTION: {"type": "plain_text_input", "value": "It's 30 days since 2026"}}}
     submitted = post_interaction(
-        bot.url, view_submission_payload(render.FEEDBACK_VIEW, view["private_metadata"], values, user="U0CAROL")
+        bot.url, view_submission_payload(FEEDBACK_VIEW, view["private_metadata"], values, user="U0CAROL")
     )
     assert submitted.status == 200
     thanks = json.loads(submitted.body)  # the modal says it was noted (before: it closed without a word)

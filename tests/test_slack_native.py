@@ -31,8 +31,12 @@ from support.slack_bot import GENERAL, HR, QUESTION, VACATION_ANSWER, Bot
 
 from bot.answer.records import Answer, Source, Status
 from bot.settings import load_settings
-from bot.slack import render
 from bot.slack.client import make_client
+from bot.slack.render.answer import answer_messages
+from bot.slack.render.ask_owner import ACTION_ASK_OWNER, asked_owner_notice
+from bot.slack.render.feedback import ACTION_FEEDBACK
+from bot.slack.render.notices import apology
+from bot.slack.render.tasks import outcome_step
 from bot.slack.reply import ThreadReply
 
 CHANNEL = "C0GENERAL"
@@ -62,7 +66,7 @@ def _stream(reply: ThreadReply, clock: Clock) -> str:
     reply.step(Status("reading", documents=2, passages=5, found=FOUND))
     reply.append("You get **25 days** ")  # the first words go out at once
     reply.append("of paid vacation a year [1].")  # held back: less than 128 characters within the second
-    return reply.finish(render.answer_messages(ANSWER, answer_id=9, stale_days=365), ANSWER)
+    return reply.finish(answer_messages(ANSWER, answer_id=9, stale_days=365), ANSWER)
 
 
 def test_task_steps_stream_with_the_answer_in_slacks_documented_shapes(slack: FakeSlack) -> None:
@@ -189,7 +193,7 @@ def test_task_chunks_refused_mid_stream_lose_nothing(slack: FakeSlack) -> None:
 def test_a_failed_step_shows_error_with_a_short_reason(slack: FakeSlack) -> None:
     reply, ts = _reply(slack, Clock())
     reply.step(Status("searching"))
-    reply.say(render.apology("abcd1234"), failure="something went wrong (error id abcd1234)")
+    reply.say(apology("abcd1234"), failure="something went wrong (error id abcd1234)")
     [stop] = slack.calls_to("chat.stopStream")
     assert stop.args["chunks"] == [
         {
@@ -212,9 +216,9 @@ def test_a_failed_step_shows_error_with_a_short_reason(slack: FakeSlack) -> None
 
 
 def test_the_last_step_names_how_the_answer_ended() -> None:
-    assert render.outcome_step(Answer("…", "not_found"))[0] == "Not in the docs"
+    assert outcome_step(Answer("…", "not_found"))[0] == "Not in the docs"
     extractive = Answer("> quoted", "extractive", model_error="ConnectError: http://10.0.0.7:8000 refused")
-    title, details = render.outcome_step(extractive)
+    title, details = outcome_step(extractive)
     assert title == "Model unavailable: quoting the docs" and "10.0.0.7" not in details
 
 
@@ -293,8 +297,8 @@ def test_native_feedback_is_stored_and_thumbs_down_opens_the_reason_modal(native
     [message] = bot.answer_in(GENERAL, ts)
     answer_id = _answer_id(message)
     kw = {"action_type": "feedback_buttons"}
-    _click(bot, render.ACTION_FEEDBACK, f"up:{answer_id}", message, "U0BOB", **kw)
-    _click(bot, render.ACTION_FEEDBACK, f"down:{answer_id}", message, "U0CAROL", **kw)
+    _click(bot, ACTION_FEEDBACK, f"up:{answer_id}", message, "U0BOB", **kw)
+    _click(bot, ACTION_FEEDBACK, f"down:{answer_id}", message, "U0CAROL", **kw)
     ratings = {(r.user, r.rating) for r in bot.runtime.state.feedback.records()}
     assert ratings == {("U0BOB", "up"), ("U0CAROL", "down")}
     [opened] = bot.slack.calls_to("views.open")
@@ -313,14 +317,14 @@ def test_ask_an_owner_posts_the_question_to_the_scopes_channel_once(native_bot: 
     assert message.tasks["write"]["title"] == "Not in the docs"
     [ask] = [b for b in message.blocks if b.get("block_id") == "ask_owner"]
     value = ask["elements"][0]["value"]
-    _click(bot, render.ACTION_ASK_OWNER, value, message, "U0ALICE", block_id="ask_owner")
-    _click(bot, render.ACTION_ASK_OWNER, value, message, "U0ALICE", block_id="ask_owner")  # twice: posted once
+    _click(bot, ACTION_ASK_OWNER, value, message, "U0ALICE", block_id="ask_owner")
+    _click(bot, ACTION_ASK_OWNER, value, message, "U0ALICE", block_id="ask_owner")  # twice: posted once
     [posted] = [c.args for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == ASK_HR]
     assert not [c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == ASK_ALL]
     text = _blocks(posted)[0]["text"]["text"]
     assert NOT_IN_DOCS in text and f"<#{HR}>" in text and "https://fake.slack.com/archives/" in text
     notices = [c.args["text"] for c in bot.slack.calls_to("chat.postEphemeral")]
-    assert notices == [render.asked_owner_notice(ASK_HR)] * 2  # the asker is told where it went
+    assert notices == [asked_owner_notice(ASK_HR)] * 2  # the asker is told where it went
     assert_no_mentions(bot.slack)
 
 

@@ -7,7 +7,10 @@ from datetime import date
 from support.fake_slack import _check_limits
 
 from bot.answer.records import Answer, Source
-from bot.slack import mrkdwn, render
+from bot.slack import mrkdwn
+from bot.slack.render.answer import answer_messages, split_markdown
+from bot.slack.render.blocks import MARKDOWN_LIMIT
+from bot.slack.render.feedback import ACTION_DOWN, ACTION_FEEDBACK, ACTION_UP
 
 J = "\u2060"
 
@@ -59,9 +62,9 @@ def test_long_answers_split_within_limits_and_nothing_is_lost() -> None:
     para = "A paragraph about vacation policy, with details and numbers 1234. " * 20
     code = "```python\n" + "\n".join(f"print({i})" for i in range(900)) + "\n```"
     text = "\n\n".join([para] * 12 + [code] + [para] * 6)
-    parts = render.split_markdown(text, limit=render.MARKDOWN_LIMIT)
+    parts = split_markdown(text, limit=MARKDOWN_LIMIT)
     assert len(parts) >= 3
-    assert all(len(p) <= render.MARKDOWN_LIMIT for p in parts)
+    assert all(len(p) <= MARKDOWN_LIMIT for p in parts)
     joined = "".join(parts)
     # a code block cut in two is closed and reopened: only those fences are added
     assert "``````python\n" in joined and joined.replace("``````python\n", "") == text
@@ -71,7 +74,7 @@ def test_long_answers_split_within_limits_and_nothing_is_lost() -> None:
 
 def test_a_word_longer_than_the_limit_is_cut_not_dropped() -> None:
     text = "x" * 25_000
-    parts = render.split_markdown(text, limit=10_000)
+    parts = split_markdown(text, limit=10_000)
     assert "".join(parts) == text and all(len(p) <= 10_000 for p in parts)
 
 
@@ -91,7 +94,7 @@ def _answer(mode: str = "generated", text: str = "You get **25 days** [1].", **k
 
 
 def test_answer_message_has_markdown_sources_with_stale_flag_and_buttons() -> None:
-    [message] = render.answer_messages(_answer(), answer_id=7, stale_days=365, today=date(2026, 1, 1))
+    [message] = answer_messages(_answer(), answer_id=7, stale_days=365, today=date(2026, 1, 1))
     kinds = [b["type"] for b in message.blocks]
     assert kinds == ["markdown", "section", "context_actions"]
     assert message.blocks[0]["text"] == "You get **25 days** [1]."
@@ -103,23 +106,23 @@ def test_answer_message_has_markdown_sources_with_stale_flag_and_buttons() -> No
     assert "updated 2019-01-01 :warning: _older than 365 days" in sources
     [feedback] = message.blocks[2]["elements"]
     # Slack's documented shape: a feedback_buttons element with a positive and a negative button
-    assert feedback["type"] == "feedback_buttons" and feedback["action_id"] == render.ACTION_FEEDBACK
+    assert feedback["type"] == "feedback_buttons" and feedback["action_id"] == ACTION_FEEDBACK
     assert feedback["positive_button"]["value"] == "up:7" and feedback["negative_button"]["value"] == "down:7"
     assert feedback["positive_button"]["text"] == {"type": "plain_text", "text": "Helpful"}
     assert _check_limits(message.text, message.blocks) is None
 
 
 def test_the_old_buttons_remain_as_a_setting() -> None:
-    [message] = render.answer_messages(_answer(), answer_id=7, stale_days=365, feedback_style="buttons")
+    [message] = answer_messages(_answer(), answer_id=7, stale_days=365, feedback_style="buttons")
     buttons = message.blocks[-1]["elements"]
     assert message.blocks[-1]["type"] == "actions"
-    assert [b["action_id"] for b in buttons] == [render.ACTION_UP, render.ACTION_DOWN]
+    assert [b["action_id"] for b in buttons] == [ACTION_UP, ACTION_DOWN]
     assert {b["value"] for b in buttons} == {"7"}
 
 
 def test_ask_an_owner_is_offered_on_not_found_answers_only_when_configured() -> None:
     def kinds(mode: str, ask: bool) -> list[str]:
-        [message] = render.answer_messages(_answer(mode, "x"), 3, 365, ask_owner=ask)
+        [message] = answer_messages(_answer(mode, "x"), 3, 365, ask_owner=ask)
         return [str(b.get("block_id", b["type"])) for b in message.blocks]
 
     assert kinds("not_found", True) == ["markdown", "section", "ask_owner", "feedback"]
@@ -127,14 +130,14 @@ def test_ask_an_owner_is_offered_on_not_found_answers_only_when_configured() -> 
 
 
 def test_not_found_lists_the_closest_documents() -> None:
-    [missing] = render.answer_messages(_answer("not_found", ""), 2, 365)
+    [missing] = answer_messages(_answer("not_found", ""), 2, 365)
     assert "couldn't find" in missing.blocks[0]["text"]
     assert missing.blocks[1]["text"]["text"].startswith("*Closest documents*")
 
 
 def test_long_answer_becomes_several_messages_each_within_slack_limits() -> None:
     text = ("Step by step, a long explanation of the process. " * 40 + "\n\n") * 15
-    messages = render.answer_messages(_answer(text=text), 3, 365)
+    messages = answer_messages(_answer(text=text), 3, 365)
     assert len(messages) >= 3
     for message in messages:
         assert _check_limits(message.text, message.blocks) is None

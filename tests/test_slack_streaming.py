@@ -7,8 +7,9 @@ from support.fake_slack import BOT_TOKEN, TEAM, FakeSlack
 
 from bot.answer.records import Answer, Source
 from bot.settings import load_settings
-from bot.slack import render
 from bot.slack.client import make_client
+from bot.slack.render.answer import answer_messages, answer_text
+from bot.slack.render.blocks import Message
 from bot.slack.reply import ThreadReply
 
 CHANNEL = "C0GENERAL"
@@ -24,11 +25,11 @@ def _reply(slack: FakeSlack, clock: Clock | None = None) -> tuple[ThreadReply, s
     return ThreadReply(client, CHANNEL, ts, ts, user=USER, team=TEAM, clock=clock), ts
 
 
-def _final(text: str) -> list[render.Message]:
+def _final(text: str) -> list[Message]:
     answer = Answer(
         text=text, mode="generated", sources=[Source(1, "Vacation", "hr/vacation.md", "Vacation > Allowance")]
     )
-    return render.answer_messages(answer, answer_id=1, stale_days=365)
+    return answer_messages(answer, answer_id=1, stale_days=365)
 
 
 def test_streams_status_then_text_then_sources_and_buttons(slack: FakeSlack) -> None:
@@ -55,7 +56,7 @@ def test_streams_status_then_text_then_sources_and_buttons(slack: FakeSlack) -> 
     [message] = slack.bot_messages(CHANNEL, ts)
     assert message.ts == final_ts and not message.streaming
     assert "<!channel>" not in message.text and "@\u2060channel" in message.text
-    assert message.text == render.answer_text(Answer("".join(pieces), "generated"))
+    assert message.text == answer_text(Answer("".join(pieces), "generated"))
     assert [b["type"] for b in message.blocks] == ["markdown", "section", "context_actions"]
     # nothing held back by the neutraliser is lost: every streamed piece is in the message
     streamed = start["markdown_text"] + "".join(c.args["markdown_text"] for c in slack.calls_to("chat.appendStream"))
@@ -80,7 +81,7 @@ def test_streaming_refused_falls_back_to_a_placeholder_edited_at_most_once_a_sec
     updates = slack.calls_to("chat.update")
     assert 3 <= len(updates) <= 5  # ~1 a second during 4 s, plus the final one
     [message] = slack.bot_messages(CHANNEL, ts)
-    assert message.text == render.answer_messages(Answer(text, "generated"), 1, 365)[0].text
+    assert message.text == answer_messages(Answer(text, "generated"), 1, 365)[0].text
     assert [b["type"] for b in message.blocks] == ["markdown", "section", "context_actions"]
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from bot.gaps.report import GapGroup, GapReport
 from bot.slack import mrkdwn
-from bot.slack.render import SECTION_LIMIT, Block, Message, count_noun, plain_text, section
+from bot.slack.render.blocks import SECTION_LIMIT, Block, Message, count_noun, plain_text, section
 
 ACTION_GAP_HANDLED = "gap_handled"  # value: the digest group id
 MAX_DIGEST_GROUPS = 15  # 2 blocks each, well under Slack's 50; the rest: `qwenbot gaps`

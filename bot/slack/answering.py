@@ -25,11 +25,12 @@ from bot.config import SlackConfig
 from bot.errors import QwenbotError
 from bot.logs import QuestionLog, UserHasher
 from bot.metrics import Metrics
-from bot.slack import render
 from bot.slack.guard import StateMonitor, StateUnavailable, unreachable
 from bot.slack.policy import Policy
 from bot.slack.questions import Question
-from bot.slack.render import Message
+from bot.slack.render.answer import answer_messages
+from bot.slack.render.blocks import Message
+from bot.slack.render.notices import HELP, apology, not_enabled, rate_limited
 from bot.slack.reply import ThreadReply, post_ephemeral
 from bot.slack.thread import ThreadHistory
 from bot.state import State
@@ -129,15 +130,15 @@ class Answerer:
         if not self.policy.channel_allowed(q.channel, q.is_dm):
             self.report(q, "refused", note="channel not enabled")
             if mentioned:
-                self.notice(q, render.not_enabled())
+                self.notice(q, not_enabled())
             return
         wait = self.held(lambda: self.policy.wait_seconds(q.user))
         if wait:
             self.report(q, "refused", note="rate limited")
-            self.notice(q, render.rate_limited(wait))
+            self.notice(q, rate_limited(wait))
             return
         if not q.text:
-            self.notice(q, render.HELP)
+            self.notice(q, HELP)
             return
         self.answer(q, resumed=lease.resumed)
 
@@ -214,7 +215,7 @@ class Answerer:
             log.exception("error %s while answering in %s (thread %s)", eid, q.channel, q.thread_ts)
             self.report(q, "error", total=time.monotonic() - started, note=f"error {eid}")
             try:
-                reply.say(render.apology(eid), failure=f"something went wrong (error id {eid})")
+                reply.say(apology(eid), failure=f"something went wrong (error id {eid})")
             except Exception:
                 log.exception("could not post the apology for error %s", eid)
 
@@ -296,7 +297,7 @@ class Answerer:
             return None
 
     def _messages(self, q: Question, answer: Answer, answer_id: int, viewing: str | None) -> list[Message]:
-        return render.answer_messages(
+        return answer_messages(
             answer,
             answer_id,
             self.config.stale_source_days,

@@ -22,8 +22,22 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.answer.records import Answer, Status
-from bot.slack import mrkdwn, render
-from bot.slack.render import MARKDOWN_LIMIT, Block, Message, TaskStatus, markdown_block
+from bot.slack import mrkdwn
+from bot.slack.render.blocks import MARKDOWN_LIMIT, Block, Message, markdown_block
+from bot.slack.render.tasks import (
+    READ_TITLE,
+    SEARCH_TITLE,
+    STEP_READ,
+    STEP_SEARCH,
+    STEP_WRITE,
+    WRITE_TITLE,
+    TaskStatus,
+    found_details,
+    outcome_status,
+    outcome_step,
+    reading_details,
+    task_update,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,37 +103,35 @@ class ThreadReply:
     def _stage_chunks(self, event: Status) -> list[Block]:
         if event.stage == "searching":
             return [
-                render.task_update(render.STEP_SEARCH, render.SEARCH_TITLE, "in_progress"),
-                render.task_update(render.STEP_READ, render.READ_TITLE, "pending"),
-                render.task_update(render.STEP_WRITE, render.WRITE_TITLE, "pending"),
+                task_update(STEP_SEARCH, SEARCH_TITLE, "in_progress"),
+                task_update(STEP_READ, READ_TITLE, "pending"),
+                task_update(STEP_WRITE, WRITE_TITLE, "pending"),
             ]
         if event.stage == "reading":
             return [
-                render.task_update(
-                    render.STEP_SEARCH,
-                    render.SEARCH_TITLE,
+                task_update(
+                    STEP_SEARCH,
+                    SEARCH_TITLE,
                     "complete",
-                    render.found_details(event.passages, event.documents),
+                    found_details(event.passages, event.documents),
                     event.found,
                 ),
-                render.task_update(
-                    render.STEP_READ, render.READ_TITLE, "in_progress", render.reading_details(event.reranked)
-                ),
+                task_update(STEP_READ, READ_TITLE, "in_progress", reading_details(event.reranked)),
             ]
         return self._writing_chunks()  # thinking / writing
 
     def _writing_chunks(self) -> list[Block]:
         """The steps before the answer done, "Writing the answer" in progress (once)."""
-        if render.STEP_WRITE in self._tasks and self._tasks[render.STEP_WRITE][1] == "in_progress":
+        if STEP_WRITE in self._tasks and self._tasks[STEP_WRITE][1] == "in_progress":
             return []
         return [
-            *self._complete_open(but=render.STEP_WRITE),
-            render.task_update(render.STEP_WRITE, render.WRITE_TITLE, "in_progress"),
+            *self._complete_open(but=STEP_WRITE),
+            task_update(STEP_WRITE, WRITE_TITLE, "in_progress"),
         ]
 
     def _complete_open(self, but: str) -> list[Block]:
         return [
-            render.task_update(task_id, title, "complete")
+            task_update(task_id, title, "complete")
             for task_id, (title, status) in self._tasks.items()
             if task_id != but and status in ("pending", "in_progress")
         ]
@@ -280,11 +292,11 @@ class ThreadReply:
     def _finish_stream(self, first: Message, first_text: str, answer: Answer | None) -> str:
         ts = self._stream_ts
         assert ts is not None
-        title, details = render.outcome_step(answer) if answer is not None else (render.WRITE_TITLE, None)
-        status = render.outcome_status(answer) if answer is not None else "complete"
+        title, details = outcome_step(answer) if answer is not None else (WRITE_TITLE, None)
+        status = outcome_status(answer) if answer is not None else "complete"
         closing = [
-            *self._complete_open(but=render.STEP_WRITE),
-            render.task_update(render.STEP_WRITE, title, status, details),
+            *self._complete_open(but=STEP_WRITE),
+            task_update(STEP_WRITE, title, status, details),
         ]
         if first_text.startswith(self._sent):
             tail = first_text[len(self._sent) :]
@@ -313,7 +325,7 @@ class ThreadReply:
         """The step that was running shows `error` and the short reason (never a traceback); steps not
         reached yet say so."""
         return [
-            render.task_update(task_id, title, "error", reason if status == "in_progress" else "not reached")
+            task_update(task_id, title, "error", reason if status == "in_progress" else "not reached")
             for task_id, (title, status) in self._tasks.items()
             if status in ("pending", "in_progress")
         ]

@@ -20,7 +20,7 @@ HISTORY_TURNS = 10  # earlier messages of a thread given to the pipeline as cont
 PAGE_SIZE = 200  # messages per conversations.replies call (Slack's advice: at most 200)
 MAX_PAGES = 50  # a thread longer than this many pages is read from its start only (logged)
 BOT_TURN_CHARS = 300  # of the bot's own answer: enough for the prompt to know what it said
-# A source line of the bot's "*Sources*" section (bot/slack/render.py): "[1] <url|Title> · heading"
+# A source line of the bot's "*Sources*" section (bot/slack/render/sources.py): "[1] <url|Title> · heading"
 # or "[1] *Title* `path` · heading"
 _SOURCE_LINE = re.compile(r"^\[\d+\]\s+(?:<[^|>]*\|(?P<linked>[^>]*)>|\*(?P<bold>[^*]+)\*|`(?P<path>[^`]+)`)", re.M)
 

@@ -11,8 +11,9 @@ from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
 from bot.gaps import render as gap_render
-from bot.slack import render
 from bot.slack.listeners.deps import FeedbackDeps
+from bot.slack.render.ask_owner import ACTION_ASK_OWNER, ask_owner_block, ask_owner_message, asked_owner_notice
+from bot.slack.render.feedback import ACTION_DOWN, ACTION_FEEDBACK, ACTION_UP, feedback_modal, feedback_rating
 from bot.slack.reply import post_ephemeral
 from bot.state.questions import AskedQuestion
 from bot.text import int_or_none
@@ -21,26 +22,26 @@ log = logging.getLogger(__name__)
 
 
 def register(app: App, deps: FeedbackDeps) -> None:
-    @app.action(render.ACTION_UP)
+    @app.action(ACTION_UP)
     def on_thumbs_up(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         rated(deps, body, "up", _answer_id(body))
 
-    @app.action(render.ACTION_DOWN)
+    @app.action(ACTION_DOWN)
     def on_thumbs_down(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         rated(deps, body, "down", _answer_id(body))
 
-    @app.action(render.ACTION_FEEDBACK)
+    @app.action(ACTION_FEEDBACK)
     def on_feedback(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        parsed = render.feedback_rating(_action(body).get("value"))
+        parsed = feedback_rating(_action(body).get("value"))
         if parsed is None:
             log.warning("feedback with an unknown value %r ignored", _action(body).get("value"))
             return
         rated(deps, body, parsed[0], parsed[1])
 
-    @app.action(render.ACTION_ASK_OWNER)
+    @app.action(ACTION_ASK_OWNER)
     def on_ask_owner(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         answer_id = _answer_id(body)
@@ -91,7 +92,7 @@ def rated(deps: FeedbackDeps, body: dict[str, Any], rating: str, answer_id: int 
         if channel:
             post_ephemeral(deps.client, channel, user, "Thanks for the feedback!", thread_ts)
         return
-    deps.client.views_open(trigger_id=body["trigger_id"], view=render.feedback_modal(answer_id))
+    deps.client.views_open(trigger_id=body["trigger_id"], view=feedback_modal(answer_id))
     if channel and _ask_channel(deps, answer_id):
         try:
             deps.client.chat_postEphemeral(
@@ -99,7 +100,7 @@ def rated(deps: FeedbackDeps, body: dict[str, Any], rating: str, answer_id: int 
                 user=user,
                 thread_ts=thread_ts,
                 text="Sorry this didn't help. A doc owner may know: ask them?",
-                blocks=[render.ask_owner_block(answer_id)],
+                blocks=[ask_owner_block(answer_id)],
             )
         except SlackApiError as exc:
             log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
@@ -131,7 +132,7 @@ def ask_owner(deps: FeedbackDeps, body: dict[str, Any], answer_id: int) -> None:
             deps.claims.release(f"ask-owner:{answer_id}")  # not posted: a second click tries again
             raise
     if channel:
-        post_ephemeral(deps.client, channel, user, render.asked_owner_notice(ask_channel), thread_ts)
+        post_ephemeral(deps.client, channel, user, asked_owner_notice(ask_channel), thread_ts)
 
 
 def post_to_owners(deps: FeedbackDeps, asked: AskedQuestion, ask_channel: str) -> None:
@@ -141,7 +142,7 @@ def post_to_owners(deps: FeedbackDeps, asked: AskedQuestion, ask_channel: str) -
             permalink = deps.client.chat_getPermalink(channel=asked.channel, message_ts=asked.thread_ts)["permalink"]
         except SlackApiError as exc:
             log.info("chat.getPermalink failed (%s); the post names the channel only", exc.response.get("error"))
-    message = render.ask_owner_message(asked.text, asked.channel, permalink)
+    message = ask_owner_message(asked.text, asked.channel, permalink)
     deps.client.chat_postMessage(
         channel=ask_channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
     )

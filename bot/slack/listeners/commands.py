@@ -11,10 +11,10 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.slack import render
 from bot.slack.answering import error_id
 from bot.slack.mrkdwn import escape
 from bot.slack.policy import RateLimiter
+from bot.slack.render.notices import HELP, apology, rate_limited
 from bot.text import short
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ def register(
         verb = words[0].lower() if words else ""
         if verb not in ("status", "reindex"):
             unknown = f"Unknown command '{escape(short(verb, 40))}'.\n\n" if verb not in ("", "help") else ""
-            ack(text=unknown + render.HELP, response_type="ephemeral")
+            ack(text=unknown + HELP, response_type="ephemeral")
             return
         # each one costs a job or a network check: a user sending many must not hold up the others
         wait = math.ceil(limiter.check(f"command:{command.get('user_id')}"))
         if wait:
-            ack(text=render.rate_limited(wait), response_type="ephemeral")
+            ack(text=rate_limited(wait), response_type="ephemeral")
         elif verb == "reindex":
             _reindex(ack, command, respond, reindexer)
         else:
@@ -62,7 +62,7 @@ def _status(ack: Ack, respond: Respond, status_report: Callable[[], str] | None)
     except Exception:
         eid = error_id()
         log.exception("status report failed (error id %s)", eid)
-        text = render.apology(eid)
+        text = apology(eid)
     respond(text=text, response_type="ephemeral")
 
 
@@ -80,7 +80,7 @@ def _reindex(ack: Ack, command: dict[str, Any], respond: Respond, reindexer: Rei
     except Exception:
         eid = error_id()
         log.exception("/qwenbot reindex failed (error id %s)", eid)
-        respond(text=render.apology(eid), response_type="ephemeral")
+        respond(text=apology(eid), response_type="ephemeral")
         return
     respond(text=_report(status, lines), response_type="ephemeral")
 

@@ -17,11 +17,11 @@ from typing import Any, ParamSpec
 from slack_bolt import App, BoltContext
 from slack_sdk.errors import SlackApiError
 
-from bot.slack import render
 from bot.slack.guard import StateUnavailable
 from bot.slack.listeners.deps import EventDeps
 from bot.slack.policy import MAX_SUGGESTED_PROMPTS
 from bot.slack.questions import Incoming, Question, incoming_message
+from bot.slack.render.notices import BUSY
 from bot.text import short
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def refused(deps: EventDeps, incoming: Incoming) -> None:
     log.warning(
         "%d questions are waiting for an answer already: one in %s refused", deps.workers.waiting_limit, q.channel
     )
-    deps.answering.notice(q, render.BUSY)
+    deps.answering.notice(q, BUSY)
 
 
 def assistant_thread(deps: EventDeps, event: dict[str, Any], *, started: bool) -> None:

@@ -6,16 +6,17 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.slack import render
 from bot.slack.listeners.deps import FeedbackDeps
+from bot.slack.render.feedback import FEEDBACK_VIEW, REASON_ACTION, REASON_BLOCK
+from bot.slack.render.notices import FEEDBACK_THANKS
 from bot.text import int_or_none
 
 
 def register(app: App, deps: FeedbackDeps) -> None:
-    @app.view(render.FEEDBACK_VIEW)
+    @app.view(FEEDBACK_VIEW)
     def on_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         answer_id = int_or_none(view.get("private_metadata"))
-        value = view.get("state", {}).get("values", {}).get(render.REASON_BLOCK, {}).get(render.REASON_ACTION, {})
+        value = view.get("state", {}).get("values", {}).get(REASON_BLOCK, {}).get(REASON_ACTION, {})
         reason = (value.get("value") or "").strip()
         if answer_id is not None and reason and deps.questions.answer_exists(answer_id):
             deps.feedback.record_reason(answer_id, body["user"]["id"], reason[:2000])
@@ -28,5 +29,5 @@ def _thanks() -> dict[str, Any]:
         "type": "modal",
         "title": {"type": "plain_text", "text": "Thanks"},
         "close": {"type": "plain_text", "text": "Close"},
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": render.FEEDBACK_THANKS}}],
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": FEEDBACK_THANKS}}],
     }
