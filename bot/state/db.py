@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -141,10 +142,10 @@ class SqliteDatabase(Database):
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        _use_wal(self._db)
         # WAL + NORMAL: no fsync per claim (each event writes one), still safe against a crashed process
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
 
     @property
     def where(self) -> str:
@@ -180,6 +181,20 @@ class SqliteDatabase(Database):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _use_wal(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switches the file to WAL. The switch needs the file to itself, and SQLite answers "locked" at
+    once, without waiting, where waiting could deadlock (processes opening one new file together, seen
+    once under load), so it is asked again, with a growing pause, before giving up."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.01 * (attempt + 1), 0.2))
 
 
 def _owner_only(path: Path) -> None:
