@@ -15,7 +15,7 @@ from typing import Literal, TextIO
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.answer.pipeline import AnswerPipeline
-from bot.commands.run import APP_TOKEN_FIX, slack_error
+from bot.commands.run import APP_TOKEN_FIX, BOT_TOKEN_FIX, slack_error
 from bot.errors import ConfigError
 from bot.indexing.control import ControlError, compare_with_bot, index_info
 from bot.llm.client import LLMClient
@@ -283,7 +283,7 @@ def _slack_check(settings: Settings) -> Check:
             "Slack",
             "fail",
             f"auth.test failed: {slack_error(exc)}",
-            "copy the Bot User OAuth Token (xoxb-…) from your Slack app's OAuth page into SLACK_BOT_TOKEN",
+            BOT_TOKEN_FIX,
         )
     except (SlackClientError, OSError) as exc:
         return Check(
