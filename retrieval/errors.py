@@ -12,6 +12,12 @@ branches) is how callers catch them, and `except ValueError` never catches one b
     ├── IndexRequestError       an index or --remove request that cannot be done as asked
     ├── QuestionsError          a malformed questions file (eval)
     ├── RerankError             the reranker gave no usable scores (the search skips it)
+    ├── SourceError             a source (sources.yml) that cannot be synced; the message names the source
+    │   ├── SourceConfigError       its entry in the sources file is wrong (unknown type, missing secret variable)
+    │   ├── SourceAuthError         the source refused the credentials (401/403, expired token)
+    │   ├── SourceUnreachableError  the host cannot be reached or keeps failing (5xx, timeouts)
+    │   ├── SourceRateLimitedError  the source said to slow down (429); `retry_after` seconds, when it said
+    │   └── SourceNotFoundError     a configured space, page, folder, branch or repository no longer exists
     └── StoreError              the index cannot be opened
         ├── IndexMissingError
         ├── ModelMismatchError
@@ -53,6 +59,35 @@ class QuestionsError(RetrievalError):
 
 class RerankError(RetrievalError):
     """The reranker gave no usable scores; `str()` says why."""
+
+
+class SourceError(RetrievalError):
+    """A source cannot be synced. `str()` starts with the source's name and says what to fix; it never
+    holds a secret (connectors name the environment variable, never its value)."""
+
+
+class SourceConfigError(SourceError):
+    """The source's entry in the sources file cannot work: unknown type, bad setting, missing secret."""
+
+
+class SourceAuthError(SourceError):
+    """The source refused the credentials (401, 403, an expired or revoked token)."""
+
+
+class SourceUnreachableError(SourceError):
+    """The source's host cannot be reached, or answered with server errors until the retries ran out."""
+
+
+class SourceRateLimitedError(SourceError):
+    """The source asked to slow down (429) beyond what the connector's retries absorb."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the source asked for, when it said
+
+
+class SourceNotFoundError(SourceError):
+    """A configured space, page, database, folder, branch or repository does not exist (any more)."""
 
 
 class StoreError(RetrievalError):
