@@ -24,8 +24,8 @@ MODULES = {
 def connector_for(spec: SourceSpec, work_dir: Path) -> Connector:
     """The connector of `spec`'s type. `work_dir`: a folder of this source's own (a git clone lives
     there), kept between syncs; it may be empty (a new replica) and the connector copes."""
-    if spec.type not in MODULES:
-        raise spec.error(f"unknown type {spec.type!r}: use one of {', '.join(sorted(MODULES))}")
-    module = importlib.import_module(MODULES[spec.type])
+    if spec.kind not in MODULES:
+        raise spec.error(f"unknown type {spec.kind!r}: use one of {', '.join(sorted(MODULES))}")
+    module = importlib.import_module(MODULES[spec.kind])
     connector: Connector = module.connector(spec, work_dir)
     return connector

@@ -21,7 +21,7 @@ EVERYWHERE = None  # SourceSpec.answer_in for a source that may answer in every 
 @dataclass(frozen=True)
 class SourceSpec:
     name: str  # also its root's name: its documents are keyed NAME/path
-    type: str  # git, website, confluence, notion, gdrive
+    kind: str  # its `type` in the file: git, website, confluence, notion, gdrive
     settings: Mapping[str, Any] = field(default_factory=dict)  # the type's own keys
     interval_minutes: float = 60.0  # how often the running bot syncs it
     # None: answers everywhere. Otherwise the channel scopes (channel ids, or "default") it may answer in.
@@ -29,11 +29,11 @@ class SourceSpec:
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)  # where secrets are read
 
     def error(self, message: str) -> SourceConfigError:
-        return SourceConfigError(f"source {self.name!r} ({self.type}): {message}")
+        return SourceConfigError(f"source {self.name!r} ({self.kind}): {message}")
 
     def get(self, key: str, kind: type[T], default: T | None = None) -> T:
         """The setting `key`, checked to be a `kind`; `default` when it is absent (None: required)."""
-        value = self.settings.get(key)
+        value: Any = self.settings.get(key)
         if value is None:
             if default is None:
                 raise self.error(f"'{key}' is required")
@@ -42,7 +42,8 @@ class SourceSpec:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.error(f"'{key}' must be {_kind_name(kind)}, got {type(value).__name__}")
-        return value
+        checked: T = value
+        return checked
 
     def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         """A list of non-empty strings (one string is a list of one)."""
