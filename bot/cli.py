@@ -14,7 +14,8 @@ from pathlib import Path
 from bot.errors import QwenbotError, exit_code, user_message
 from bot.indexing.control import ControlError, compare_with_bot
 from bot.logs import JsonFormatter
-from bot.settings import Settings, SettingsError, find_env_file, load_settings, source_line, unknown_settings
+from bot.settings import Settings, SettingsError, load_settings
+from bot.settings_check import find_env_file, source_line, unknown_settings
 from retrieval.errors import RetrievalError
 from retrieval.store import index_exists
 

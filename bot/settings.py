@@ -4,7 +4,6 @@ its own slice of it (bot/config.py, retrieval/config.py), built by the `*_config
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -305,7 +304,7 @@ class Settings(BaseSettings):
         name = _env_name((field,))
         if name.upper() in {n.upper() for n in os.environ}:
             return "set in the environment"
-        if self._file is not None and name.upper() in {n.upper() for n in _file_values(self._file)}:
+        if self._file is not None and name.upper() in {n.upper() for n in file_values(self._file)}:
             return f"set in {self._file.absolute()}, relative to its folder"
         where = f"not set in {self._file.absolute()}" if self._file is not None else f"no .env in {Path.cwd()}"
         return f"the default, relative to the current folder; {where}"
@@ -389,58 +388,13 @@ def _is_secret(field: str) -> bool:
     return info is not None and "SecretStr" in str(info.annotation)
 
 
-def env_names() -> dict[str, str]:
-    """Every setting's environment variable name -> field name."""
-    names = {}
-    for field, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        names[alias if isinstance(alias, str) else f"QWENBOT_{field.upper()}"] = field
-    return names
-
-
-def unknown_settings(env_file: str | Path | None, environ: Mapping[str, str]) -> list[str]:
-    """A warning line for each QWENBOT_ or SLACK_ variable that is no setting, naming the closest real
-    one: a typo would otherwise be ignored silently. A SLACK_ name in the environment may be another
-    tool's (SLACK_WEBHOOK_URL): it is named only when it is a near miss of one of ours."""
-    in_file = {name for name in _file_values(env_file) if name.startswith(("QWENBOT_", "SLACK_"))}
-    known = env_names()
-    warnings = []
-    for name in sorted(({n for n in environ if n.startswith(("QWENBOT_", "SLACK_"))} | in_file) - set(known)):
-        theirs = name.startswith("SLACK_") and name not in in_file
-        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.85 if theirs else 0.6)
-        if theirs and not close:
-            continue
-        hint = f"; did you mean {close[0]}?" if close else ""
-        warnings.append(f"{name} is not a qwenbot setting and is ignored{hint}")
-    return warnings
-
-
-def _file_values(env_file: str | Path | None) -> dict[str, str | None]:
+def file_values(env_file: str | Path | None) -> dict[str, str | None]:
     path = Path(env_file) if env_file is not None else None
     return dotenv_values(path) if path is not None and path.exists() and not path.is_dir() else {}
 
 
 def _comparable(value: object) -> str:
     return os.path.abspath(value) if isinstance(value, Path) else str(value)
-
-
-def find_env_file(given: str | None) -> Path | None:
-    """The settings file to read: `given` (--env-file), which must exist, or ./.env when there is one."""
-    if given is None:
-        return Path(".env") if Path(".env").is_file() else None
-    path = Path(given)
-    if not path.exists() or path.is_dir():
-        where = "" if path.is_absolute() else f" in {Path.cwd()}"
-        problem = "is a folder" if path.is_dir() else f"no such file{where}"
-        raise SettingsError(f"--env-file {given}: {problem} (give an existing settings file, or /dev/null for none)")
-    return path
-
-
-def source_line(settings: Settings) -> str:
-    """Which settings file was read, for the line each command starts with."""
-    if settings.settings_file is None:
-        return f"settings: no .env in {Path.cwd()}: the environment and the defaults only"
-    return f"settings: {settings.settings_file.absolute()}, overridden by the environment"
 
 
 def _env_name(loc: tuple[object, ...]) -> str:
@@ -487,7 +441,7 @@ def _anchor_paths(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     if settings.settings_file is None:
         return settings
     folder = settings.settings_file.parent
-    in_file = {name.upper() for name in _file_values(settings.settings_file)}
+    in_file = {name.upper() for name in file_values(settings.settings_file)}
     in_file -= {name.upper() for name in os.environ}  # the environment wins over the file
     update = {}
     for field in Settings.model_fields:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot import cli
-from bot.settings import SettingsError, load_settings, unknown_settings
+from bot.settings import SettingsError, load_settings
+from bot.settings_check import unknown_settings
 
 NO_ENV = os.devnull  # no settings file
 

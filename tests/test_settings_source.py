@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot import cli
-from bot.settings import load_settings, unknown_settings
+from bot.settings import load_settings
+from bot.settings_check import unknown_settings
 
 
 def settings_lines(err: str) -> list[str]:

@@ -20,7 +20,8 @@ from bot.errors import ConfigError
 from bot.indexing.control import ControlError, compare_with_bot, index_info
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError
-from bot.settings import Settings, unknown_settings
+from bot.settings import Settings
+from bot.settings_check import unknown_settings
 from bot.slack.client import make_client
 from bot.text import redact_url
 from retrieval.embeddings import embedder_for
