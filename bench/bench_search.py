@@ -1,21 +1,29 @@
-"""Hybrid search latency at 10k and 100k chunks, and its ratio to dense-only search.
+"""Hybrid search latency at 10k, 100k and 1M chunks, its ratio to dense-only search, and peak memory.
 
-    python bench/bench_search.py [--sizes 10000 100000] [--queries 200]
+    python bench/bench_search.py [--sizes 10000 100000] [--queries 200] [--index-dir DIR]
+
+`--index-dir` keeps each synthetic index in DIR/<size> and reuses it on the next run: building 1M
+chunks takes most of an hour on 2 cores, so it can be built once and measured when the machine is quiet.
 
 The chunks are synthesised: text drawn from a Zipf-distributed vocabulary (so BM25 sees realistic
 posting lists) and random unit vectors written straight into Chroma (embedding 100k texts would take
 an hour on a laptop CPU and measures the model, not the search). Queries are real: each one is embedded
-by the model, as in the bot. Target: hybrid p50 <= 30 ms at 100k chunks.
+by the model, as in the bot. Target: hybrid p50 <= 30 ms at 100k chunks, and at 1M chunks (the corpora
+connectors bring). Peak memory is the process's maximum resident set size after the measurements (a
+reused index: the searcher's memory alone; a built one: the build's too).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import resource
+import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -117,10 +125,28 @@ def latencies(fn: Callable[[str], object], queries: list[str]) -> list[float]:
     return out
 
 
+@contextlib.contextmanager
+def index_folder(keep: Path | None, size: int) -> Iterator[tuple[Path, bool]]:
+    """The folder for the `size` index, and whether it still has to be built."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="qwenbot-bench-") as tmp:
+            yield Path(tmp), True
+        return
+    folder = keep / str(size)
+    built = folder / "BUILT"
+    yield folder, not built.exists()
+    built.touch()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--index-dir", type=Path, help="keep the synthetic indexes here and reuse them")
     args = parser.parse_args()
 
     rng = np.random.default_rng(SEED)
@@ -132,11 +158,15 @@ def main() -> None:
     narrow = SearchFilter(path_prefixes=tuple(f"{FOLDERS[d % len(FOLDERS)]}/doc-{d:06d}.md" for d in range(50)))
     print(f"{'chunks':>8}  {'measurement':<44} {'p50':>9} {'p95':>9}")
     for size in args.sizes:
-        with tempfile.TemporaryDirectory(prefix="qwenbot-bench-") as tmp:
-            config = IndexConfig(index_dir=Path(tmp))
+        with index_folder(args.index_dir, size) as (folder, build):
+            config = IndexConfig(index_dir=folder)
             started = time.perf_counter()
-            build_index(config, size, vocab, rng)
-            print(f"{size:>8}  {'(synthetic index built in %.0f s)' % (time.perf_counter() - started):<44}")
+            if build:
+                shutil.rmtree(folder, ignore_errors=True)  # a half-built one from a killed run
+                build_index(config, size, vocab, rng)
+                print(f"{size:>8}  {'(synthetic index built in %.0f s)' % (time.perf_counter() - started):<44}")
+            else:
+                print(f"{size:>8}  {'(synthetic index reused from ' + str(folder) + ')':<44}")
             with Searcher(config, model) as end_to_end, Searcher(config, precomputed) as retrieval:  # type: ignore[arg-type]
                 rows: dict[str, list[float]] = {}
                 for q in queries[:10]:  # warm-up
@@ -164,6 +194,7 @@ def main() -> None:
             ]:
                 ratio = percentile(rows[hybrid], 50) / percentile(rows[dense], 50)
                 print(f"{size:>8}  {'hybrid / dense-only p50, ' + label:<44} {ratio:>7.2f} x", flush=True)
+            print(f"{size:>8}  {'peak memory (max RSS) so far':<44} {peak_rss_mb():>6.0f} MB", flush=True)
 
 
 if __name__ == "__main__":
