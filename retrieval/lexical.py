@@ -1,4 +1,5 @@
-"""BM25 over the same chunks as Chroma (bm25s + Snowball stemming), persisted beside the store.
+"""BM25 over the same chunks as Chroma (bm25s; each chunk tokenized in its own language by
+retrieval/tokenize.py), persisted beside the store.
 
 The index is built by the indexer at the end of a run from the collection itself, so it always
 matches it, and saved under `index_dir/bm25/<stamp>/` with a `CURRENT` pointer swapped atomically.
@@ -9,9 +10,9 @@ chunk's path and tags in memory: that is what scoped searches resolve their filt
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-import re
 import shutil
 import threading
 import time
@@ -23,39 +24,21 @@ from typing import Any
 
 import bm25s
 import numpy as np
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from retrieval.fusion import top_k_indices
 from retrieval.models import SearchFilter
 from retrieval.store import iter_collection
+from retrieval.tokenize import DEFAULT_LANGUAGE, TOKENIZER_VERSION, analyzer_language, detect_language, tokenize
 
-# Single characters are words too ("vitamin D", "plan B", "step 3"); function words, question words
-# included ("how", "what", "do"), are not: people ask in whole sentences. On SciFact (chunk level)
-# these two choices took BM25 from nDCG@10 0.673 (Lucene's stop list, 2+ letter words) to 0.684.
-_WORD = re.compile(r"\w+")
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
-# A Stemmer must not be called from two threads at once (answer threads and the re-index thread
-# tokenize concurrently): each thread gets its own.
-_local = threading.local()
+log = logging.getLogger(__name__)
 # Lucene defaults; bm25s's "lucene" method is the BM25 variant Elasticsearch and Anserini score with.
 BM25_K1 = 1.2
 BM25_B = 0.75
 # Saved indexes built with other tokenization or parameters are stale: queries would not match them.
-ANALYZER = f"w1-enplus-snowball-k{BM25_K1}-b{BM25_B}"
-
-
-def _stemmer() -> Stemmer.Stemmer:
-    stemmer: Stemmer.Stemmer | None = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = Stemmer.Stemmer("english")
-    return stemmer
-
-
-def tokenize(text: str) -> list[str]:
-    words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
-    stems: list[str] = _stemmer().stemWords(words)
-    return stems
+# (Before languages were told apart it was "w1-enplus-snowball-k1.2-b0.75": English for every text.)
+ANALYZER = f"w1-{TOKENIZER_VERSION}-snowball-k{BM25_K1}-b{BM25_B}"
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
 
 
 def lexical_text(title: str, heading_path: str, text: str) -> str:
@@ -90,7 +73,27 @@ def _pointer(folder: Path) -> dict[str, Any]:
         pointer = json.loads((folder / "CURRENT").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return pointer if isinstance(pointer, dict) and pointer.get("analyzer") == ANALYZER else {}
+    if not isinstance(pointer, dict):
+        return {}
+    if pointer.get("analyzer") != ANALYZER:
+        _say_stale(folder, str(pointer.get("analyzer")))
+        return {}
+    return pointer
+
+
+def _say_stale(folder: Path, analyzer: str) -> None:
+    """Once per folder: an index saved by another version is rebuilt (by whoever found it)."""
+    with _warned_lock:
+        if (str(folder), analyzer) in _warned:
+            return
+        _warned.add((str(folder), analyzer))
+    log.warning(
+        "keyword index %s was built with tokenizer %s; this version tokenizes with %s (each chunk in its "
+        "own language), so it is rebuilt from the collection",
+        folder,
+        analyzer,
+        ANALYZER,
+    )
 
 
 def _remove_old_versions(folder: Path, keep: set[str | None]) -> None:
@@ -110,7 +113,12 @@ def saved_stamp(folder: Path) -> str | None:
 
 
 def in_scope(path: str, tags: Iterable[str], flt: SearchFilter) -> bool:
-    """A document passes a filter under any of its path prefixes or with any of its tags (any case)."""
+    """A document passes a filter under any of its path prefixes or with any of its tags (any case),
+    unless it is under one of its excluded prefixes."""
+    if path_in_scope(path, flt.exclude_prefixes):
+        return False
+    if not flt.path_prefixes and not flt.tags:
+        return True  # only exclusions: everything else passes
     wanted = {t.lower() for t in flt.tags}
     return path_in_scope(path, flt.path_prefixes) or bool(wanted.intersection(t.lower() for t in tags))
 
@@ -123,6 +131,7 @@ class LexicalIndex:
     path_of: np.ndarray  # chunk position -> index into `paths`
     tags: list[tuple[str, ...]]  # per distinct path
     bm25: bm25s.BM25 | None  # None when the collection is empty
+    languages: dict[str, int]  # how many chunks are in each language (retrieval/tokenize.py's codes)
 
     def __post_init__(self) -> None:
         self._scopes: dict[SearchFilter, tuple[list[str], np.ndarray]] = {}
@@ -141,8 +150,12 @@ class LexicalIndex:
         texts: Sequence[str],
         paths: Sequence[str],
         tags: Sequence[tuple[str, ...]],
+        langs: Sequence[str] | None = None,
     ) -> LexicalIndex:
-        """`texts`, `paths` and `tags` are per chunk, aligned with `ids`."""
+        """`texts`, `paths`, `tags` and `langs` are per chunk, aligned with `ids`; each text is
+        tokenized in its own language (detected when `langs` is None)."""
+        if langs is None:
+            langs = [detect_language(t) for t in texts]
         distinct: dict[str, int] = {}
         path_of = np.fromiter((distinct.setdefault(p, len(distinct)) for p in paths), np.int32, len(paths))
         doc_tags: list[tuple[str, ...]] = [()] * len(distinct)
@@ -151,8 +164,11 @@ class LexicalIndex:
         bm25 = None
         if ids:
             bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
-            bm25.index([tokenize(t) for t in texts], show_progress=False)
-        return cls(stamp, list(ids), list(distinct), path_of, doc_tags, bm25)
+            bm25.index([tokenize(t, lang) for t, lang in zip(texts, langs, strict=True)], show_progress=False)
+        languages: dict[str, int] = {}
+        for lang in langs:
+            languages[lang] = languages.get(lang, 0) + 1
+        return cls(stamp, list(ids), list(distinct), path_of, doc_tags, bm25, languages)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -169,11 +185,19 @@ class LexicalIndex:
             self._scopes[flt] = cached
         return cached
 
+    def query_tokens(self, query: str) -> list[str]:
+        """`query` tokenized as the chunks it should match were: in its language, told apart among the
+        languages the chunks are in (a short question is then not taken for a language none is in).
+        CJK characters are tokenized the same in every language, so mixed questions match too."""
+        if all(analyzer_language(lang) == DEFAULT_LANGUAGE for lang in self.languages):
+            return tokenize(query, DEFAULT_LANGUAGE)  # one analyzer for every chunk: nothing to tell apart
+        return tokenize(query, detect_language(query, among=self.languages))
+
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Top `k` (chunk id, BM25 score), best first; only chunks where `mask` is True if given."""
         if self.bm25 is None or k <= 0:
             return []
-        token_ids = self.bm25.get_tokens_ids(tokenize(query))
+        token_ids = self.bm25.get_tokens_ids(self.query_tokens(query))
         if not token_ids:
             return []
         scores = self.bm25.get_scores_from_ids(token_ids)
@@ -182,7 +206,7 @@ class LexicalIndex:
         return [(self.ids[i], float(scores[i])) for i in top_k_indices(scores, k) if scores[i] > 0]
 
     def idf(self, tokens: Sequence[str]) -> dict[str, float]:
-        """BM25 (Lucene) inverse document frequency of each token (from `tokenize`) over the chunks.
+        """BM25 (Lucene) inverse document frequency of each token (from `query_tokens`) over the chunks.
 
         A token no chunk holds gets the highest IDF there is: nothing in the docs mentions it."""
         if self.bm25 is None:
@@ -213,6 +237,7 @@ class LexicalIndex:
             "paths": self.paths,
             "path_of": self.path_of.tolist(),
             "tags": [list(t) for t in self.tags],
+            "languages": self.languages,
         }
         (target / "chunks.json").write_text(json.dumps(meta), encoding="utf-8")
         os.replace(target, folder / name)
@@ -237,6 +262,7 @@ class LexicalIndex:
             np.asarray(meta["path_of"], dtype=np.int32),
             [tuple(t) for t in meta["tags"]],
             bm25,
+            meta["languages"],
         )
 
 
@@ -246,10 +272,13 @@ def build_lexical(collection: Any, stamp: str | None) -> LexicalIndex:
     texts: list[str] = []
     paths: list[str] = []
     tags: list[tuple[str, ...]] = []
+    langs: list[str] = []
     for page in iter_collection(collection, ["documents", "metadatas"]):
         for cid, doc, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
             ids.append(cid)
             texts.append(lexical_text(meta.get("title", ""), meta.get("heading_path", ""), doc or ""))
             paths.append(meta["path"])
             tags.append(parse_tags(meta.get("tags")))
-    return LexicalIndex.build(stamp, ids, texts, paths, tags)
+            # Chunks written before languages were recorded are told apart now, the same way.
+            langs.append(meta.get("lang") or detect_language(texts[-1]))
+    return LexicalIndex.build(stamp, ids, texts, paths, tags, langs)

@@ -74,17 +74,20 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Restricts a search to documents under any of `path_prefixes` or carrying any of `tags`.
+    """Restricts a search to documents under any of `path_prefixes` or carrying any of `tags`, and
+    never under any of `exclude_prefixes` (a source that answers only in other channels).
 
-    Both empty means no restriction. When both are given, a document passes if it matches either.
+    All empty means no restriction. When both `path_prefixes` and `tags` are given, a document passes
+    if it matches either; an excluded document never passes, whatever it matches.
     """
 
     path_prefixes: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    exclude_prefixes: tuple[str, ...] = ()
 
     @property
     def is_empty(self) -> bool:
-        return not self.path_prefixes and not self.tags
+        return not self.path_prefixes and not self.tags and not self.exclude_prefixes
 
 
 @dataclass(frozen=True)

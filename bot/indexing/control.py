@@ -460,7 +460,7 @@ def search_handlers(searcher: Searcher) -> dict[str, Handler]:
 
     def search(args: dict[str, Any], send: Send) -> int:
         scope = args.get("filter")
-        flt = SearchFilter(tuple(scope["path_prefixes"]), tuple(scope["tags"])) if scope else None
+        flt = SearchFilter(**{key: tuple(values) for key, values in scope.items()}) if scope else None
         hits = searcher.search(str(args["query"]), k=int(args["k"]), filter=flt)
         send({"search": [dataclasses.asdict(h) for h in hits]})
         return 0

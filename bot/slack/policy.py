@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ import yaml
 
 from bot.config import SlackConfig
 from bot.errors import ConfigError
+from bot.knowledge.scopes import known_keys, scope_key, with_learned
 from bot.state.limits import Limits
 from bot.state.questions import QuestionPool
 from retrieval.models import SearchFilter
+from retrieval.sources.spec import SourceSpec
 
 
 class PolicyError(ConfigError):
@@ -32,11 +35,15 @@ _GROUP_ID = re.compile(r"S[A-Z0-9]{6,}")
 class ScopeOptions:
     """What else a scope configures: prompts suggested in assistant threads while there is no history
     of questions, the channel where "Ask an owner" posts, and whether its public channels' questions
-    may be suggested in its other channels that share theirs (never inherited from the default)."""
+    may be suggested in its other channels that share theirs (never inherited from the default); its
+    experts' user group (mentioned when a thread is escalated), and whether a channel answers every
+    question asked in it without a mention (`mode: auto`; a channel's own, never inherited)."""
 
     suggested_prompts: tuple[str, ...] = ()
     ask_channel: str | None = None
     share_questions: bool = False
+    experts: str | None = None
+    auto: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,43 @@ class ChannelScopes:
     default_options: ScopeOptions = ScopeOptions()
     options: dict[str, ScopeOptions] = field(default_factory=dict)
     owner_groups: dict[str, str] = field(default_factory=dict)  # owner name, casefolded -> user group id
+    # the sources each scope names ("default" or a channel id -> source names), already in its filter
+    named_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def with_sources(self, sources: Sequence[SourceSpec], where: Path | None) -> ChannelScopes:
+        """These scopes with the sources file applied: a source that answers only in some channels
+        (`answer_in`: ids listed here, or "default") is excluded from every other scope's filter, so its
+        documents are never cited elsewhere. A scope naming an unknown source, a source named by a scope
+        it may not answer in, or an answer_in naming a channel this file does not list: a PolicyError."""
+        origin = str(where) if where is not None else "the channel scopes file (QWENBOT_CHANNEL_SCOPES_FILE is unset)"
+        specs = {spec.name: spec for spec in sources}
+        for scope, names in self.named_sources.items():
+            for name in names:
+                allowed = specs[name].answer_in if name in specs else None
+                if name not in specs:
+                    known = ", ".join(sorted(specs)) or "none: QWENBOT_SOURCES_FILE lists no source"
+                    raise PolicyError(f"{origin}: {_label(scope)}.sources names {name!r}, no such source ({known})")
+                if allowed is not None and scope not in allowed:
+                    raise PolicyError(
+                        f"{origin}: {_label(scope)}.sources names {name!r}, whose answer_in does not include "
+                        f"{scope!r}: add it there, or take the source out of this scope"
+                    )
+        default, channels = self.default, dict(self.channels)
+        for spec in sources:
+            if spec.answer_in is None:
+                continue
+            unknown = [c for c in spec.answer_in if c != DEFAULT_SCOPE and c not in channels]
+            if unknown:
+                raise PolicyError(
+                    f"source {spec.name!r}: answer_in names {', '.join(unknown)}, which {origin} does not list: "
+                    f"add {'it' if len(unknown) == 1 else 'them'} under 'channels' there, or use '{DEFAULT_SCOPE}'"
+                )
+            if DEFAULT_SCOPE not in spec.answer_in:
+                default = _excluding(default, spec.name)
+            for channel, flt in channels.items():
+                if channel not in spec.answer_in:
+                    channels[channel] = _excluding(flt, spec.name)
+        return replace(self, default=default, channels=channels)
 
     def for_channel(self, channel: str) -> SearchFilter:
         """The channel's scope; DMs and channels not listed get the default one."""
@@ -58,10 +102,22 @@ class ChannelScopes:
             own.suggested_prompts or self.default_options.suggested_prompts,
             own.ask_channel or self.default_options.ask_channel,
             own.share_questions,
+            own.experts or self.default_options.experts,
+            own.auto if channel in self.options else False,
         )
 
 
-_SCOPE_KEYS = {"path_prefixes", "tags", "suggested_prompts", "ask_channel", "share_questions"}
+_SCOPE_KEYS = {
+    "path_prefixes",
+    "tags",
+    "sources",
+    "suggested_prompts",
+    "ask_channel",
+    "share_questions",
+    "experts",
+    "mode",
+}
+DEFAULT_SCOPE = "default"  # in a source's answer_in: DMs and the channels the scopes file does not list
 
 
 def _options(raw: Any, where: str) -> ScopeOptions:
@@ -78,7 +134,19 @@ def _options(raw: Any, where: str) -> ScopeOptions:
     share = raw.get("share_questions", False)
     if not isinstance(share, bool):
         raise PolicyError(f"{where}.share_questions: expected true or false, got {share!r}")
-    return ScopeOptions(tuple(p.strip() for p in prompts), ask.strip() if ask else None, share)
+    experts = raw.get("experts")
+    if experts is not None and not (isinstance(experts, str) and _GROUP_ID.fullmatch(experts.strip())):
+        raise PolicyError(f"{where}.experts: expected a user group id like S0123ABCD, got {experts!r}")
+    mode = raw.get("mode", "mention")
+    if mode not in ("mention", "auto"):
+        raise PolicyError(f"{where}.mode: expected mention or auto, got {mode!r}")
+    return ScopeOptions(
+        tuple(p.strip() for p in prompts),
+        ask.strip() if ask else None,
+        share,
+        experts and experts.strip(),
+        mode == "auto",
+    )
 
 
 def _owner_groups(raw: Any, where: str) -> dict[str, str]:
@@ -100,14 +168,32 @@ def _scope(raw: Any, where: str) -> SearchFilter:
     if not isinstance(raw, dict) or set(raw) - _SCOPE_KEYS:
         raise PolicyError(f"{where}: expected a mapping with keys among {', '.join(sorted(_SCOPE_KEYS))}")
     values: dict[str, tuple[str, ...]] = {}
-    for key in ("path_prefixes", "tags"):
+    for key in ("path_prefixes", "tags", "sources"):
         items = raw.get(key) or []
         if isinstance(items, str):
             items = [items]
         if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
             raise PolicyError(f"{where}.{key}: expected a list of non-empty strings")
         values[key] = tuple(i.strip() for i in items)
-    return SearchFilter(path_prefixes=values["path_prefixes"], tags=values["tags"])
+    # a source named here is in scope as its documents' prefix NAME/ (checked against the sources file
+    # by ChannelScopes.with_sources)
+    prefixes = values["path_prefixes"] + tuple(f"{name}/" for name in values["sources"])
+    return SearchFilter(path_prefixes=prefixes, tags=values["tags"])
+
+
+def _named_sources(raw: Any) -> tuple[str, ...]:
+    """The sources a scope names (`_scope` has checked the list)."""
+    items = raw.get("sources") if isinstance(raw, dict) else None
+    items = [items] if isinstance(items, str) else items or []
+    return tuple(i.strip() for i in items)
+
+
+def _excluding(flt: SearchFilter, source: str) -> SearchFilter:
+    return replace(flt, exclude_prefixes=(*flt.exclude_prefixes, f"{source}/"))
+
+
+def _label(scope: str) -> str:
+    return scope if scope == DEFAULT_SCOPE else f"channels.{scope}"
 
 
 def load_channel_scopes(path: Path | None) -> ChannelScopes:
@@ -115,7 +201,8 @@ def load_channel_scopes(path: Path | None) -> ChannelScopes:
 
     default: {path_prefixes: [...], tags: [...]}   # DMs and unlisted channels; omit = all docs
     channels:
-      C0123ABCD: {path_prefixes: [hr/], tags: [policy], suggested_prompts: [...], ask_channel: C0HROWNER,
+      C0123ABCD: {path_prefixes: [hr/], tags: [policy], sources: [handbook], suggested_prompts: [...],
+                  ask_channel: C0HROWNER,
                   share_questions: true}
     owners:
       People Operations: S0PEOPLEOP   # a doc owner (front matter `owner`) -> Slack user group id
@@ -141,6 +228,11 @@ def load_channel_scopes(path: Path | None) -> ChannelScopes:
         default_options=_options(raw.get("default"), f"{path}: default"),
         options={str(cid): _options(s, f"{path}: channels.{cid}") for cid, s in channels.items()},
         owner_groups=_owner_groups(raw.get("owners"), f"{path}: owners"),
+        named_sources={
+            scope: names
+            for scope, entry in (("default", raw.get("default")), *((str(c), e) for c, e in channels.items()))
+            if (names := _named_sources(entry))
+        },
     )
 
 
@@ -165,14 +257,30 @@ class Policy:
     allowed_channels: frozenset[str]
     scopes: ChannelScopes
     limiter: RateLimiter
+    channel_limiter: RateLimiter | None = None  # answers per channel in auto mode
 
     @classmethod
-    def from_config(cls, config: SlackConfig, limits: Limits) -> Policy:
+    def from_config(cls, config: SlackConfig, limits: Limits, sources: Sequence[SourceSpec] = ()) -> Policy:
+        """`sources`: the sources file's entries, whose answer_in restricts where their documents answer."""
+        scopes = load_channel_scopes(config.channel_scopes_file).with_sources(sources, config.channel_scopes_file)
+        default, channels = with_learned(scopes.default, scopes.channels)  # learned answers stay in their scope
         return cls(
             allowed_channels=frozenset(config.allowed_channels),
-            scopes=load_channel_scopes(config.channel_scopes_file),
+            scopes=replace(scopes, default=default, channels=channels),
             limiter=RateLimiter(config.rate_limit_per_minute, limits),
+            channel_limiter=RateLimiter(config.auto_channel_per_minute, limits),
         )
+
+    def learned_key(self, channel: str) -> str:
+        """The scope key a learned answer saved in `channel` is filed under (bot/knowledge/scopes.py)."""
+        return scope_key(self.scopes.for_channel(channel), self.scopes.default)
+
+    def learned_keys(self) -> set[str]:
+        return known_keys(self.scopes.default, self.scopes.channels)
+
+    def channel_wait_seconds(self, channel: str) -> int:
+        """Auto mode: 0 when the channel may get another answer now; else whole seconds to wait."""
+        return math.ceil(self.channel_limiter.check(f"channel:{channel}")) if self.channel_limiter else 0
 
     def channel_allowed(self, channel: str, is_dm: bool) -> bool:
         """DMs are always allowed; channels when the allowlist is empty or names them."""
