@@ -2,7 +2,7 @@
 
 `Settings` (bot/settings.py) stays the one flat class read from `.env` and the environment; its
 `llm_config()`, `answer_config()`, `slack_config()`, `state_config()`, `gaps_config()`,
-`indexing_config()`, `health_config()`, `log_config()` and `index_config()` (retrieval/config.py)
+`indexing_config()`, `sources_config()`, `health_config()`, `log_config()` and `index_config()` (retrieval/config.py)
 build these. A part takes its slice, so what it depends on is written in its signature and a test
 builds one without the other ~80 settings. Field names are the
 settings' own (so `llm_model` is QWENBOT_LLM_MODEL), except where a slice says otherwise.
@@ -10,7 +10,8 @@ settings' own (so `llm_model` is QWENBOT_LLM_MODEL), except where a slice says o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -81,6 +82,8 @@ class SlackConfig:
     allow_mailto_links: bool
     feedback_style: FeedbackStyle
     suggest_min_askers: int  # askers a suggested prompt needs (assistant threads)
+    auto_channel_per_minute: int  # answers a minute per channel in auto mode; 0: no limit
+    auto_unsure_reaction: bool  # auto mode: 👀 on a question it is not sure of (else silence)
     http_max_body_bytes: int
     http_max_connections: int
     http_read_timeout: float
@@ -137,3 +140,26 @@ class LogConfig:
     # Key of the hashed user ids: QWENBOT_LOG_USER_SALT, else SLACK_BOT_TOKEN (the hashes then change
     # when the token is rotated); None: neither is set
     user_hash_key: SecretStr | None
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    """The sources a running bot keeps in sync and the commands that show them (bot/sources/): the file
+    listing them, where their mirrors live, and where their secret variables are read."""
+
+    sources_file: Path | None  # None: no sources beyond the docs folder
+    sources_dir: Path  # <sources_dir>/<name>/mirror (indexed as root <name>) and <name>/work
+    # the environment (over the settings file's values): secrets are read here by variable name, never shown
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class McpConfig:
+    """The MCP server (bot/mcp/): where it listens, who may call it over HTTP, and what stdio searches."""
+
+    mcp_host: str
+    mcp_port: int  # 0: not served by `run`
+    mcp_tokens_file: Path | None  # the hashed bearer tokens (bot/mcp/auth.py); None: HTTP serves nobody
+    mcp_scope_paths: tuple[str, ...]  # stdio's scope; both empty: every document
+    mcp_scope_tags: tuple[str, ...]
+    mcp_rate_limit_per_minute: int  # per token, where its line sets none; 0: off

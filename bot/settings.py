@@ -27,9 +27,11 @@ from bot.config import (
     LogConfig,
     LogFormat,
     LogLevel,
+    McpConfig,
     Provider,
     QueryRewrite,
     SlackConfig,
+    SourcesConfig,
     StateConfig,
 )
 from bot.config import FeedbackStyle as FeedbackStyle  # bot/slack/render/ imports it from here
@@ -118,6 +120,9 @@ class Settings(BaseSettings):
     follow_symlinks_outside: bool = False  # read files whose real path is outside the indexed folder
     # globs of files and folders kept out of every root, comma-separated (retrieval/exclude.py)
     exclude: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # sources beyond the docs folder (git, website, Confluence, Notion, Drive: bot/sources/), synced by the bot
+    sources_file: Path | None = None  # the sources YAML file (deploy/sources.example.yml); unset: none
+    sources_dir: Path | None = None  # each source's mirror and work folders; None: <index_dir>/sources
 
     # --- LLM endpoint (OpenAI-compatible) ---
     llm_base_url: str | None = None  # unset: extractive answers only
@@ -201,6 +206,21 @@ class Settings(BaseSettings):
     # asked by this many different people, in the channel being viewed or a public one its scope shares.
     gaps_include: GapsInclude = "public"
     suggest_min_askers: int = Field(3, ge=1)
+    # Knowledge (bot/knowledge/): channels in `mode: auto` (channel scopes file) get answers without a
+    # mention, at most this many a minute per channel (0 = no limit); an unsure answer stays unsaid, or
+    # with this on gets a 👀 reaction. An expert's saved answer is archived after this many days (0 = never).
+    auto_channel_per_minute: int = Field(10, ge=0)
+    auto_unsure_reaction: bool = False
+    learned_expiry_days: int = Field(365, ge=0)
+    # `qwenbot mcp` (bot/mcp/): the index as an MCP server. Over HTTP every request carries a bearer token
+    # from the tokens file (hashed, each with its scope and rate limit); `qwenbot run` serves it too when
+    # the port is set. stdio (desktop and IDE clients) searches the scope given here (empty: every doc).
+    mcp_port: int = Field(0, ge=0, le=65535)  # 0: `run` serves no MCP; `mcp --http` then needs --port
+    mcp_host: str = "127.0.0.1"
+    mcp_tokens_file: Path | None = None
+    mcp_scope_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mcp_scope_tags: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    mcp_rate_limit_per_minute: int = Field(60, ge=0)  # per token, where its line sets none; 0 = off
 
     @field_validator("state_url")
     @classmethod
@@ -267,7 +287,7 @@ class Settings(BaseSettings):
     def _lower_choice(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("allowed_channels", "admin_users", "exclude", mode="before")
+    @field_validator("allowed_channels", "admin_users", "exclude", "mcp_scope_paths", "mcp_scope_tags", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:
         if isinstance(value, str):
@@ -354,8 +374,16 @@ class Settings(BaseSettings):
             self.docs_dir, self.index_config(), self.drain_seconds, tuple(self.shared_with_bot().items())
         )
 
+    def sources_config(self) -> SourcesConfig:
+        # a source's secret variable may be set in the settings file too; the environment wins
+        env = {k: v for k, v in file_values(self._file).items() if v is not None} | dict(os.environ)
+        return SourcesConfig(self.sources_file, self.sources_dir or self.index_dir / "sources", env)
+
     def health_config(self) -> HealthConfig:
         return self._slice(HealthConfig)
+
+    def mcp_config(self) -> McpConfig:
+        return self._slice(McpConfig)
 
     def log_config(self) -> LogConfig:
         return LogConfig(self.log_level, self.log_format, self.log_user_salt or self.slack_bot_token)

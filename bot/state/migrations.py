@@ -107,4 +107,35 @@ CREATE TABLE channel_types (
     updated {real} NOT NULL
 )
 """,
+    # 5: knowledge (bot/knowledge/): the threads escalated to a scope's experts (once per thread), and the
+    # answers experts saved from them, which the bot cites (mirrored into the `learned` root)
+    """
+CREATE TABLE escalations (
+    channel TEXT NOT NULL,
+    thread_ts TEXT NOT NULL,
+    question_id BIGINT REFERENCES questions (id),
+    asker TEXT NOT NULL,
+    expert_group TEXT NOT NULL,
+    offered_ts TEXT,
+    created {real} NOT NULL,
+    PRIMARY KEY (channel, thread_ts)
+);
+CREATE TABLE learned_answers (
+    id {id},
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    author TEXT NOT NULL,
+    author_name TEXT NOT NULL,
+    saved_by TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    thread_ts TEXT NOT NULL,
+    permalink TEXT,
+    scope TEXT NOT NULL,
+    created {real} NOT NULL,
+    expires {real},
+    status TEXT NOT NULL DEFAULT 'active',
+    message_ts TEXT
+);
+CREATE INDEX learned_answers_scope ON learned_answers (scope, status)
+""",
 ]
