@@ -1,0 +1,265 @@
+"""The website source against a real local HTTP server serving a site the tests build: the crawler stays
+inside its prefix (off-site links and redirects never requested), honours robots.txt, re-syncs with
+conditional requests only (or none, with sitemap lastmod), and follows changes and deletions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from support.docs_site import DocsSite, docs_site, page
+from support.servers import free_port
+
+from retrieval.errors import SourceAuthError, SourceConfigError, SourceNotFoundError, SourceUnreachableError
+from retrieval.sources.base import Changes, Cursor, KnownDocument
+from retrieval.sources.spec import SourceSpec
+from retrieval.sources.website import connector
+
+ROBOTS = "User-agent: *\nDisallow: /docs/private/\n"
+PAGES = ["/docs/", "/docs/guide.html", "/docs/deploy/", "/docs/loop-a.html", "/docs/loop-b.html"]
+
+
+def spec_for(env: Mapping[str, str] | None = None, **settings: object) -> SourceSpec:
+    settings.setdefault("requests_per_second", 1000)
+    return SourceSpec(name="site", kind="website", settings=settings, env=dict(env or {}))
+
+
+def sync(spec: SourceSpec, tmp_path: Path, cursor: Cursor = None, known: Mapping[str, KnownDocument] = {}) -> Changes:
+    return connector(spec, tmp_path).changes(cursor, known)
+
+
+def remember(changes: Changes, known: Mapping[str, KnownDocument] = {}) -> dict[str, KnownDocument]:
+    """What the shared state knows once `changes` is committed."""
+    listed = {d.doc_id for d in changes.upserts} | set(changes.unchanged)
+    after = {
+        doc_id: doc
+        for doc_id, doc in known.items()
+        if doc_id not in changes.deleted and (doc_id in listed or not changes.listed_all)
+    }
+    for d in changes.upserts:
+        after[d.doc_id] = KnownDocument(d.path, d.version, hashlib.sha256(d.content).hexdigest())
+    return after
+
+
+def build(site: DocsSite, offsite: DocsSite) -> None:
+    """The docs under /docs/, with every trap a crawler meets."""
+    site.put("/robots.txt", ROBOTS, "text/plain")
+    index_links = [
+        "guide.html",
+        "deploy/",
+        "/docs/guide.html#install",  # the same page: the fragment stripped
+        "./guide.html",
+        "old.html",  # redirects to guide.html, inside the prefix
+        "private/secret.html",  # disallowed by robots.txt
+        "/blog/news.html",  # same host, outside the prefix
+        offsite.url("/docs/offsite.html"),  # another site
+        "moved.html",  # redirects to another site
+        "jump.html",  # redirects outside the prefix
+        "loop-a.html",
+        "huge.html",
+        "data.json",
+        "mailto:docs@example.com",
+    ]
+    site.put(
+        "/docs/", page("Welcome", "<p>The handbook of the team: onboarding, releases and the tools.</p>", index_links)
+    )
+    site.put(
+        "/docs/guide.html",
+        page("Guide", "<h2>Install</h2><p>Install the capybara toolkit before the first release of the quarter.</p>"),
+    )
+    deploy = (
+        "<p>Deploying ships the build to production behind the load balancer.</p>"
+        "<h2>Rollback</h2><p>An ocelot rollback restores the previous release within five minutes.</p>"
+    )
+    site.put("/docs/deploy/", page("Deploy", deploy, ["../guide.html"]))
+    site.put("/docs/loop-a.html", page("Loop A", "<p>The first page of a loop of links.</p>", ["loop-b.html"]))
+    site.put(
+        "/docs/loop-b.html", page("Loop B", "<p>The second page links back to the first.</p>", ["loop-a.html", "./"])
+    )
+    site.put("/docs/private/secret.html", page("Secret", "<p>Robots keep crawlers out of here.</p>"))
+    site.redirect("/docs/old.html", "/docs/guide.html", 301)
+    site.redirect("/docs/moved.html", offsite.url("/docs/landing.html"))
+    site.redirect("/docs/jump.html", "/blog/jump-target.html")
+    site.put("/docs/huge.html", page("Huge", "<p>" + "word " * 700_000 + "</p>"), with_length=False)
+    site.put("/docs/data.json", '{"not": "a page"}', "application/json")
+    site.put("/blog/news.html", page("News", "<p>Outside the prefix.</p>"))
+    offsite.put("/docs/offsite.html", page("Offsite", "<p>Another site.</p>"))
+    offsite.put("/docs/landing.html", page("Landing", "<p>Another site.</p>"))
+
+
+@pytest.fixture
+def sites() -> Iterator[tuple[DocsSite, DocsSite]]:
+    with docs_site() as site, docs_site() as offsite:
+        build(site, offsite)
+        yield site, offsite
+
+
+def test_a_crawl_stays_inside_the_prefix_and_honours_robots(sites: tuple[DocsSite, DocsSite], tmp_path: Path) -> None:
+    site, offsite = sites
+    changes = sync(spec_for(start_url=site.url("/docs/")), tmp_path)
+
+    assert offsite.hits == []  # neither its linked page nor the redirect's target
+    assert all(p.startswith("/docs/") or p == "/robots.txt" for p in site.paths()), site.paths()
+    assert not any(p.startswith("/docs/private/") for p in site.paths())
+    assert sorted(site.paths()) == sorted(set(site.paths()))  # each once: the loop, the spellings, the redirect
+    assert changes.requests == len(site.hits)
+
+    documents = {d.doc_id: d for d in changes.upserts}
+    assert sorted(documents) == sorted(site.url(p) for p in PAGES)
+    assert documents[site.url("/docs/")].path == "docs/index.md"
+    assert documents[site.url("/docs/guide.html")].path == "docs/guide.md"
+    assert documents[site.url("/docs/deploy/")].path == "docs/deploy/index.md"
+    deploy = documents[site.url("/docs/deploy/")]
+    text = deploy.content.decode()
+    assert "## Rollback" in text and "ocelot rollback" in text
+    assert "Site navigation" not in text and "footer" not in text
+    assert deploy.title == "Deploy" and deploy.url == site.url("/docs/deploy/") and deploy.updated
+
+    notes = "\n".join(changes.notes)
+    assert "/docs/huge.html: skipped, larger than max_page_bytes" in notes
+    assert "/docs/data.json: skipped, not an HTML page (application/json)" in notes
+    assert f"/docs/moved.html: redirect to {offsite.url('/docs/landing.html')} refused" in notes
+    assert "/docs/jump.html: redirect to " + site.url("/blog/jump-target.html") + " refused" in notes
+    assert "1 pages disallowed by robots.txt" in notes
+    assert changes.listed_all
+
+
+def test_an_unchanged_crawl_is_re_synced_with_conditional_requests_only(
+    sites: tuple[DocsSite, DocsSite], tmp_path: Path
+) -> None:
+    site, _ = sites
+    spec = spec_for(start_url=site.url("/docs/"))
+    first = sync(spec, tmp_path)
+    known = remember(first)
+    site.clear()
+
+    second = sync(spec, tmp_path, first.cursor, known)
+
+    assert second.upserts == [] and sorted(second.unchanged) == sorted(known)
+    assert second.listed_all and second.deleted == []
+    pages = [hit for hit in site.hits if hit.path != "/robots.txt"]
+    assert pages and all(hit.body_size == 0 for hit in pages), [(h.path, h.status) for h in pages]
+    assert all("if-none-match" in hit.headers for hit in pages if hit.status == 304)
+    assert sorted(h.path for h in pages if h.status != 304) == ["/docs/jump.html", "/docs/moved.html", "/docs/old.html"]
+    assert site.url("/docs/huge.html") + ": skipped, larger than max_page_bytes (2097152 bytes)" in second.notes
+
+    # a replica that never synced has the same cursor and documents from the shared state
+    site.clear()
+    again = sync(spec, tmp_path / "other", second.cursor, known)
+    assert again.upserts == [] and all(hit.body_size == 0 for hit in site.hits if hit.path != "/robots.txt")
+
+
+def test_a_changed_page_is_updated_and_a_removed_page_deleted(sites: tuple[DocsSite, DocsSite], tmp_path: Path) -> None:
+    site, _ = sites
+    spec = spec_for(start_url=site.url("/docs/"))
+    first = sync(spec, tmp_path)
+    known = remember(first)
+    site.put("/docs/guide.html", page("Guide", "<p>Install the tapir toolkit now; the capybara one is retired.</p>"))
+    site.remove("/docs/loop-b.html")  # still linked from loop-a: a 404
+    site.put("/docs/deploy/", page("Deploy", "<p>Deploy pages moved to the wiki.</p>"))  # no longer links anywhere
+    site.put("/docs/", page("Welcome", "<p>The handbook of the team, shorter now.</p>", ["guide.html", "loop-a.html"]))
+
+    second = sync(spec, tmp_path, first.cursor, known)
+    after = remember(second, known)
+
+    changed = {d.doc_id: d.content.decode() for d in second.upserts}
+    assert sorted(changed) == [site.url("/docs/"), site.url("/docs/guide.html")]
+    assert "tapir toolkit" in changed[site.url("/docs/guide.html")]
+    assert second.deleted == [site.url("/docs/loop-b.html")]
+    assert sorted(after) == sorted(site.url(p) for p in ["/docs/", "/docs/guide.html", "/docs/loop-a.html"])
+
+
+def sitemap(site: DocsSite, entries: dict[str, str]) -> str:
+    urls = "".join(f"<url><loc>{site.url(p)}</loc><lastmod>{lastmod}</lastmod></url>" for p, lastmod in entries.items())
+    return f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>'
+
+
+def test_a_sitemap_lastmod_not_newer_skips_the_request(sites: tuple[DocsSite, DocsSite], tmp_path: Path) -> None:
+    site, offsite = sites
+    listed = {
+        p: "2026-11-01" for p in ["/docs/guide.html", "/docs/deploy/", "/docs/private/secret.html", "/blog/news.html"]
+    }
+    site.put("/sitemaps/docs.xml", sitemap(site, listed), "application/xml")
+    index = (
+        '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f"<sitemap><loc>{site.url('/sitemaps/docs.xml')}</loc></sitemap>"
+        f"<sitemap><loc>{offsite.url('/sitemap.xml')}</loc></sitemap></sitemapindex>"
+    )
+    site.put("/sitemap.xml", index, "application/xml")
+    spec = spec_for(sitemap_url=site.url("/sitemap.xml"), allowed_prefix=site.url("/docs/"))
+
+    first = sync(spec, tmp_path)
+    assert sorted(d.doc_id for d in first.upserts) == [site.url("/docs/deploy/"), site.url("/docs/guide.html")]
+    assert first.upserts[0].updated == "2026-11-01T00:00:00+00:00"
+    assert offsite.hits == [] and "/docs/private/secret.html" not in site.paths()
+    known = remember(first)
+
+    site.clear()
+    second = sync(spec, tmp_path, first.cursor, known)
+    assert site.paths() == ["/robots.txt", "/sitemap.xml", "/sitemaps/docs.xml"]
+    assert second.upserts == [] and sorted(second.unchanged) == sorted(known) and second.requests == 3
+
+    # a newer lastmod: that page alone is asked for; a page the sitemap no longer lists is deleted
+    site.put("/docs/guide.html", page("Guide", "<p>The toolkit is now called tapir.</p>"))
+    site.put("/sitemaps/docs.xml", sitemap(site, {"/docs/guide.html": "2026-11-20T10:00:00Z"}), "application/xml")
+    site.clear()
+    third = sync(spec, tmp_path, second.cursor, known)
+    assert [p for p in site.paths() if p.startswith("/docs/")] == ["/docs/guide.html"]
+    assert [d.doc_id for d in third.upserts] == [site.url("/docs/guide.html")]
+    assert sorted(remember(third, known)) == [site.url("/docs/guide.html")]
+
+
+def test_the_token_goes_to_the_site_only_and_a_refusal_names_its_variable(tmp_path: Path) -> None:
+    with docs_site(token="s3cret-token") as site, docs_site() as offsite:
+        build(site, offsite)
+        with pytest.raises(SourceAuthError) as refused:
+            sync(spec_for(start_url=site.url("/docs/")), tmp_path)
+        assert str(refused.value).startswith("source 'site' (website): ")
+        assert "token_env" in str(refused.value)
+
+        with pytest.raises(SourceAuthError) as wrong:
+            sync(spec_for({"SITE_TOKEN": "not-it"}, start_url=site.url("/docs/"), token_env="SITE_TOKEN"), tmp_path)
+        assert "token_env" in str(wrong.value) and "not-it" not in str(wrong.value)
+
+        site.clear()
+        spec = spec_for({"SITE_TOKEN": "s3cret-token"}, start_url=site.url("/docs/"), token_env="SITE_TOKEN")
+        changes = sync(spec, tmp_path)
+        assert len(changes.upserts) == len(PAGES)
+        assert all(hit.headers.get("authorization") == "Bearer s3cret-token" for hit in site.hits)
+        assert offsite.hits == []
+
+
+def test_a_missing_start_page_and_an_unreachable_host_are_one_line_each(tmp_path: Path) -> None:
+    with docs_site() as site:
+        with pytest.raises(SourceNotFoundError, match=r"^source 'site' \(website\): start_url .* answered 404"):
+            sync(spec_for(start_url=site.url("/docs/")), tmp_path)
+    with pytest.raises(SourceUnreachableError, match=r"^source 'site' \(website\): cannot reach http://127.0.0.1"):
+        sync(spec_for(start_url=f"http://127.0.0.1:{free_port()}/docs/"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"start_url": "https://docs.example.com/", "depth": 3}, "unknown setting 'depth'"),
+        ({"max_pages": 10}, "set 'start_url'"),
+        ({"start_url": "ftp://docs.example.com/"}, "'start_url' must be an http:// or https:// URL"),
+        ({"start_url": "https://user:pw@docs.example.com/"}, "must not hold credentials"),
+        (
+            {"start_url": "https://docs.example.com/blog/", "allowed_prefix": "https://docs.example.com/docs/"},
+            "'start_url' must be inside 'allowed_prefix'",
+        ),
+        (
+            {"start_url": "https://docs.example.com/", "sitemap_url": "https://cdn.example.com/sitemap.xml"},
+            "'sitemap_url' must be on https://docs.example.com",
+        ),
+        ({"start_url": "https://docs.example.com/", "token_env": "NOT_SET_ANYWHERE"}, "NOT_SET_ANYWHERE"),
+        ({"start_url": "https://docs.example.com/", "max_page_bytes": 0}, "'max_page_bytes' must be more than 0"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_the_source(settings: dict[str, object], message: str, tmp_path: Path) -> None:
+    with pytest.raises(SourceConfigError) as error:
+        connector(SourceSpec(name="site", kind="website", settings=settings), tmp_path)
+    assert str(error.value).startswith("source 'site' (website): ") and message in str(error.value)
+    assert "\n" not in str(error.value) and "pw@" not in str(error.value)
