@@ -54,6 +54,7 @@ def build(site: DocsSite, offsite: DocsSite) -> None:
         "old.html",  # redirects to guide.html, inside the prefix
         "private/secret.html",  # disallowed by robots.txt
         "/blog/news.html",  # same host, outside the prefix
+        "/docs/%2e%2E/blog/news.html",  # the same, spelled with encoded dots
         offsite.url("/docs/offsite.html"),  # another site
         "moved.html",  # redirects to another site
         "jump.html",  # redirects outside the prefix
@@ -102,6 +103,7 @@ def test_a_crawl_stays_inside_the_prefix_and_honours_robots(sites: tuple[DocsSit
 
     assert offsite.hits == []  # neither its linked page nor the redirect's target
     assert all(p.startswith("/docs/") or p == "/robots.txt" for p in site.paths()), site.paths()
+    assert not any("%2e" in p.lower() or ".." in p for p in site.paths())
     assert not any(p.startswith("/docs/private/") for p in site.paths())
     assert sorted(site.paths()) == sorted(set(site.paths()))  # each once: the loop, the spellings, the redirect
     assert changes.requests == len(site.hits)
@@ -208,7 +210,17 @@ def test_a_sitemap_lastmod_not_newer_skips_the_request(sites: tuple[DocsSite, Do
     third = sync(spec, tmp_path, second.cursor, known)
     assert [p for p in site.paths() if p.startswith("/docs/")] == ["/docs/guide.html"]
     assert [d.doc_id for d in third.upserts] == [site.url("/docs/guide.html")]
-    assert sorted(remember(third, known)) == [site.url("/docs/guide.html")]
+    known = remember(third, known)
+    assert sorted(known) == [site.url("/docs/guide.html")]
+
+    # a newer lastmod on an unchanged page: one conditional request (304), then none again
+    site.put("/sitemaps/docs.xml", sitemap(site, {"/docs/guide.html": "2026-11-21"}), "application/xml")
+    site.clear()
+    fourth = sync(spec, tmp_path, third.cursor, known)
+    assert [(h.path, h.status) for h in site.hits if h.path.startswith("/docs/")] == [("/docs/guide.html", 304)]
+    site.clear()
+    fifth = sync(spec, tmp_path, fourth.cursor, remember(fourth, known))
+    assert fifth.unchanged == [site.url("/docs/guide.html")] and not any(p.startswith("/docs/") for p in site.paths())
 
 
 def test_the_token_goes_to_the_site_only_and_a_refusal_names_its_variable(tmp_path: Path) -> None:

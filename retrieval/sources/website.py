@@ -15,7 +15,7 @@ import email.utils
 import fnmatch
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
@@ -57,6 +57,7 @@ MAX_SITEMAPS = 100  # sitemaps one sync reads (an index and the sitemaps it list
 MAX_ROBOTS_BYTES = 512 * 1024  # RFC 9309: crawlers parse at least 500 KiB
 MAX_CRAWL_DELAY = 30.0
 MAX_NOTES = 50
+QUEUE_FACTOR = 4  # pages queued at most, as a multiple of max_pages
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class _Crawl:
         self.robots = RobotFileParser()
         self.answered = False  # a page answered 200 or 304: a later 401/403 is that page's, not the token's
         self.complete = True  # False when a failure may have hidden pages: nothing is deleted for not being listed
-        self.disallowed = 0
+        self.disallowed: set[str] = set()
 
     def run(self) -> Changes:
         self._read_robots()
@@ -180,17 +181,18 @@ class _Crawl:
         while queue:
             url, depth = queue.popleft()
             if visited == self.s.max_pages:
-                self._note(f"stopped at max_pages ({self.s.max_pages}): {len(queue) + 1} more pages not synced")
+                self._note(f"stopped at max_pages ({self.s.max_pages}): more pages were not synced")
                 break
             visited += 1
             links = self._visit(url, lastmods.get(url), is_start=url == self.s.start_url)
             if depth < self.s.max_depth:
                 for link in links:
-                    if link not in seen and self._may_request(link):
+                    # the queue is bounded too: max_pages stops the crawl long before this many
+                    if len(seen) < QUEUE_FACTOR * self.s.max_pages and link not in seen and self._may_request(link):
                         seen.add(link)
                         queue.append((link, depth + 1))
         if self.disallowed:
-            self._note(f"{self.disallowed} pages disallowed by robots.txt were not requested")
+            self._note(f"{len(self.disallowed)} pages disallowed by robots.txt were not requested")
         self.changes.listed_all = self.complete
         self.changes.requests = self.fetcher.requests
         self.changes.cursor = dump_cursor(self.pages, str(self.s.prefix)) if self.pages else None
@@ -253,10 +255,8 @@ class _Crawl:
         if url in self.pages:
             return []  # reached earlier through a redirect
         old = self._old_page(url)
-        if old and lastmod and (not self.crawling or old.links is not None):
-            since, then = parse_lastmod(lastmod), parse_lastmod(version_fields(old.version).get("lastmod"))
-            if since and then and since <= then:
-                return self._keep(url, old)  # the sitemap says it has not changed: no request
+        if old and lastmod and (not self.crawling or old.links is not None) and not self._newer(url, old, lastmod):
+            return self._keep(url, old)  # the sitemap says it has not changed: no request
         fetched = self.fetcher.get(
             url, self._may_request, self._conditions, self.s.max_page_bytes, HTML_TYPES, self.pages.__contains__
         )
@@ -266,12 +266,24 @@ class _Crawl:
             url, old = fetched.url, self._old_page(fetched.url)
         if fetched.status == 304 and old:
             self.answered = True
+            if lastmod:  # the page is as it was: remember the newer lastmod, so the next sync asks no more
+                fields = version_fields(old.version)
+                old = replace(old, version=version_of(fields.get("etag"), fields.get("modified"), lastmod))
             return self._keep(url, old)
         if fetched.status == 200:
             self.answered = True
             return self._read_page(url, fetched, lastmod)
         self._not_read(url, fetched, is_start)
         return []
+
+    def _newer(self, url: str, old: Page, lastmod: str) -> bool:
+        """Whether the sitemap's `lastmod` is newer than the page this source has (or cannot tell). The
+        cursor may know a later lastmod than the document's version: one that came with a 304."""
+        since = parse_lastmod(lastmod)
+        cached = self.old.get(url)
+        versions = [old.version] + ([cached.version] if cached else [])
+        seen = [t for t in (parse_lastmod(version_fields(v).get("lastmod")) for v in versions) if t]
+        return since is None or not seen or since > max(seen)
 
     def _read_page(self, url: str, fetched: Fetched, lastmod: str | None) -> list[str]:
         version = version_of(fetched.etag, fetched.last_modified, lastmod)
@@ -366,7 +378,7 @@ class _Crawl:
         if not self.s.prefix.contains(url) or (not self._wanted(url) and url != self.s.start_url):
             return False
         if not self.robots.can_fetch(self.s.user_agent, url):
-            self.disallowed += 1
+            self.disallowed.add(url)
             return False
         return True
 

@@ -40,7 +40,8 @@ def normalize(url: str, base: str | None = None) -> str | None:
     if ":" in host:
         host = f"[{host}]"  # IPv6 literal
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = _remove_dot_segments(parts.path or "/")
+    # an encoded dot is a dot (RFC 3986 6.2.2.2): "/docs/%2e%2e/admin" is "/admin", outside "/docs/"
+    path = _remove_dot_segments(re.sub("%2[eE]", ".", parts.path) or "/")
     return urlunsplit((scheme, netloc, path, parts.query, ""))
 
 
