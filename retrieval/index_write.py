@@ -23,7 +23,7 @@ from retrieval.chunking import chunk_document
 from retrieval.errors import LoadError
 from retrieval.index_run import IndexRun, SourceFile, now
 from retrieval.lexical import tags_field
-from retrieval.loaders import load_document
+from retrieval.loaders import load_document, sidecar_bytes
 from retrieval.manifest import DEFAULT_ROOT, FileEntry
 from retrieval.models import Chunk
 from retrieval.store import PAGE
@@ -136,7 +136,7 @@ class _Writer:
                 mb, limit = size / 2**20, run.config.max_file_bytes / 2**20
                 run.skip(source, f"{mb:.1f} MB is over the {limit:.1f} MB limit (QWENBOT_MAX_FILE_MB)")
                 return None
-            data = source.path.read_bytes()
+            data = source.path.read_bytes() + sidecar_bytes(source.path)  # its metadata is part of it
         except OSError as exc:
             run.fail(source, f"cannot read file: {exc.strerror or exc}", None)
             return None

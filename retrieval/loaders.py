@@ -1,17 +1,24 @@
 """Turn source files into Documents: the parser for each suffix (retrieval/formats/, one module per
 format), and reading a text file's bytes as text whatever its encoding.
 
+A file's metadata may also sit beside it in a hidden sidecar, `.<file name>.meta.yml` (the same keys as
+front matter: title, url, updated, owner, tags, status): a source's mirror writes one for each
+non-Markdown file (retrieval/sources/mirror.py). Its keys override what the file says of itself. Being
+hidden, a sidecar is never indexed as a document; the indexer hashes it with its file.
+
 All stdlib except YAML (front matter) and pypdf. Every failure a file can cause is raised as LoadError
 with a message a person can act on; the indexer reports it and goes on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 from retrieval.errors import LoadError
+from retrieval.formats.front_matter import FRONT_MATTER_LIMIT, load_yaml, metadata
 from retrieval.formats.html import parse_html
 from retrieval.formats.markdown import parse_markdown
 from retrieval.formats.pdf import load_pdf
@@ -39,7 +46,40 @@ def load_document(path: Path, rel_path: str) -> Document:
         doc = parse(_read_text(path), path, rel_path)
     if not doc.blocks:
         raise LoadError("no text")
-    return doc
+    return _with_sidecar(doc, path)
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where the metadata of the file at `path` sits, when it has a sidecar."""
+    return path.with_name(f".{path.name}.meta.yml")
+
+
+def sidecar_bytes(path: Path) -> bytes:
+    """The bytes of `path`'s sidecar (b"" without one): part of the file's hash, so a change of its
+    metadata alone re-indexes it. Raises OSError when it is there but cannot be read."""
+    try:
+        return sidecar_path(path).read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _with_sidecar(doc: Document, path: Path) -> Document:
+    where = f"metadata file {sidecar_path(path).name}"
+    try:
+        data = sidecar_bytes(path)
+    except OSError as exc:
+        raise LoadError(f"cannot read its {where}: {exc.strerror or exc}") from None
+    if not data:
+        return doc
+    if len(data) > FRONT_MATTER_LIMIT:
+        raise LoadError(f"{where} is larger than {FRONT_MATTER_LIMIT // 1024} KB; keep it to a few fields")
+    try:
+        raw = load_yaml(data.decode("utf-8", errors="replace"), where)
+    except ValueError as exc:
+        raise LoadError(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise LoadError(f"{where} must be 'key: value' lines")
+    return dataclasses.replace(doc, **metadata(raw, where))
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")

@@ -7,6 +7,7 @@
 - `feedback`: the ratings given and their reasons
 - `gaps`: the knowledge-gap report's questions and the digest's groups
 - `knowledge`: threads escalated to experts, and the learned answers saved from them
+- `sources`: the sources' sync state (cursors, mirrored documents) and each source's sync status
 
 In a SQLite file by default; in PostgreSQL (`QWENBOT_STATE_URL`) when several bot replicas share it.
 The SQL is the same on both (bot/state/db.py holds the difference; bot/state/migrations.py the schema).
@@ -28,6 +29,7 @@ from bot.state.knowledge import Knowledge
 from bot.state.limits import Limits
 from bot.state.migrations import MIGRATIONS
 from bot.state.questions import Questions
+from bot.state.sources import Sources
 from bot.state.threads import Threads
 
 
@@ -53,6 +55,7 @@ class State:
         self.feedback = Feedback(self._db, self.questions)
         self.gaps = Gaps(self._db)
         self.knowledge = Knowledge(self._db)
+        self.sources = Sources(self._db)
         try:
             self._db.migrate(MIGRATIONS)
             self.claims.purge_expired()

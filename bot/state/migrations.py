@@ -138,4 +138,27 @@ CREATE TABLE learned_answers (
 );
 CREATE INDEX learned_answers_scope ON learned_answers (scope, status)
 """,
+    # 6: the sources' shared state (bot/state/sources.py): each source's cursor and sync status, and
+    # the documents its mirror holds, with their bytes, so any replica can restore the mirror
+    """
+CREATE TABLE source_sync (
+    source TEXT PRIMARY KEY,
+    sync_cursor TEXT,
+    last_attempt {real},
+    last_success {real},
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_due {real}
+);
+CREATE TABLE source_documents (
+    source TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    version TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    data {blob} NOT NULL,
+    sidecar {blob},
+    PRIMARY KEY (source, doc_id)
+)
+""",
 ]

@@ -14,15 +14,15 @@ import yaml
 from retrieval.errors import LoadError
 
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
-_FRONT_MATTER_LIMIT = 64 * 1024
-_TEXT_LIMIT = 300  # characters of a title or owner
-_URL_LIMIT = 2048  # longer is no real address: dropped rather than cut into a wrong one
-_TAG_LIMIT = 100
-_TAGS_LIMIT = 50
-_FRONT_MATTER_DEPTH = 20  # levels of nesting; real front matter has two or three
+FRONT_MATTER_LIMIT = 64 * 1024
+TEXT_LIMIT = 300  # characters of a title or owner
+URL_LIMIT = 2048  # longer is no real address: dropped rather than cut into a wrong one
+TAG_LIMIT = 100
+TAGS_LIMIT = 50
+_MAX_DEPTH = 20  # levels of nesting; real front matter (or a sources file) has two to four
 
 
-class _FrontMatterLoader(yaml.SafeLoader):
+class BoundedLoader(yaml.SafeLoader):
     """yaml's SafeLoader without aliases, and with bounded nesting. Nested `*refs` let a few hundred
     bytes expand into gigabytes once a value is turned into text (the "billion laughs"); the composer
     recurses once per level, so 400 levels of `[[[…]]]` (830 bytes) would exhaust Python's stack."""
@@ -34,9 +34,9 @@ class _FrontMatterLoader(yaml.SafeLoader):
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         problem = None
         if self.check_event(yaml.AliasEvent):
-            problem = "aliases (*name) are not allowed in front matter"
-        elif self._depth >= _FRONT_MATTER_DEPTH:
-            problem = f"nested deeper than {_FRONT_MATTER_DEPTH} levels; keep to a few plain fields"
+            problem = "aliases (*name) are not allowed here"
+        elif self._depth >= _MAX_DEPTH:
+            problem = f"nested deeper than {_MAX_DEPTH} levels; keep to a few plain fields"
         if problem is not None:
             mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
             raise yaml.composer.ComposerError(None, None, problem, mark)
@@ -53,35 +53,49 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-def _one_line(value: object, limit: int) -> str:
+def one_line(value: object, limit: int) -> str:
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     """Returns (Document metadata kwargs, body). Bad front matter raises LoadError naming the problem."""
+    data, body = read_front_matter(text)
+    return (metadata(data, "front matter") if data else {}), body
+
+
+def read_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """Returns (the front matter's keys as written, body); ({}, text) without front matter. Bad front
+    matter raises LoadError naming the problem."""
     if not re.match(r"^---[ \t]*\n", text):
         return {}, text
     start = text.index("\n") + 1
     end = _FRONT_MATTER_END.search(text, start)
     if end is None:
         raise LoadError("front matter opened with '---' on line 1 is never closed with '---'")
-    if end.start() - start > _FRONT_MATTER_LIMIT:
-        raise LoadError(f"front matter is larger than {_FRONT_MATTER_LIMIT // 1024} KB; keep it to a few fields")
-    raw = text[start : end.start()]
-    body = text[end.end() :]
+    if end.start() - start > FRONT_MATTER_LIMIT:
+        raise LoadError(f"front matter is larger than {FRONT_MATTER_LIMIT // 1024} KB; keep it to a few fields")
     try:
-        data = yaml.load(raw, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader, without aliases
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 2}" if where is not None else ""  # +2: 0-based, after '---'
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise LoadError(f"bad YAML in front matter{line}: {_shown(problem)}") from None
+        data = load_yaml(text[start : end.start()], "front matter", first_line=2)  # line 1 is the '---'
+    except ValueError as exc:
+        raise LoadError(str(exc)) from None
     if data is None:
-        return {}, body
+        return {}, text[end.end() :]
     if not isinstance(data, dict):
         raise LoadError(f"front matter must be 'key: value' lines, got a YAML {type(data).__name__}")
-    return metadata(data, "front matter"), body
+    return data, text[end.end() :]
+
+
+def load_yaml(text: str, where: str, first_line: int = 1) -> Any:
+    """Untrusted or hand-written YAML parsed safely: no aliases, bounded nesting (the caller bounds the
+    size). Raises ValueError("bad YAML in WHERE at line N: problem"), N counted from `first_line`."""
+    try:
+        return yaml.load(text, Loader=BoundedLoader)  # noqa: S506 - a SafeLoader, without aliases
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + first_line}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"bad YAML in {where}{line}: {_shown(problem)}") from None
 
 
 def metadata(data: dict[str, Any], where: str) -> dict[str, Any]:
@@ -94,8 +108,8 @@ def metadata(data: dict[str, Any], where: str) -> dict[str, Any]:
         if isinstance(value, dict | list):
             raise LoadError(f"{where} '{key}' must be text, got a YAML {type(value).__name__}")
         # Front matter is untrusted and reaches Slack: one line, bounded (the url is checked again there).
-        text = str(value).strip() if key == "url" else _one_line(value, _TEXT_LIMIT)
-        if text and len(text) <= _URL_LIMIT:
+        text = str(value).strip() if key == "url" else one_line(value, TEXT_LIMIT)
+        if text and len(text) <= URL_LIMIT:
             meta[key] = text
     if data.get("updated") is not None:
         meta["updated"] = _iso_date(data["updated"], where)
@@ -144,7 +158,7 @@ def _tags(value: object, where: str) -> tuple[str, ...]:
     for item in items:
         if isinstance(item, dict | list):
             raise LoadError(f"{where} 'tags' must hold plain words, got {_shown(item)}")
-        tag = _one_line(item, _TAG_LIMIT)
-        if tag and tag not in tags and len(tags) < _TAGS_LIMIT:
+        tag = one_line(item, TAG_LIMIT)
+        if tag and tag not in tags and len(tags) < TAGS_LIMIT:
             tags.append(tag)
     return tuple(tags)
