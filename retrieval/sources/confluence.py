@@ -99,6 +99,12 @@ class ConfluenceConnector:
 
     def changes(self, cursor: Cursor, known: Mapping[str, KnownDocument]) -> Changes:
         session = _Session(self)
+        try:
+            return self._changes(session, known)
+        finally:
+            session.client.close()
+
+    def _changes(self, session: _Session, known: Mapping[str, KnownDocument]) -> Changes:
         pages: list[_Page] = []
         for space in self.spaces:
             session.check_space(space)
