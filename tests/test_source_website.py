@@ -12,9 +12,16 @@ import pytest
 from support.docs_site import DocsSite, docs_site, page
 from support.servers import free_port
 
+from bot.state import State
+from retrieval.config import IndexConfig
+from retrieval.embeddings import Embedder
 from retrieval.errors import SourceAuthError, SourceConfigError, SourceNotFoundError, SourceUnreachableError
+from retrieval.indexer import Indexer
+from retrieval.models import IndexStats
+from retrieval.search import Searcher
 from retrieval.sources.base import Changes, Cursor, KnownDocument
 from retrieval.sources.spec import SourceSpec
+from retrieval.sources.sync import SourceSync
 from retrieval.sources.website import connector
 
 ROBOTS = "User-agent: *\nDisallow: /docs/private/\n"
@@ -117,6 +124,7 @@ def test_a_crawl_stays_inside_the_prefix_and_honours_robots(sites: tuple[DocsSit
     text = deploy.content.decode()
     assert "## Rollback" in text and "ocelot rollback" in text
     assert "Site navigation" not in text and "footer" not in text
+    assert "Site navigation" not in documents[site.url("/docs/")].content.decode()  # a page of little text
     assert deploy.title == "Deploy" and deploy.url == site.url("/docs/deploy/") and deploy.updated
 
     notes = "\n".join(changes.notes)
@@ -171,6 +179,39 @@ def test_a_changed_page_is_updated_and_a_removed_page_deleted(sites: tuple[DocsS
     assert "tapir toolkit" in changed[site.url("/docs/guide.html")]
     assert second.deleted == [site.url("/docs/loop-b.html")]
     assert sorted(after) == sorted(site.url(p) for p in ["/docs/", "/docs/guide.html", "/docs/loop-a.html"])
+
+
+@pytest.mark.slow
+def test_the_synced_site_is_searchable_by_its_main_text_not_its_navigation(
+    sites: tuple[DocsSite, DocsSite], tmp_path: Path, embedder: Embedder
+) -> None:
+    site, _ = sites
+    spec = spec_for(start_url=site.url("/docs/"))
+    config, mirror = IndexConfig(index_dir=tmp_path / "index"), tmp_path / "sources/site/mirror"
+    (tmp_path / "docs").mkdir()
+
+    def index(folder: Path) -> IndexStats:
+        return Indexer(config, embedder, docs_dir=tmp_path / "docs").run([folder], progress=False, add_root="site")
+
+    def search(query: str) -> list[tuple[str, str, str | None, str]]:
+        with Searcher(config, embedder) as searcher:
+            return [(h.path, h.heading_path, h.url, h.text) for h in searcher.search(query, k=5)]
+
+    state = State(tmp_path / "state.sqlite3")
+    try:
+        report = SourceSync(spec, connector(spec, tmp_path), state.sources, mirror).run(index)
+        assert report.added == len(PAGES) and report.requests == len(site.hits)
+        path, heading, url, _ = search("how long does an ocelot rollback take")[0]
+        assert (path, heading, url) == ("site/docs/deploy/index.md", "Rollback", site.url("/docs/deploy/"))
+        everything = search("Site navigation Copyright Example Corp footer text All rights reserved")
+        assert everything and not any("Copyright" in text or "Site navigation" in text for *_, text in everything)
+
+        site.remove("/docs/deploy/")
+        again = SourceSync(spec, connector(spec, tmp_path), state.sources, mirror).run(index)
+        assert (again.added, again.changed, again.deleted) == (0, 0, 1)
+        assert "site/docs/deploy/index.md" not in [hit[0] for hit in search("ocelot rollback")]
+    finally:
+        state.close()
 
 
 def sitemap(site: DocsSite, entries: dict[str, str]) -> str:

@@ -22,6 +22,9 @@ MAX_SITEMAP_BYTES = 50 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PAGE_SUFFIXES = (".html", ".htm", ".xhtml", ".php", ".asp", ".aspx", ".jsp")
 _SEGMENT_MAX = 80  # characters of one mirror path segment
+# Landmarks that are never a page's main content, removed before extraction: on a page of little text
+# (a section's index) trafilatura's fallbacks otherwise take a long navigation list for the content.
+_NOT_CONTENT = ["//nav", "//footer", "//aside", "//*[@role='navigation']", "//*[@role='contentinfo']"]
 
 
 def normalize(url: str, base: str | None = None) -> str | None:
@@ -219,6 +222,7 @@ def extract(html: bytes, url: str) -> Extracted | None:
         include_images=False,
         include_comments=False,
         include_tables=True,
+        prune_xpath=_NOT_CONTENT,
     )
     if not markdown or not markdown.strip():
         return None
