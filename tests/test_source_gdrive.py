@@ -302,9 +302,14 @@ def test_a_folder_not_shared_or_missing_is_one_line_naming_the_service_account(
     assert f"share it with {email}" in message and root in message
 
     unshared = fake.add_folder("Not shared")
-    with pytest.raises(SourceNotFoundError, match=f"folder '{unshared}' was not found.*shared with {email}"):
+    with pytest.raises(
+        SourceNotFoundError, match=f"folder '{unshared}' was not found: check the id, and share it with {email}"
+    ):
         drive_connector(fake, key, folder_ids=[unshared]).changes(None, {})
-    with pytest.raises(SourceNotFoundError, match="shared drive '0Anope' was not found"):
+    with pytest.raises(
+        SourceNotFoundError,
+        match=f"shared drive '0Anope' was not found: check the id, and add {email} to it as a member",
+    ):
         drive_connector(fake, key, shared_drive_ids=["0Anope"]).changes(None, {})
 
 

@@ -183,6 +183,7 @@ class DriveClient:
     def _http_error(self, status: int, reason: str, what: str) -> SourceError:
         said = f" (Drive said: {reason})" if reason else ""
         email = self.key.email
+        grant = f"add {email} to it as a member" if what.startswith("shared drive") else f"share it with {email}"
         if status == 401:
             return SourceAuthError(
                 f"{self._prefix()}Drive refused the service account's access token (401){said}: check the key "
@@ -195,13 +196,12 @@ class DriveClient:
             )
         if status == 403:
             return SourceAuthError(
-                f"{self._prefix()}the service account {email} may not read {what}{said}: share it with "
-                f"{email} (Viewer is enough)"
+                f"{self._prefix()}the service account {email} may not read {what}{said}: {grant} (Viewer is enough)"
             )
         if status == 404:
             return SourceNotFoundError(
-                f"{self._prefix()}{what} was not found: check the id, and that it is shared with {email} "
-                "(Drive answers 'not found' for what the service account may not see)"
+                f"{self._prefix()}{what} was not found: check the id, and {grant} (Drive answers 'not found' "
+                "for what the service account may not see)"
             )
         if status >= 500:
             return SourceUnreachableError(
