@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from support.fake_confluence import EMAIL, TOKEN, FakeConfluence
 from support.servers import free_port
-from support.wiki_sync import Remembered
+from support.wiki_sync import Indexed, Remembered
 
+from retrieval.embeddings import Embedder
 from retrieval.errors import (
     SourceAuthError,
     SourceConfigError,
@@ -171,3 +172,23 @@ def test_bad_settings_are_one_line(fake: FakeConfluence, settings: dict[str, obj
         connector_for(SourceSpec("wiki", "confluence", raw, env={"WIKI_TOKEN": TOKEN}), Path("unused"))
     assert expected in str(err.value)
     assert fake.requests == []  # validating makes no request
+
+
+@pytest.mark.slow
+def test_synced_pages_are_found_by_search_with_their_link_until_deleted(
+    fake: FakeConfluence, tmp_path: Path, embedder: Embedder
+) -> None:
+    ids = tree(fake)
+    parking = fake.add_page(
+        "ENG", "Parking", "<p>The parking garage closes at nine in the evening.</p>", parent=ids["eng"]
+    )
+    synced = Indexed(spec(fake), connector_for(spec(fake), tmp_path / "work"), tmp_path, embedder)
+    assert synced.sync().added == 5
+    hit = synced.search("when does the parking garage close")[0]
+    assert (hit.title, hit.url) == ("Parking", f"{fake.url}/spaces/ENG/pages/{parking}/Parking")
+    assert (hit.path, hit.heading_path, hit.updated) == (f"wiki/ENG/parking-{parking}.md", "Engineering", "2026-01-05")
+    assert any(h.title == "Legacy VPN" and h.archived for h in synced.search("old VPN", k=5))
+
+    del fake.pages[parking]
+    assert synced.sync().deleted == 1
+    assert all(h.title != "Parking" for h in synced.search("when does the parking garage close"))

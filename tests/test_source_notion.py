@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from support.fake_notion import TOKEN, FakeNotion, block, bullet, heading, paragraph, text
 from support.servers import free_port
-from support.wiki_sync import Remembered
+from support.wiki_sync import Indexed, Remembered
 
+from retrieval.embeddings import Embedder
 from retrieval.errors import (
     SourceAuthError,
     SourceConfigError,
@@ -233,3 +234,27 @@ def test_bad_settings_are_one_line(notion: FakeNotion, settings: dict[str, objec
     with pytest.raises(SourceConfigError, match=r"^source 'kb' \(notion\): ") as err:
         connector_for(spec(notion, **settings), Path("unused"))
     assert expected in str(err.value) and notion.requests == []
+
+
+@pytest.mark.slow
+def test_synced_pages_are_found_by_search_with_their_link_until_trashed(
+    notion: FakeNotion, tmp_path: Path, embedder: Embedder
+) -> None:
+    ids = workspace(notion)
+    text_ = "The parking garage closes at nine in the evening."
+    parking = notion.add_page("Parking", [paragraph(text_)], parent=ids["handbook"])
+    synced = Indexed(spec(notion), connector_for(spec(notion), tmp_path / "work"), tmp_path, embedder)
+    assert synced.sync().added == 4
+    hit = synced.search("when does the parking garage close")[0]
+    assert (hit.title, hit.url) == ("Parking", f"https://www.notion.so/Parking-{parking.replace('-', '')}")
+    assert (hit.heading_path, hit.updated) == ("Handbook", "2026-01-05")
+    row = synced.search("restore a backup with pg_restore")[0]
+    assert (row.title, row.tags, row.heading_path) == (
+        "Restore a backup",
+        ("ops", "db", "Current"),
+        "Handbook / Runbooks",
+    )
+
+    notion.edit(parking, in_trash=True)
+    assert synced.sync().deleted == 1
+    assert all(h.title != "Parking" for h in synced.search("when does the parking garage close"))
