@@ -131,8 +131,10 @@ def test_documents_carry_drive_metadata_and_a_changed_doc_alone_is_exported_agai
     fake.add_file("Leave", root, b"# Leave\n\n25 days.\n")
     fake.add_file("logo.png", root, b"\x89PNG", "image/png")
     fake.add_file("Budget", root, b"", "application/vnd.google-apps.spreadsheet")
+    guide = fake.add_file("guide.md", root, b"# Guide\n", "text/plain")  # Drive often types a .md text/plain
     synced = Synced(drive_connector(fake, key, folder_ids=[root]))
     first = synced.run()
+    assert next(d for d in first.upserts if d.doc_id == guide).path == f"guide-{guide}.md"  # parsed as Markdown
     doc = next(d for d in first.upserts if d.doc_id == vpn)
     assert (doc.title, doc.content, doc.owner) == ("VPN access", b"# VPN\n\nUse WireGuard.\n", "Ada Lovelace")
     assert doc.path == f"vpn-access-{vpn}.md" and doc.url == f"https://docs.google.com/document/d/{vpn}/edit"

@@ -324,7 +324,8 @@ def _suffix(name: str, mime: str, export: str) -> str | None:
         return ".md" if export == MARKDOWN_EXPORT else ".txt"
     if mime.startswith("application/vnd.google-apps."):
         return None  # Sheets, Slides, Forms, shortcuts: no text export worth indexing
-    return _TYPES.get(mime) or _SUFFIXES.get(PurePosixPath(name.lower()).suffix)
+    # the name first: Drive types many .md files text/plain or application/octet-stream
+    return _SUFFIXES.get(PurePosixPath(name.lower()).suffix) or _TYPES.get(mime)
 
 
 def _document(file: dict[str, Any], name: str, suffix: str, content: bytes, version: str) -> SourceDocument:
