@@ -15,7 +15,13 @@ from support.servers import free_port
 from bot.state import State
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
-from retrieval.errors import SourceAuthError, SourceConfigError, SourceNotFoundError, SourceUnreachableError
+from retrieval.errors import (
+    SourceAuthError,
+    SourceConfigError,
+    SourceNotFoundError,
+    SourceRateLimitedError,
+    SourceUnreachableError,
+)
 from retrieval.indexer import Indexer
 from retrieval.models import IndexStats
 from retrieval.search import Searcher
@@ -179,6 +185,48 @@ def test_a_changed_page_is_updated_and_a_removed_page_deleted(sites: tuple[DocsS
     assert "tapir toolkit" in changed[site.url("/docs/guide.html")]
     assert second.deleted == [site.url("/docs/loop-b.html")]
     assert sorted(after) == sorted(site.url(p) for p in ["/docs/", "/docs/guide.html", "/docs/loop-a.html"])
+
+
+def test_a_server_error_keeps_the_page_and_deletes_nothing_it_may_hide(
+    sites: tuple[DocsSite, DocsSite], tmp_path: Path
+) -> None:
+    site, _ = sites
+    spec = spec_for(start_url=site.url("/docs/"))
+    first = sync(spec, tmp_path)
+    known = remember(first)
+    site.failing = {"/docs/loop-a.html"}  # the only way to loop-b
+    site.clear()
+    website = connector(spec, tmp_path)
+    website.sleep = lambda seconds: None
+
+    second = website.changes(first.cursor, known)
+
+    assert site.paths().count("/docs/loop-a.html") == 3  # tried again twice
+    assert not second.listed_all and second.deleted == [] and second.upserts == []
+    assert sorted(remember(second, known)) == sorted(known)
+    assert site.url("/docs/loop-a.html") + ": not synced (answered 503); the mirrored copy is kept" in second.notes
+
+    site.failing.clear()
+    site.clear()
+    third = website.changes(second.cursor, known)  # the hidden page's links are still in the cursor
+    assert third.listed_all and third.upserts == [] and sorted(third.unchanged) == sorted(known)
+    assert all(hit.body_size == 0 for hit in site.hits if hit.path != "/robots.txt")
+
+
+def test_429_is_waited_out_as_asked_then_given_up_beyond_the_budget(
+    sites: tuple[DocsSite, DocsSite], tmp_path: Path
+) -> None:
+    site, _ = sites
+    website, waits = connector(spec_for(start_url=site.url("/docs/")), tmp_path), list[float]()
+    website.sleep = waits.append
+    site.troubles = [(429, "2")]
+    changes = website.changes(None, {})
+    assert 2.0 in waits and len(changes.upserts) == len(PAGES) and changes.requests == len(site.hits)
+
+    site.troubles = [(429, "120")]
+    with pytest.raises(SourceRateLimitedError, match=r"^source 'site' \(website\): .* 429") as limited:
+        website.changes(None, {})
+    assert limited.value.retry_after == 120.0
 
 
 @pytest.mark.slow

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import email.utils
 import fnmatch
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -131,11 +132,12 @@ class WebsiteConnector:
     def __init__(self, spec: SourceSpec, settings: WebsiteSettings) -> None:
         self.spec = spec
         self.settings = settings
+        self.sleep: Callable[[float], None] = time.sleep  # waits for pacing, Retry-After and retries
 
     def changes(self, cursor: Cursor, known: Mapping[str, KnownDocument]) -> Changes:
         label = f"source {self.spec.name!r} ({self.spec.kind}): "
         s = self.settings
-        fetcher = Fetcher(label, s.prefix.origin, s.user_agent, s.token, s.requests_per_second)
+        fetcher = Fetcher(label, s.prefix.origin, s.user_agent, s.token, s.requests_per_second, self.sleep)
         try:
             return _Crawl(self.spec, s, fetcher, cursor, known).run()
         finally:
@@ -194,6 +196,8 @@ class _Crawl:
         if self.disallowed:
             self._note(f"{len(self.disallowed)} pages disallowed by robots.txt were not requested")
         self.changes.listed_all = self.complete
+        if not self.complete:  # pages a failure hid stay known as they were, links and all
+            self.pages = {**self.old, **self.pages}
         self.changes.requests = self.fetcher.requests
         self.changes.cursor = dump_cursor(self.pages, str(self.s.prefix)) if self.pages else None
         return self.changes

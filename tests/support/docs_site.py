@@ -24,6 +24,7 @@ class Resource:
     location: str | None = None  # a redirect's target
     modified: int = 0  # seconds since the epoch: the Last-Modified it is served with
     with_length: bool = True  # False: no Content-Length, the body streamed until the connection closes
+    retry_after: str | None = None
 
     @property
     def etag(self) -> str:
@@ -43,6 +44,9 @@ class DocsSite:
     resources: dict[str, Resource] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
     token: str | None = None  # when set, every request needs "Authorization: Bearer <token>"
+    # the next requests' answers instead of the resource: (status, Retry-After or None), first first
+    troubles: list[tuple[int, str | None]] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)  # paths that answer 503 (a server error) every time
     port: int = 0
     clock: int = 1_700_000_000  # the Last-Modified of the next page put
 
@@ -74,6 +78,11 @@ class DocsSite:
 
     def answer(self, path: str, headers: dict[str, str]) -> tuple[Resource, int]:
         """The resource for a request and the status it gets (304 when the validators match)."""
+        if self.troubles:
+            status, retry_after = self.troubles.pop(0)
+            return Resource(b"try later", "text/plain", status=status, retry_after=retry_after), status
+        if path in self.failing:
+            return Resource(b"server error", "text/plain", status=503), 503
         if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             return Resource(b"login required", "text/plain", status=401), 401
         resource = self.resources.get(path)
@@ -95,13 +104,15 @@ def _handler(site: DocsSite) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             headers = {k.lower(): v for k, v in self.headers.items()}
             resource, status = site.answer(self.path, headers)
-            body = resource.body if status in (200, 401, 404) else b""
+            body = resource.body if status in (200, 401, 404, 429, 503) else b""
             # logged before answering: the test reads the log as soon as its client has the answer
             site.hits.append(Hit(self.path, headers, status, len(body)))
             try:
                 self.send_response(status)
                 if resource.location:
                     self.send_header("Location", resource.location)
+                if resource.retry_after:
+                    self.send_header("Retry-After", resource.retry_after)
                 if status in (200, 304) and resource.status == 200:
                     self.send_header("ETag", resource.etag)
                     self.send_header("Last-Modified", email.utils.formatdate(resource.modified, usegmt=True))
