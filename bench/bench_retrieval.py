@@ -77,7 +77,7 @@ BASE_DEPTH = 100
 BASE_RRF_K = 60
 # What the project's index depends on besides the documents: a change to any of these files (globs under
 # retrieval/) means a fresh index (the indexer itself only notices changed documents).
-INDEX_SOURCES = ("chunking.py", "loaders.py", "formats/*.py", "lexical.py", "index*.py", "embeddings.py")
+INDEX_SOURCES = ("chunking.py", "loaders.py", "formats/*.py", "lexical.py", "tokenize.py", "index*.py", "embeddings.py")
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,17 @@ from tqdm import tqdm
 from retrieval.chunking import chunk_document
 from retrieval.errors import LoadError
 from retrieval.index_run import IndexRun, SourceFile, now
-from retrieval.lexical import tags_field
+from retrieval.lexical import lexical_text, tags_field
 from retrieval.loaders import load_document, sidecar_bytes
 from retrieval.manifest import DEFAULT_ROOT, FileEntry
 from retrieval.models import Chunk
 from retrieval.store import PAGE
+from retrieval.tokenize import detect_language
 
 # Part of every file's hash. Bumped when chunk metadata gains something (v2: the archived flag; v3: the
-# manifest's title and date): the next run then re-reads every file once, reusing its embeddings, so an
-# unchanged file gets it too.
-METADATA_VERSION = b"qwenbot-metadata-v3\n"
+# manifest's title and date; v4: the chunk's language): the next run then re-reads every file once,
+# reusing its embeddings, so an unchanged file gets it too.
+METADATA_VERSION = b"qwenbot-metadata-v4\n"
 # Embedding batches' worth of chunks gathered before they are embedded and written (512 chunks at the
 # CPU's batch of 8): enough for sorting by length to cut padding and for each Chroma write to be large.
 WINDOW_BATCHES = 64
@@ -62,6 +63,8 @@ def chunk_metadata(
         "owner": chunk.owner,
         "updated": chunk.updated,
         "archived": chunk.archived,
+        # What keyword search tokenizes the chunk in (retrieval/tokenize.py), told from the same words.
+        "lang": detect_language(lexical_text(chunk.title, chunk.heading_path, chunk.text)),
     }
     return meta
 

@@ -18,7 +18,7 @@ from retrieval.archive import candidate_pool, demote_archived
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, embedder_for
 from retrieval.fusion import fuse_top, top_k_indices
-from retrieval.lexical import LexicalIndex, build_lexical, in_scope, parse_tags, saved_stamp, tokenize
+from retrieval.lexical import LexicalIndex, build_lexical, in_scope, parse_tags, saved_stamp
 from retrieval.models import Hit, SearchFilter
 from retrieval.rerank import RerankStage, make_reranker
 from retrieval.store import (
@@ -129,7 +129,8 @@ class Searcher:
 
     def term_idf(self, query: str) -> dict[str, float]:
         """The BM25 IDF of each distinct term of `query`, as keyword search tokenizes it."""
-        return self._current_lexical().idf(list(dict.fromkeys(tokenize(query))))
+        lexical = self._current_lexical()
+        return lexical.idf(list(dict.fromkeys(lexical.query_tokens(query))))
 
     def document_paths(self) -> list[str]:
         """Every indexed document's path."""

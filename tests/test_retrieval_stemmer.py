@@ -7,7 +7,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from retrieval.lexical import tokenize
+from retrieval.tokenize import tokenize
 
 _WORDS = (
     "running runner runs ran generously generalization connection connected connecting happiness "
@@ -48,7 +48,7 @@ def test_tokenize_gives_the_same_tokens_from_many_threads() -> None:
 
 
 def test_each_thread_stems_with_its_own_stemmer() -> None:
-    from retrieval import lexical
+    from retrieval import tokenize as tokenizing
 
     seen: list[object] = []
     lock = threading.Lock()
@@ -56,7 +56,7 @@ def test_each_thread_stems_with_its_own_stemmer() -> None:
     def grab() -> None:
         tokenize("running")
         with lock:
-            seen.append(lexical._stemmer())
+            seen.append(tokenizing._stemmer("en"))
 
     threads = [threading.Thread(target=grab) for _ in range(4)]
     for t in threads:

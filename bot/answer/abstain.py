@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.answer.prompts import NOT_IN_DOCS
-from retrieval.lexical import lexical_text, tokenize
+from retrieval.lexical import lexical_text
 from retrieval.models import Hit
+from retrieval.tokenize import tokenize
 
 # Extractive mode quotes a top passage that holds this many times the minimum coverage, whatever the
 # two search sides say of its document.

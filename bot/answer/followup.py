@@ -23,7 +23,7 @@ from bot.answer.records import Turn
 from bot.config import QueryRewrite
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError
-from retrieval.lexical import tokenize
+from retrieval.tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
