@@ -81,10 +81,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check settings, index, model, LLM endpoint and Slack credentials")
 
+    sub.add_parser("sources", help="each source: type, documents, last successful sync, next sync, last error")
+    p = sub.add_parser(
+        "sync",
+        help="sync the sources (QWENBOT_SOURCES_FILE) now: in the running bot when it holds the index",
+        epilog="Exit status: 0 every sync succeeded; 1 one failed (its line on stderr says why); 2 an unknown "
+        "SOURCE or no sources file.",
+    )
+    p.add_argument("source", nargs="?", default=None, metavar="SOURCE", help="the source's name (default: all)")
+
     p = sub.add_parser("run", help="run the Slack bot (Socket Mode, or --http)")
     p.add_argument("--http", action="store_true", help="serve the Events API instead of Socket Mode")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=3000)
+
+    p = sub.add_parser(
+        "mcp",
+        help="serve the index to other agents over MCP (stdio, or --http with bearer tokens)",
+        epilog="`qwenbot mcp` speaks MCP on stdin/stdout, for a desktop or IDE client that starts it; --http "
+        "serves streamable HTTP at /mcp for shared agents (every request needs a token from "
+        "QWENBOT_MCP_TOKENS_FILE). `qwenbot mcp token NAME` makes a token. Nothing writes to the index.",
+    )
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    p.add_argument("--host", default=None, help="address to listen on (default: QWENBOT_MCP_HOST)")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default: QWENBOT_MCP_PORT)")
+    msub = p.add_subparsers(dest="mcp_command")
+    t = msub.add_parser("token", help="print a new bearer token once, and its line for the tokens file")
+    t.add_argument("name", help="who uses it (shown in the logs), e.g. hr-agent")
+    t.add_argument("--path", action="append", default=[], help="its scope: docs under this path prefix")
+    t.add_argument("--tag", action="append", default=[], help="its scope: docs with this tag")
 
     p = sub.add_parser("feedback", help="feedback stored by the bot")
     fsub = p.add_subparsers(dest="feedback_command", required=True)

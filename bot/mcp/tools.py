@@ -1,0 +1,277 @@
+"""What the MCP tools do, protocol-free: search the index within a caller's scope, read a document,
+list what is indexed, answer a question with the bot's pipeline. Read-only: nothing here writes to the
+index. Errors an agent can act on are McpToolError, one line each.
+
+The index is opened as `qwenbot ask` opens it: here (a local folder, or a Chroma server), or through the
+running bot's control channel while a bot holds the local folder (bot/indexing/control.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.answer.pipeline import AnswerPipeline
+from bot.answer.records import Done
+from bot.config import AnswerConfig
+from bot.errors import QwenbotError
+from bot.llm.client import LLMClient
+from bot.mcp.auth import Caller
+from retrieval.config import IndexConfig
+from retrieval.errors import RetrievalError
+from retrieval.lexical import in_scope, parse_tags
+from retrieval.loaders import load_document
+from retrieval.manifest import DEFAULT_ROOT, Manifest, load_manifest
+from retrieval.models import Hit, SearchFilter
+from retrieval.search import IndexInfo, Searcher, SearchService
+from retrieval.store import open_client, open_collection
+
+MAX_K = 20
+# A request narrowing a token's scope is searched within the request's filter and cut to the token's:
+# this many times k are fetched so that the cut still leaves k.
+_NARROWED_FETCH = 4
+
+
+class McpToolError(QwenbotError):
+    """A tool call the agent can correct: a key not in the index, a scope that matches nothing."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One search result: a passage of a document, with what a citation needs."""
+
+    key: str  # the document key (`hr/vacation.md`): get_document and doc:// take it
+    title: str
+    heading_path: str  # "Leave > Vacation"
+    url: str | None  # where people read the document; cite this
+    updated: str | None  # the document's own date, ISO
+    archived: bool  # archived / deprecated / superseded: say so when citing it
+    score: float  # fused (dense + keyword) score, higher is better
+    rerank_score: float | None  # the reranker's relevance, when one is configured
+    text: str
+    page: int | None
+
+
+@dataclass(frozen=True)
+class DocumentText:
+    key: str
+    title: str
+    url: str | None
+    updated: str | None
+    archived: bool
+    tags: list[str]
+    owner: str | None
+    text: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class RootInfo:
+    name: str  # "" is the docs folder (QWENBOT_DOCS_DIR); keys of a named root start with NAME/
+    documents: int
+    chunks: int
+    last_indexed: str | None
+
+
+@dataclass(frozen=True)
+class SourcesInfo:
+    roots: list[RootInfo]
+    documents: int
+    chunks: int
+    last_indexed: str | None
+    embedding_model: str | None
+
+
+@dataclass(frozen=True)
+class Cited:
+    n: int  # the [n] the answer text uses
+    key: str
+    title: str
+    heading_path: str
+    url: str | None
+    updated: str | None
+    archived: bool
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    text: str
+    mode: str  # generated | extractive | not_found | failed
+    sources: list[Cited]  # cited (generated, extractive) or the nearest documents (not_found, failed)
+    model_error: str | None  # why the model gave no (complete) answer
+
+
+@dataclass
+class IndexAccess:
+    """The open index: its searcher, its figures, and its chunks by document (None through the bot)."""
+
+    config: IndexConfig
+    searcher: SearchService
+    stats: Callable[[], IndexInfo]
+    collection: Any | None
+
+
+@contextmanager
+def open_index(config: IndexConfig) -> Iterator[IndexAccess]:
+    from bot.indexing.control import local_or_bot  # the control channel imports the indexing job
+
+    with local_or_bot(config) as bot:
+        if bot is not None:
+            yield IndexAccess(config, bot.searcher(config), bot.stats, None)
+            return
+        with Searcher(config) as searcher:
+            yield IndexAccess(config, searcher, searcher.stats, open_collection(config, client=open_client(config)))
+
+
+class DocsTools:
+    """The tools' work, for one open index, shared by every caller."""
+
+    def __init__(self, index: IndexAccess, answers: AnswerConfig, llm: LLMClient | None) -> None:
+        self.index = index
+        self.pipeline = AnswerPipeline(answers, index.searcher, llm)
+
+    def warm_up(self) -> None:
+        """Loads the query embedding model now, not at the first search (it takes seconds)."""
+        if isinstance(self.index.searcher, Searcher):
+            self.index.searcher.embedder.encode_query("warm-up")
+
+    def search(self, caller: Caller, query: str, k: int, path_prefix: str | None, tags: list[str]) -> list[Passage]:
+        asked = SearchFilter((path_prefix,) if path_prefix else (), tuple(tags))
+        if caller.scope.is_empty or asked.is_empty:
+            flt, fetch = (caller.scope if asked.is_empty else asked), k
+        else:
+            flt, fetch = asked, min(k * _NARROWED_FETCH, 100)
+        hits = self.index.searcher.search(query, k=fetch, filter=None if flt.is_empty else flt)
+        hits = [h for h in hits if caller.scope.is_empty or in_scope(h.path, h.tags, caller.scope)][:k]
+        if not hits and query.strip():
+            raise McpToolError(self._nothing_in(caller, asked))
+        return [_passage(h) for h in hits]
+
+    def document(self, caller: Caller, key: str) -> DocumentText:
+        doc = self._from_chunks(key) if self.index.collection is not None else self._from_file(key)
+        if doc is None or not (caller.scope.is_empty or in_scope(doc.key, tuple(doc.tags), caller.scope)):
+            raise McpToolError(
+                f"unknown document key {key!r}: use a key search_docs returned (like 'hr/vacation.md'), "
+                "exact and case-sensitive"
+            )
+        return doc
+
+    def sources(self, caller: Caller) -> SourcesInfo:
+        info = self.index.stats()
+        manifest = self._manifest()
+        roots = []
+        for name, root in sorted(manifest.roots.items()) if manifest else []:
+            keys = [k for k, e in manifest.files.items() if e.root == name] if manifest else []
+            if caller.scope.path_prefixes and not caller.scope.tags:  # a token sees its own part only
+                keys = [k for k in keys if in_scope(k, (), caller.scope)]
+                if not keys:
+                    continue
+            chunks = sum(len(manifest.files[k].chunk_ids) for k in keys) if manifest else 0
+            roots.append(RootInfo(name, len(keys), chunks, root.indexed_at))
+        return SourcesInfo(roots, info.documents, info.chunks, info.last_indexed, info.embedding_model)
+
+    def answer(self, caller: Caller, question: str) -> AnswerResult:
+        events = self.pipeline.run(question, [], None if caller.scope.is_empty else caller.scope)
+        answer = next(e.answer for e in events if isinstance(e, Done))
+        sources = [Cited(s.n, s.path, s.title, s.heading_path, s.url, s.updated, s.archived) for s in answer.sources]
+        return AnswerResult(answer.text, answer.mode, sources, answer.model_error)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _nothing_in(self, caller: Caller, asked: SearchFilter) -> str:
+        parts = [f"path_prefix {p!r}" for p in asked.path_prefixes] + [f"tags {list(asked.tags)}" if asked.tags else ""]
+        what = " and ".join(p for p in parts if p) or "this search"
+        mine = "" if caller.scope.is_empty else f" within the scope of {caller.name!r} ({_scope_text(caller.scope)})"
+        return f"{what} matches no indexed document{mine}: list_sources shows what is indexed"
+
+    def _manifest(self) -> Manifest | None:
+        try:
+            return load_manifest(self.index.config.index_dir / "manifest.json")
+        except RetrievalError:
+            return None
+
+    def _from_chunks(self, key: str) -> DocumentText | None:
+        assert self.index.collection is not None
+        got = self.index.collection.get(where={"path": key}, include=["documents", "metadatas"])
+        rows = sorted(zip(got["metadatas"], got["documents"], strict=True), key=lambda r: int(r[0]["ordinal"]))
+        if not rows:
+            return None
+        meta = rows[0][0]
+        texts, heading = [], None
+        for chunk_meta, text in rows:
+            if chunk_meta.get("heading_path") != heading:
+                heading = chunk_meta.get("heading_path")
+                texts.append(f"## {heading}" if heading else "")
+                texts.append(text or "")
+            else:
+                texts[-1] = _join_overlapping(texts[-1], text or "")
+        return DocumentText(
+            key,
+            meta.get("title", ""),
+            meta.get("url"),
+            meta.get("updated"),
+            bool(meta.get("archived", False)),
+            list(parse_tags(meta.get("tags"))),
+            meta.get("owner") or None,
+            "\n\n".join(t for t in texts if t),
+            len(rows),
+        )
+
+    def _from_file(self, key: str) -> DocumentText | None:
+        """Through the bot: the indexed file itself, found through the manifest (only keys it lists)."""
+        manifest = self._manifest()
+        entry = manifest.files.get(key) if manifest else None
+        root = manifest.roots.get(entry.root) if manifest and entry else None
+        if entry is None or root is None:
+            return None
+        rel = key if entry.root == DEFAULT_ROOT else key.removeprefix(entry.root + "/")
+        try:
+            doc = load_document(Path(root.path) / rel, key)
+        except (OSError, RetrievalError):
+            return None
+        body = "\n\n".join(b.text for b in doc.blocks)
+        tags = list(doc.tags)
+        return DocumentText(
+            key, doc.title, doc.url, doc.updated, doc.archived, tags, doc.owner, body, len(entry.chunk_ids)
+        )
+
+
+def _passage(hit: Hit) -> Passage:
+    return Passage(
+        hit.path,
+        hit.title,
+        hit.heading_path,
+        hit.url,
+        hit.updated,
+        hit.archived,
+        round(hit.score, 6),
+        None if hit.rerank_score is None else round(hit.rerank_score, 6),
+        hit.text,
+        hit.page,
+    )
+
+
+def _join_overlapping(before: str, after: str) -> str:
+    """Two consecutive chunks of one section, the text they share (the chunk overlap) said once."""
+    for n in range(min(len(before), len(after)), 0, -1):
+        if before.endswith(after[:n]):
+            return before + after[n:]
+    return before + "\n\n" + after
+
+
+def _scope_text(scope: SearchFilter) -> str:
+    return ", ".join(
+        [f"path_prefixes {list(scope.path_prefixes)}"] * bool(scope.path_prefixes)
+        + [f"tags {list(scope.tags)}"] * bool(scope.tags)
+    )
+
+
+def as_json(record: Any) -> Any:
+    """A record (or list of them) as plain JSON values."""
+    if isinstance(record, list):
+        return [as_json(r) for r in record]
+    return dataclasses.asdict(record)
