@@ -22,6 +22,8 @@ The classes other than the first five are defined beside the code that raises th
 
 from __future__ import annotations
 
+from retrieval.errors import SourceConfigError
+
 
 class QwenbotError(Exception):
     """Root of the bot's errors. `str()` is one line, safe to show: no secrets, no request bodies."""
@@ -44,9 +46,9 @@ class StartupError(QwenbotError):
 
 
 def exit_code(exc: BaseException) -> int:
-    """2 for configuration and usage mistakes (fix a setting or the command line and rerun), 1 for
-    everything else."""
-    return 2 if isinstance(exc, ConfigError | UsageError) else 1
+    """2 for configuration and usage mistakes (fix a setting, the sources file or the command line and
+    rerun), 1 for everything else."""
+    return 2 if isinstance(exc, ConfigError | UsageError | SourceConfigError) else 1
 
 
 def user_message(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from bot.llm.client import LLMClient
 from bot.metrics import Metrics
 from bot.slack.guard import StateMonitor
 from bot.slack.http import HttpServer
+from bot.slack.mrkdwn import escape
 from bot.state import State
 from bot.text import redact_url, short
 from retrieval.search import IndexInfo, Searcher
@@ -41,9 +42,11 @@ class BotHealth:
         indexing: IndexService,
         *,
         settings_changed: Callable[[], list[str]],  # Settings.changed_since_read: a restart is due
+        sources_summary: Callable[[], list[str]] | None = None,  # a line per source (bot/sources/)
     ) -> None:
         self.config = config
         self.settings_changed = settings_changed
+        self.sources_summary = sources_summary
         self.searcher = searcher
         self.llm = llm
         self.state = state
@@ -116,6 +119,9 @@ class BotHealth:
             lines.append("• Indexing changes in the docs folder as they happen")
         if self.indexing.last_error:
             lines.append(f"• The last index job failed: {short(self.indexing.last_error)}")
+        sources = self.sources_summary() if self.sources_summary else []
+        if sources:  # their names and errors are the operator's and the sources' text: made inert
+            lines.append("• Sources:\n" + "\n".join(f"    ◦ {escape(line)}" for line in sources))
         if changed := self.settings_changed():
             lines[0] = "*qwenbot status*: :x: degraded"
             lines.append(

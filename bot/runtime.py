@@ -6,6 +6,7 @@ health and status reports (bot/health.py). This module constructs and starts the
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -33,9 +34,11 @@ from bot.slack.guard import StateMonitor
 from bot.slack.listeners.commands import Reindexer
 from bot.slack.policy import Policy
 from bot.slack.workers import Workers
+from bot.sources.runner import SourceRunner
 from bot.state import State
 from retrieval.indexer import Indexer
 from retrieval.search import Searcher
+from retrieval.sources.config import load_sources
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,9 @@ class BotRuntime:
         # a shared database is pinged between events too, so that an outage is noticed at once
         self.state_monitor = StateMonitor(self.state.ping, watch=self.state.shared)
         self._closers.append(self.state_monitor.close)
-        self.policy = Policy.from_config(slack, self.state.limits)
+        sources = settings.sources_config()
+        self.source_specs = load_sources(sources.sources_file, sources.env)  # a bad file stops the start
+        self.policy = Policy.from_config(slack, self.state.limits, self.source_specs)
         # with a local index folder the searcher holds its lock for the bot's lifetime (a Chroma
         # folder is single-process), so re-indexing happens here, in-process
         self._closers.append(take_index_lock(self.config).release)
@@ -79,6 +84,9 @@ class BotRuntime:
             self._stop,
         )
         self._closers.append(self.indexing.wait_for_job)
+        # each source syncs into its mirror, indexed as its root through the index jobs (bot/sources/)
+        self.sources = SourceRunner(sources, self.source_specs, self.state, self.indexing.index_root)
+        self.indexing.source_roots = frozenset(self.sources.specs)
         self.metrics = Metrics(index_info=self.searcher.stats)
         self.llm = build_client(settings.llm_config())
         self.reports = BotHealth(
@@ -89,6 +97,7 @@ class BotRuntime:
             self.state_monitor,
             self.indexing,
             settings_changed=settings.changed_since_read,
+            sources_summary=self.sources.summary,
         )
         # what the HTTP server and `/qwenbot status` call
         self.index_info = self.reports.index_info
@@ -125,14 +134,18 @@ class BotRuntime:
             answerer=self.answerer,
             workers=self.workers,
             status_report=self.status_report,
-            reindexer=Reindexer(frozenset(settings.admin_users), self.indexing.reindex_docs),
+            reindexer=Reindexer(
+                frozenset(settings.admin_users),
+                self.indexing.reindex_docs,
+                functools.partial(self.sources.sync_named, why="/qwenbot sync"),
+            ),
         )
         if settings.metrics_port:
             self._closers.append(
                 serve_operations(settings.metrics_host, settings.metrics_port, self.health, self.metrics)
             )
         if not self.config.chroma_host:  # a Chroma server takes `qwenbot index` from anywhere itself
-            self._closers.append(self.indexing.open_control())
+            self._closers.append(self.indexing.open_control(self.sources.handlers()))
 
     def _start_features(self) -> None:
         settings = self.settings
@@ -146,6 +159,8 @@ class BotRuntime:
         # The embedding model (and its ONNX export) is loaded before the bot serves or connects: else
         # /healthz says ok while the first question waits seconds for it.
         self._warm_up()
+        if self.sources.specs:  # each on its interval, the first sync at once
+            _thread("sources", self.sources.run, self._stop)
         if settings.gaps_channel:
             searcher = self.searcher
             digest = GapDigest(

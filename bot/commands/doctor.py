@@ -16,17 +16,20 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.commands.run import APP_TOKEN_FIX, BOT_TOKEN_FIX, slack_error
-from bot.errors import ConfigError
+from bot.errors import ConfigError, user_message
 from bot.indexing.control import ControlError, compare_with_bot, index_info
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError
 from bot.settings import Settings
 from bot.settings_check import unknown_settings
 from bot.slack.client import make_client
+from bot.slack.policy import load_channel_scopes
 from bot.text import redact_url
 from retrieval.embeddings import embedder_for
-from retrieval.errors import EmbeddingModelError, RerankError, StoreError
+from retrieval.errors import EmbeddingModelError, RerankError, RetrievalError, StoreError
 from retrieval.rerank import make_reranker
+from retrieval.sources.config import load_sources
+from retrieval.sources.registry import connector_for
 from retrieval.store import describe, index_exists
 
 Outcome = Literal["pass", "warn", "fail", "skip"]
@@ -65,6 +68,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 def run_checks(settings: Settings) -> Iterator[Check]:
     yield _settings_check(settings)
     yield from _index_checks(settings)
+    yield from _sources_checks(settings)
     yield from _bot_check(settings)
     yield _embedding_check(settings)
     yield from _reranker_check(settings)
@@ -101,6 +105,36 @@ def _settings_check(settings: Settings) -> Check:
         f"LLM {settings.llm_model} via {settings.llm_provider} at {endpoint}; "
         f"abstain below {settings.abstain_min_coverage:.0%} term coverage when dense and keyword search disagree",
     )
+
+
+def _sources_checks(settings: Settings) -> Iterator[Check]:
+    """The sources file loads, each source's settings suit its connector (no request is made) and its
+    secret variables are set: named, never shown."""
+    config = settings.sources_config()
+    if config.sources_file is None:
+        yield Check("sources", "skip", "QWENBOT_SOURCES_FILE is unset: the docs folder is the only source")
+        return
+    fix = "correct the sources file (deploy/sources.example.yml shows each type's keys)"
+    try:
+        specs = load_sources(config.sources_file, config.env)
+        load_channel_scopes(settings.channel_scopes_file).with_sources(specs, settings.channel_scopes_file)
+    except (RetrievalError, ConfigError) as exc:
+        yield Check("sources", "fail", user_message(exc), fix)
+        return
+    for spec in specs:
+        name = f"source {spec.name}"
+        secrets = sorted(str(v) for k, v in spec.settings.items() if k.endswith("_env"))
+        try:
+            connector_for(spec, config.sources_dir / spec.name / "work")
+        except RetrievalError as exc:
+            yield Check(name, "fail", user_message(exc), fix)
+            continue
+        except ImportError as exc:  # the type's client library is not installed
+            yield Check(name, "fail", f"{spec.kind}: {exc}", "reinstall qwenbot with its dependencies")
+            continue
+        where = "everywhere" if spec.answer_in is None else "in " + ", ".join(spec.answer_in)
+        shown = f"; secrets set: {', '.join(secrets)}" if secrets else ""
+        yield Check(name, "pass", f"{spec.kind}, every {spec.interval_minutes:g} min, answers {where}{shown}")
 
 
 def _index_checks(settings: Settings) -> Iterator[Check]:

@@ -303,8 +303,13 @@ class BotConnection:
         # the bot runs elsewhere: paths given relative to this shell's folder are made absolute here
         args["paths"] = [str(Path(p).resolve()) for p in request.paths]
         args["remove"] = [str(Path(t).resolve()) if Path(t).exists() else t for t in request.remove]
+        return self.job("index", args, out)
+
+    def job(self, op: str, args: dict[str, Any], out: Callable[[str], None]) -> int:
+        """Runs the job `op` (index, sync) in the bot; its lines go to `out` as it writes them. The exit
+        status."""
         status = 0
-        for message in self._call("index", args):
+        for message in self._call(op, args):
             if "line" in message:
                 out(str(message["line"]))
             status = int(message.get("exit", status))

@@ -4,15 +4,26 @@ seen by the searcher before the job returns, and one log line of what it did."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from bot.config import IndexingConfig
-from bot.indexing.control import ControlError, ControlServer, Send, index_request, search_handlers, settings_handlers
+from bot.indexing.control import (
+    ControlError,
+    ControlServer,
+    Handler,
+    Send,
+    index_request,
+    search_handlers,
+    settings_handlers,
+)
 from bot.indexing.job import ERROR, IndexRequest, job_counts, run_index_job
 from bot.state import State
+from retrieval.errors import IndexRequestError
 from retrieval.indexer import Indexer
 from retrieval.models import IndexStats
 from retrieval.search import Searcher
@@ -34,6 +45,10 @@ class IndexService:
         self.closing = closing
         self.last_error: str | None = None  # the last logged job's failure, for `/qwenbot status`
         self._jobs = threading.Lock()  # one index job at a time, whoever asked for it
+        # Roots kept by a source's sync (bot/sources/): a job over "every root" leaves them out, since on
+        # a replica whose mirror is behind another's sync it would bring back documents deleted at the
+        # source; their sync restores the mirror from the shared state before it indexes it.
+        self.source_roots: frozenset[str] = frozenset()
 
     def reindex(self, why: str = "scheduled") -> None:
         """Indexes every root (new and changed docs), its lines going to the log."""
@@ -87,7 +102,37 @@ class IndexService:
             log.warning("index job (%s) not run: %s (exit %d)", why, errors[0] if errors else "?", status)
         return status
 
+    def index_root(self, name: str, folder: Path, why: str) -> IndexStats:
+        """Indexes `folder` in full as the root `name` (recorded as that root the first time): a source's
+        mirror after its sync. Raises IndexRequestError with the job's error line when it could not run."""
+        errors: list[str] = []
+        done: list[IndexStats] = []
+
+        def out(line: str) -> None:
+            if line.startswith(ERROR):
+                errors.append(line.removeprefix(ERROR))
+
+        self._run_job(IndexRequest(paths=[folder], add_root=name), out, done.append)
+        if not done:
+            raise IndexRequestError(f"indexing the mirror of {name!r} failed: {errors[0] if errors else '?'}")
+        log.info("index job (%s): %s", why, job_counts(done[0]))
+        return done[0]
+
+    def _without_sources(self, request: IndexRequest) -> IndexRequest | None:
+        """`request` as it is, unless it indexes every root while some are sources': then over the other
+        roots alone (None: there are none)."""
+        everything = not (request.paths or request.list_only or request.remove or request.prune or request.add_root)
+        if not (everything and self.source_roots):
+            return request
+        roots = [r for r in self.indexer.listing().roots if r.name not in self.source_roots and r.exists]
+        return dataclasses.replace(request, paths=[Path(r.path) for r in roots]) if roots else None
+
     def _run_job(self, request: IndexRequest, out: Callable[[str], None], done: Callable[[IndexStats], None]) -> int:
+        folders = self._without_sources(request)
+        if folders is None:
+            out("nothing to index: every root is a source's (`qwenbot sync` syncs and indexes those)")
+            return 0
+        request = folders
         if not self._jobs.acquire(blocking=False):
             out("waiting for the index job in progress to finish…")
             self._jobs.acquire()
@@ -111,9 +156,9 @@ class IndexService:
         else:  # the indexer is crash-safe: the next run redoes what this one leaves undone
             log.warning("shutting down during an index job: it stops unfinished")
 
-    def open_control(self) -> Callable[[], None]:
-        """Starts the control channel (`qwenbot index`, `ask`, `gaps`, `doctor` beside this bot); returns
-        its closer."""
+    def open_control(self, more: Mapping[str, Handler] | None = None) -> Callable[[], None]:
+        """Starts the control channel (`qwenbot index`, `ask`, `gaps`, `doctor` beside this bot, and `more`
+        such as `qwenbot sync`); returns its closer."""
 
         def index(args: dict[str, Any], send: Send) -> int:
             log.info("index job requested through the control channel")
@@ -121,7 +166,7 @@ class IndexService:
 
         try:
             shared = settings_handlers(self.config.shared_with_bot)
-            handlers = {**search_handlers(self.searcher), **shared, "index": index}
+            handlers = {**search_handlers(self.searcher), **shared, "index": index, **(more or {})}
             server = ControlServer(self.config.index.index_dir, handlers)
         except ControlError as exc:
             log.warning("%s: `qwenbot index` and `qwenbot ask` cannot reach this bot", exc)

@@ -29,5 +29,6 @@ HELP = (
     "follow up. Rate the answer with 👍 / 👎.\n"
     "`/qwenbot status`: index size, last indexed, model endpoint and health\n"
     "`/qwenbot reindex`: index new and changed docs now (admins)\n"
+    "`/qwenbot sync [SOURCE]`: sync the sources (git, sites, Confluence, Notion, Drive) now (admins)\n"
     "`/qwenbot help`: this message"
 )
