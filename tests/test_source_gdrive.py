@@ -175,8 +175,10 @@ def test_files_trashed_deleted_or_moved_out_are_deleted_and_a_folder_moved_out_t
     fake.trash(trashed)
     fake.delete(deleted)
     fake.update(moved, parent=elsewhere)
+    fake.page_limit = 2  # three changes: the feed is read over two pages
     changes = synced.run()
     assert sorted(changes.deleted) == sorted([trashed, deleted, moved]) and changes.upserts == []
+    assert changes.requests == fake.calls["changes.list"] == 2
     assert set(synced.known) == {in_team, kept}
 
     fake.update(team, parent=elsewhere)  # only the folder changes: its files leave with it
