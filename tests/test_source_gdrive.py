@@ -121,7 +121,11 @@ def test_first_sync_then_an_unchanged_resync_costs_one_request_for_1000_files(
     again = synced.run()
     assert (again.upserts, again.deleted, again.requests) == ([], [], 1)
     assert fake.requests - before == 1 and again.requests <= 0.02 * first.requests
+    # the bot makes a connector per sync: then the token exchange comes on top
+    fresh = drive_connector(fake, key, folder_ids=[root]).changes(synced.cursor, synced.known)
+    assert (fresh.upserts, fresh.deleted, fresh.requests) == ([], [], 2)
     print(f"\ngdrive, 1,000 files: first sync {first.requests} requests, unchanged re-sync {again.requests}")
+    print(f"(with a new connector, so a new access token: {fresh.requests})")
 
 
 def test_documents_carry_drive_metadata_and_a_changed_doc_alone_is_exported_again(
