@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,17 @@ def test_unchanged_resync_of_1000_pages_costs_under_2_percent_of_the_first(fake:
     assert (first.requests, again.requests) == (1007, 7)
     assert again.requests <= 0.02 * first.requests
     assert len(fake.requests) == first.requests + again.requests  # counted as the server saw them
+
+
+@pytest.mark.parametrize("site_links", [False, True])
+def test_listing_follows_next_links_relative_to_the_context_or_the_site(site_links: bool) -> None:
+    with FakeConfluence(cloud=True, site_links=site_links) as fake:
+        fake.add_space("ENG")
+        for i in range(401):
+            fake.add_page("ENG", f"Page {i}", "<p>text</p>")
+        changes = connector_for(spec(fake, include_archived=False), Path("unused")).changes(None, {})
+        assert len(changes.upserts) == 401
+        assert [r.split("start=")[1].split("&")[0] for r in fake.requests if "/content?" in r] == ["0", "200", "400"]
 
 
 def test_changed_moved_and_deleted_pages(fake: FakeConfluence) -> None:
@@ -192,3 +205,18 @@ def test_synced_pages_are_found_by_search_with_their_link_until_deleted(
     del fake.pages[parking]
     assert synced.sync().deleted == 1
     assert all(h.title != "Parking" for h in synced.search("when does the parking garage close"))
+
+
+@pytest.mark.parametrize("cloud", [True, False])
+def test_no_log_line_holds_the_token_even_at_debug(cloud: bool, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with FakeConfluence(cloud=cloud) as fake:
+        fake.add_space("ENG")
+        tree(fake)
+        connector_for(spec(fake), Path("unused")).changes(None, {})
+        fake.expire()
+        with pytest.raises(SourceAuthError):
+            connector_for(spec(fake), Path("unused")).changes(None, {})
+    basic = base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()
+    assert "/rest/api/content" in caplog.text  # the libraries did log the requests
+    assert TOKEN not in caplog.text and basic not in caplog.text

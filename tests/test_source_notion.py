@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +29,11 @@ def spec(notion: FakeNotion, **settings: object) -> SourceSpec:
     return SourceSpec(
         "kb", "notion", {"token_env": "KB_TOKEN", "api_url": notion.url, **settings}, env={"KB_TOKEN": TOKEN}
     )
+
+
+def unpaced(notion: FakeNotion, **settings: object) -> NotionConnector:
+    """The connector without its 0.35 s between requests (the pacing test keeps it)."""
+    return NotionConnector(spec(notion, **settings), pace=0.0)
 
 
 @pytest.fixture
@@ -71,7 +78,7 @@ def workspace(notion: FakeNotion) -> dict[str, str]:
 
 def test_first_sync_renders_blocks_rows_and_hierarchy(notion: FakeNotion) -> None:
     ids = workspace(notion)
-    state = Remembered(connector_for(spec(notion), Path("unused")))
+    state = Remembered(unpaced(notion))
     changes = state.sync()
     assert {d.title for d in changes.upserts} == {"Handbook", "Deploy", "Restore a backup"}
     deploy = state.by_title("Deploy").content.decode()
@@ -118,7 +125,7 @@ def test_unchanged_resync_of_1000_pages_costs_under_2_percent_of_the_first(notio
     root = notion.add_page("Root", [paragraph(f"line {i}") for i in range(250)])  # children paged by 100
     for i in range(999):
         notion.add_page(f"Page {i}", [paragraph(f"Body of page {i}.")], parent=root if i % 2 else None)
-    state = Remembered(connector_for(spec(notion), Path("unused")))
+    state = Remembered(unpaced(notion))
     first = state.sync()
     assert state.by_title("Root").content.decode().count("line ") == 250
     again = state.sync()
@@ -133,7 +140,7 @@ def test_unchanged_resync_of_1000_pages_costs_under_2_percent_of_the_first(notio
 def test_changed_moved_and_trashed_pages(notion: FakeNotion) -> None:
     ids = workspace(notion)
     other = notion.add_page("Operations", [paragraph("Ops home.")])
-    state = Remembered(connector_for(spec(notion), Path("unused")))
+    state = Remembered(unpaced(notion))
     state.sync()
     notion.edit(ids["handbook"], blocks=[paragraph("Start here, then read Deploy.")])
     notion.move(ids["deploy"], other)
@@ -149,7 +156,7 @@ def test_changed_moved_and_trashed_pages(notion: FakeNotion) -> None:
 
 def test_unshared_page_is_deleted_and_a_page_search_has_not_caught_up_with_is_kept(notion: FakeNotion) -> None:
     ids = workspace(notion)
-    state = Remembered(connector_for(spec(notion), Path("unused")))
+    state = Remembered(unpaced(notion))
     state.sync()
     notion.pages[ids["deploy"]].shared = False
     notion.pages[ids["row"]].indexed = False
@@ -160,11 +167,30 @@ def test_unshared_page_is_deleted_and_a_page_search_has_not_caught_up_with_is_ke
     assert sorted(notion.requests[before + 2 :]) == sorted(f"GET /v1/pages/{ids[k]}" for k in ("deploy", "row"))
 
 
+def test_many_pages_missing_at_once_are_deleted_without_a_request_each(notion: FakeNotion) -> None:
+    root = notion.add_page("Team space", [paragraph("Home.")])
+    pages = [notion.add_page(f"Note {i}", [paragraph(f"Note {i}.")], parent=root) for i in range(60)]
+    state = Remembered(unpaced(notion))
+    state.sync()
+    for page in [root, *pages]:
+        notion.pages[page].shared = False  # the root was unshared: its subpages go with it
+    before = len(notion.requests)
+    state.sync()
+    assert state.known == {} and notion.requests[before:] == ["POST /v1/search", "POST /v1/search"]
+
+
+def test_requests_keep_notions_pace_by_default(notion: FakeNotion) -> None:
+    workspace(notion)
+    connector_for(spec(notion), Path("unused")).changes(None, {})
+    gaps = [b - a for a, b in itertools.pairwise(notion.arrivals)]
+    assert len(gaps) == 7 and min(gaps) >= 0.3  # three requests a second at most
+
+
 def test_an_edit_in_the_minute_of_the_last_sync_is_not_missed(notion: FakeNotion) -> None:
     page = notion.add_page("Status", [paragraph("All good.")])
     minute = datetime.now(UTC).replace(second=0, microsecond=0).isoformat().replace("+00:00", ".000Z")
     notion.pages[page].edited = minute
-    state = Remembered(connector_for(spec(notion), Path("unused")))
+    state = Remembered(unpaced(notion))
     state.sync()
     notion.pages[page].blocks = [paragraph("Degraded.")]  # same minute: the same last_edited_time
     assert [d.content for d in state.sync().upserts] == [b"Degraded.\n"]
@@ -175,10 +201,10 @@ def test_roots_limit_the_sync_to_their_pages_and_rows(notion: FakeNotion) -> Non
     notion.add_page("Elsewhere", [paragraph("Not under the handbook.")])
     nested = notion.add_page("Deeper", [paragraph("Under Deploy.")], parent=ids["deploy"])
     handbook_url = f"https://www.notion.so/Handbook-{ids['handbook'].replace('-', '')}"
-    state = Remembered(connector_for(spec(notion, pages=[handbook_url]), Path("unused")))
+    state = Remembered(unpaced(notion, pages=[handbook_url]))
     assert {d.title for d in state.sync().upserts} == {"Handbook", "Deploy", "Restore a backup", "Deeper"}
     assert state.by_title("Deeper").content.decode().startswith("# Handbook / Deploy\n")
-    state = Remembered(connector_for(spec(notion, databases=[ids["db"]]), Path("unused")))
+    state = Remembered(unpaced(notion, databases=[ids["db"]]))
     assert [d.title for d in state.sync().upserts] == ["Restore a backup"]
     assert nested
 
@@ -194,13 +220,13 @@ def test_429_waits_as_asked_then_gives_up_beyond_the_budget(notion: FakeNotion) 
     workspace(notion)
     waits: list[float] = []
     notion.throttle(2, retry_after="2")
-    changes = Remembered(NotionConnector(spec(notion), sleep=waits.append)).sync()
+    changes = Remembered(NotionConnector(spec(notion), sleep=waits.append, pace=0.0)).sync()
     assert waits == [2.0, 2.0] and len(changes.upserts) == 3
     # the refused two count; then 2 searches and 6 block listings (Deploy's list, toggle and table nest)
     assert changes.requests == len(notion.requests) == 2 + 8
     notion.throttle(100, retry_after="40")
     with pytest.raises(SourceRateLimitedError) as err:
-        NotionConnector(spec(notion), sleep=waits.append).changes(None, {})
+        NotionConnector(spec(notion), sleep=waits.append, pace=0.0).changes(None, {})
     assert err.value.retry_after == 40.0 and waits[2:] == [40.0]
     assert str(err.value).startswith("source 'kb' (notion): rate limited (429)")
 
@@ -243,7 +269,7 @@ def test_synced_pages_are_found_by_search_with_their_link_until_trashed(
     ids = workspace(notion)
     text_ = "The parking garage closes at nine in the evening."
     parking = notion.add_page("Parking", [paragraph(text_)], parent=ids["handbook"])
-    synced = Indexed(spec(notion), connector_for(spec(notion), tmp_path / "work"), tmp_path, embedder)
+    synced = Indexed(spec(notion), unpaced(notion), tmp_path, embedder)
     assert synced.sync().added == 4
     hit = synced.search("when does the parking garage close")[0]
     assert (hit.title, hit.url) == ("Parking", f"https://www.notion.so/Parking-{parking.replace('-', '')}")
@@ -258,3 +284,13 @@ def test_synced_pages_are_found_by_search_with_their_link_until_trashed(
     notion.edit(parking, in_trash=True)
     assert synced.sync().deleted == 1
     assert all(h.title != "Parking" for h in synced.search("when does the parking garage close"))
+
+
+def test_no_log_line_holds_the_token_even_at_debug(notion: FakeNotion, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    workspace(notion)
+    unpaced(notion).changes(None, {})
+    notion.expire()
+    with pytest.raises(SourceAuthError):
+        unpaced(notion).changes(None, {})
+    assert "/v1/search" in caplog.text and TOKEN not in caplog.text

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from atlassian import Confluence
@@ -162,7 +162,7 @@ class _Session:
         self.budget = RetryBudget(conn.prefix, sleep=conn._sleep)
 
     def check_space(self, key: str) -> None:
-        self.get(f"rest/api/space/{key}", {}, f"space '{key}'")
+        self.get(f"rest/api/space/{quote(key, safe='~')}", {}, f"space '{key}'")
 
     def list_pages(self, space: str, status: str) -> list[_Page]:
         params: dict[str, Any] = {"spaceKey": space, "type": "page", "status": status}
@@ -174,10 +174,16 @@ class _Session:
             base = _links(data).get("base") or self.conn.url
             pages.extend(_page(item, space, base) for item in data.get("results", []))
             following = _links(data).get("next")
-            # The next page's link is relative to the site: joined to the configured URL, never followed
-            # to another host.
-            path, params = (self.conn.url + following, {}) if following else (None, {})
+            path, params = (self._next_url(following), {}) if following else (None, {})
         return pages
+
+    def _next_url(self, link: str) -> str:
+        """The next page's link, relative to Confluence's context path ("/rest/api/...") or to the site
+        ("/wiki/rest/api/..."), joined to the configured URL: never followed to another host."""
+        parts = urlsplit(self.conn.url)
+        if parts.path and link.startswith(parts.path + "/rest/"):
+            return f"{parts.scheme}://{parts.netloc}{link}"
+        return self.conn.url + "/" + link.lstrip("/")
 
     def body(self, page: _Page) -> str | None:
         params = {"expand": f"body.{self.conn.body_format}", "status": page.status}
@@ -191,7 +197,7 @@ class _Session:
         self, path: str, params: dict[str, Any], what: str, absolute: bool = False, missing_ok: bool = False
     ) -> Any:
         for attempt in itertools.count():
-            self.budget.requests += 1
+            self.budget.request()
             try:
                 resp = self.client.get(path, params=params or None, absolute=absolute, advanced_mode=True)
             except requests.Timeout:

@@ -47,6 +47,8 @@ NOTION_VERSION = "2025-09-03"  # the API version every request asks for (Notion-
 PAGE_SIZE = 100  # Notion's maximum per request
 TIMEOUT_MS = 30_000
 RECENT = timedelta(minutes=2)  # last_edited_time is rounded to the minute
+PACE = 0.35  # seconds between requests: Notion allows an average of three a second
+CONFIRM_LIMIT = 50  # known pages missing from the listing confirmed one by one; more are gone for sure
 MAX_DEPTH = 8  # nested block levels fetched
 MAX_BLOCKS = 5_000  # blocks fetched per page; the rest is left out with a note
 _ID = re.compile(r"[0-9a-f]{32}")
@@ -78,11 +80,11 @@ class _Page:
 
 
 class NotionConnector:
-    def __init__(self, spec: SourceSpec, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, spec: SourceSpec, sleep: Callable[[float], None] = time.sleep, pace: float = PACE) -> None:
         unknown = sorted(set(spec.settings) - KEYS)
         if unknown:
             raise spec.error(f"unknown setting {unknown[0]!r}: use {', '.join(sorted(KEYS))}")
-        self.spec, self._sleep = spec, sleep
+        self.spec, self._sleep, self.pace = spec, sleep, pace
         self.prefix = f"source {spec.name!r} ({spec.kind}): "
         self.roots: dict[str, str] = {}  # id -> "page" | "database"
         for key, kind in (("pages", "page"), ("databases", "database")):
@@ -117,7 +119,10 @@ class NotionConnector:
                     changes.unchanged.append(page.id)
                 else:
                     changes.upserts.append(self._document(page, tree, session, version))
-            for doc_id in sorted(set(known) - set(pages)):
+            missing = sorted(set(known) - set(pages))
+            # Search lags behind a few recent changes; when many known pages are missing at once, they
+            # were unshared or deleted (a root unshared): confirming each would cost a request apiece.
+            for doc_id in missing if len(missing) <= CONFIRM_LIMIT else ():
                 if session.still_there(doc_id, tree, self.roots):
                     changes.unchanged.append(doc_id)
             changes.notes.extend(session.notes)
@@ -250,7 +255,7 @@ class _Session:
     def __init__(self, conn: NotionConnector, block_parents: dict[str, list[Any]]) -> None:
         self.conn = conn
         self.block_parents = block_parents  # block id -> [parent type, parent id], kept in the cursor
-        self.budget = RetryBudget(conn.prefix, sleep=conn._sleep)
+        self.budget = RetryBudget(conn.prefix, interval=conn.pace, sleep=conn._sleep)
         self.notes: list[str] = []
         self.client = conn.client()
 
@@ -318,7 +323,7 @@ class _Session:
 
     def call(self, send: Callable[[], Any], what: str, missing_ok: bool = False) -> Any:
         for attempt in itertools.count():
-            self.budget.requests += 1
+            self.budget.request()
             try:
                 return send()
             except APIResponseError as exc:

@@ -69,18 +69,32 @@ def retry_after_seconds(value: str | None) -> float | None:
 class RetryBudget:
     """Counts a sync's requests and decides, per failed request, whether to wait and retry.
 
-    429s are waited out as the source asks (Retry-After) while the sync's total wait stays within
-    `wait_budget` seconds; beyond that the sync stops with SourceRateLimitedError, so the bot backs off
-    instead of hanging. Server errors and timeouts are retried `server_tries` times with a short backoff.
+    With `interval`, requests are spaced at least that many seconds apart (a source's documented rate),
+    so 429s stay the exception. 429s are waited out as the source asks (Retry-After) while the sync's
+    total wait stays within `wait_budget` seconds; beyond that the sync stops with SourceRateLimitedError,
+    so the bot backs off instead of hanging. Server errors and timeouts are retried `server_tries` times
+    with a short backoff.
     """
 
     prefix: str  # "source 'x' (confluence): ", the start of every message
+    interval: float = 0.0
     wait_budget: float = 60.0
     server_tries: int = 3
     default_wait: float = 2.0  # a 429 without Retry-After
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     requests: int = 0
     waited: float = 0.0
+    _last: float | None = field(default=None, repr=False)
+
+    def request(self) -> None:
+        """Called before each request: counts it, and keeps the pace."""
+        self.requests += 1
+        if self.interval > 0:
+            if self._last is not None:
+                wait = self._last + self.interval - time.monotonic()
+                if wait > 0:
+                    self.sleep(wait)
+            self._last = time.monotonic()
 
     def rate_limited(self, retry_after: float | None) -> None:
         """Waits as asked, or raises when that would exceed the sync's wait budget."""

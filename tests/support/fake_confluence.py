@@ -46,8 +46,9 @@ class Page:
 
 
 class FakeConfluence:
-    def __init__(self, cloud: bool = True, token: str = TOKEN, email: str = EMAIL) -> None:
+    def __init__(self, cloud: bool = True, token: str = TOKEN, email: str = EMAIL, site_links: bool = False) -> None:
         self.cloud, self.token, self.email = cloud, token, email
+        self.site_links = site_links  # `_links.next` relative to the site ("/wiki/rest/..."), not the context
         self.context = "/wiki" if cloud else "/confluence"
         self.spaces: set[str] = set()
         self.pages: dict[str, Page] = {}
@@ -170,7 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
         links: dict[str, str] = {"base": fake.url}
         links["context"] = fake.context
         if start + limit < len(wanted):
-            links["next"] = "/rest/api/content?" + urlencode(query | {"start": start + limit, "limit": limit})
+            following = "/rest/api/content?" + urlencode(query | {"start": start + limit, "limit": limit})
+            links["next"] = fake.context + following if fake.site_links else following
         results = [self._content(p, expand) for p in window]
         return {"results": results, "start": start, "limit": limit, "size": len(results), "_links": links}
 

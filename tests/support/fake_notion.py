@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -91,6 +92,7 @@ class FakeNotion:
         self.pages: dict[str, Page] = {}
         self.databases: dict[str, Database] = {}
         self.requests: list[str] = []  # "METHOD path" of every request
+        self.arrivals: list[float] = []  # time.monotonic() of each
         self.throttle_left, self.retry_after = 0, "1"
         self._clock = itertools.count(1)
         self._lock = threading.Lock()
@@ -200,6 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake, parts = self.fake, urlsplit(self.path)
         with fake._lock:
             fake.requests.append(f"{method} {parts.path}")
+            fake.arrivals.append(time.monotonic())
             if self.headers.get("Authorization") != f"Bearer {fake.token}":
                 status, payload = error(401, "unauthorized", "API token is invalid.")
             elif self.headers.get("Notion-Version") != VERSION:
