@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from slack_sdk import WebClient
 
@@ -18,10 +19,13 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.config import SlackConfig
 from bot.gaps.digest import GapDigest
 from bot.health import BotHealth, serve_operations
+from bot.indexing.job import IndexRequest
 from bot.indexing.schedule import reindex_on_schedule
 from bot.indexing.service import IndexService
 from bot.indexing.start import index_at_start, take_index_lock
 from bot.indexing.watch import DocsWatcher
+from bot.knowledge.learned import LearnedAnswers, LearnedConfig, keep_up
+from bot.knowledge.scopes import LEARNED_ROOT
 from bot.llm.client import build_client
 from bot.logs import UserHasher
 from bot.metrics import Metrics
@@ -123,6 +127,13 @@ class BotRuntime:
             hash_user=UserHasher.from_config(settings.log_config()),
             state_monitor=self.state_monitor,
         )
+        mirror = settings.sources_config().sources_dir / LEARNED_ROOT / "mirror"
+        self.learned = LearnedAnswers(
+            LearnedConfig(mirror, settings.learned_expiry_days),
+            self.state.knowledge,
+            self._index_learned,
+            known_scopes=self.policy.learned_keys,
+        )
         # leases are renewed until the drain is over (closers run last-in first-out)
         leases = LeaseKeeper(self.state, self.state_monitor, self.workers, self.answerer.resume, self._stop)
         leases.start()
@@ -139,6 +150,7 @@ class BotRuntime:
                 self.indexing.reindex_docs,
                 functools.partial(self.sources.sync_named, why="/qwenbot sync"),
             ),
+            learned=self.learned,
         )
         if settings.metrics_port:
             self._closers.append(
@@ -161,6 +173,7 @@ class BotRuntime:
         self._warm_up()
         if self.sources.specs:  # each on its interval, the first sync at once
             _thread("sources", self.sources.run, self._stop)
+        _thread("learned", keep_up, self.learned, self._stop)
         if settings.gaps_channel:
             searcher = self.searcher
             digest = GapDigest(
@@ -172,6 +185,13 @@ class BotRuntime:
                 self.policy.scopes,
             )
             _thread("gaps", digest.run, self._stop)
+
+    def _index_learned(self, mirror: Path) -> None:
+        """Indexes the learned answers' mirror as the `learned` root, at once (bot/knowledge/learned.py)."""
+        lines: list[str] = []
+        status = self.indexing.run_index(IndexRequest([mirror], add_root=LEARNED_ROOT), lines.append, "learned answers")
+        if status != 0:
+            raise RuntimeError(f"indexing the learned answers failed: {lines[-1] if lines else status}")
 
     def _warm_up(self) -> None:
         started = time.monotonic()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from bot.answer.records import Answer, Turn
+
 # Slack markup that addresses people: a user, a user group, @here / @channel / @everyone
 _ADDRESSED = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|[^>]*)?>|<!(?:here|channel|everyone)>")
 _WORD = re.compile(r"[\w']+")
@@ -29,7 +31,8 @@ _ANNOUNCEMENT = re.compile(
 )
 _QUESTION_START = re.compile(
     r"^(?:how|what|where|when|why|who|whom|whose|which|can|could|does|do|did|is|are|was|were|should|"
-    r"shall|will|would|may|might|has|have|am|any(?:one|body)|is there|are there|where's|what's|how's|who's)\b",
+    r"shall|will|would|may|might|has|have|am|any(?:one|body)|is there|are there|where's|what's|how's|who's)\b"
+    r"(?!')",  # "Can't wait for Friday!" is not a question
     re.I,
 )
 _PLEA = re.compile(
@@ -43,7 +46,7 @@ MIN_WORDS = 3  # fewer words read as chatter ("ok?", "lunch?"), even with a ques
 
 # A mention in a thread that asks nothing of its own ("@qwenbot can you help?"): only these words
 _SUMMON_WORDS = frozenset(
-    "a an and any answer anyone above bot can could do does help here hey hi idea ideas is it know look "
+    "a an and any answer anyone above at bot can could do does help here hey hi idea ideas is it know look "
     "maybe me one our please pls question qwenbot take thanks that the this thoughts thread to us what "
     "with would you".split()
 )
@@ -71,3 +74,20 @@ def is_summon(text: str) -> bool:
     """Whether a mention's own words (the bot's mention removed) ask nothing of their own."""
     words = [w.lower() for w in _WORD.findall(text)]
     return len(words) <= SUMMON_MAX_WORDS and all(w in _SUMMON_WORDS for w in words)
+
+
+def open_question(turns: list[Turn]) -> tuple[str, list[Turn]] | None:
+    """The thread's open question, for a summon: the newest message of a person that reads as a
+    question, else the thread's first message of a person; with the turns before it as its history."""
+    people = [i for i, t in enumerate(turns) if t.role == "user" and t.text.strip()]
+    if not people:
+        return None
+    asked = [i for i in people if reads_as_question(turns[i].text)]
+    at = asked[-1] if asked else people[0]
+    return turns[at].text, turns[:at]
+
+
+def grounded(answer: Answer) -> bool:
+    """Auto mode answers only this: the model answered from the docs (not "not in the docs", not
+    passages quoted for want of a model) and cites at least one source."""
+    return answer.mode == "generated" and bool(answer.cited)

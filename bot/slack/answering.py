@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from bot.answer.records import Answer, Delta, Done, PipelineEvent, Status, Turn
 from bot.config import SlackConfig
 from bot.errors import QwenbotError
+from bot.knowledge.filter import grounded, is_summon, open_question
 from bot.logs import QuestionLog, UserHasher
 from bot.metrics import Metrics
 from bot.slack.guard import StateMonitor, StateUnavailable, unreachable
@@ -46,7 +47,7 @@ class Pipeline(Protocol):
 
 INTERRUPTED = "Sorry, I was restarted before I could finish this answer. Please ask again in a moment."
 RESUMED = "I was restarted while answering this, so here is the answer from the start."
-ANSWER_ID_BLOCKS = ("feedback", "ask_owner")  # the blocks that name the stored answer
+ANSWER_ID_BLOCKS = ("feedback", "ask_owner", "escalate")  # the blocks that name the stored answer
 
 
 def _message_key(q: Question) -> str:
@@ -106,8 +107,10 @@ class Answerer:
         self.hash_user = hash_user
         self.history = ThreadHistory(client)
 
-    def handle(self, q: Question, *, mentioned: bool) -> None:
-        """Answers `q` unless it was already handled, is not allowed here, or the user is rate-limited."""
+    def handle(self, q: Question, *, mentioned: bool, auto: bool = False) -> None:
+        """Answers `q` unless it was already handled, is not allowed here, or the user is rate-limited.
+        `auto`: a message in a `mode: auto` channel, answered only when the answer is grounded, and
+        refused in silence (bot/slack/auto.py)."""
         try:
             if q.event_id and not self.held(lambda: self.state.claims.claim(f"event:{q.event_id}")):
                 log.info("event %s already handled (a retry)", q.event_id)
@@ -120,7 +123,10 @@ class Answerer:
         if lease is None:
             return
         try:
-            self._handle_claimed(q, lease, mentioned=mentioned)
+            if auto:
+                self._answer_unasked(q)
+            else:
+                self._handle_claimed(q, lease, mentioned=mentioned)
         except StateUnavailable:  # the rate limit could not be checked
             self._not_answered(q, self._reply(q))
         finally:
@@ -137,10 +143,42 @@ class Answerer:
             self.report(q, "refused", note="rate limited")
             self.notice(q, rate_limited(wait))
             return
-        if not q.text:
+        if not q.text and not q.in_thread:  # in a thread, a bare mention summons the bot to its question
             self.notice(q, HELP)
             return
         self.answer(q, resumed=lease.resumed)
+
+    def _answer_unasked(self, q: Question) -> None:
+        """Auto mode (a `mode: auto` channel's top-level message that reads as a question): the answer is
+        written in full first and posted only when grounded; else, and over a rate limit (the person's
+        or the channel's), silence (QWENBOT_AUTO_UNSURE_REACTION: 👀 where it was not sure). Nothing is
+        recorded for a question left unanswered: its thread never becomes the bot's."""
+        if not self.policy.channel_allowed(q.channel, q.is_dm):
+            return
+        if self.held(lambda: self.policy.wait_seconds(q.user) or self.policy.channel_wait_seconds(q.channel)):
+            self.report(q, "refused", note="auto mode: rate limited")
+            return
+        started, answer = time.monotonic(), None
+        for event in self.pipeline.run(q.text, [], self.policy.scope_for(q.channel, q.is_dm)):
+            answer = event.answer if isinstance(event, Done) else answer
+        if answer is None or not grounded(answer):
+            self.report(q, "silent", answer, total=time.monotonic() - started, note="auto mode: not grounded")
+            if self.config.auto_unsure_reaction:
+                self._react(q, "eyes")
+            return
+        question_id = self.held(
+            lambda: self.state.questions.add_question(
+                event_id=q.event_id, channel=q.channel, thread_ts=q.thread_ts, message_ts=q.ts, user=q.user, text=q.text
+            )
+        )
+        self._deliver(q, self._reply(q), question_id, answer, None)
+        self.report(q, answer.mode, answer, total=time.monotonic() - started)
+
+    def _react(self, q: Question, name: str) -> None:
+        try:
+            self.client.reactions_add(channel=q.channel, timestamp=q.ts, name=name)
+        except SlackApiError as exc:
+            log.warning("reactions.add failed: %s", exc.response.get("error"))
 
     def resume(self, lease: Lease) -> None:
         """Answers a question whose replica died while answering it (its lease ran out): once, here."""
@@ -180,6 +218,10 @@ class Answerer:
     def answer(self, q: Question, *, resumed: bool = False) -> None:
         started = time.monotonic()
         reply = self._reply(q)
+        q, history = self._summoned(q)
+        if not q.text:
+            self.notice(q, HELP)
+            return
         try:
             # recorded first: from now on the thread is the bot's, so a follow-up sent while this answer
             # is written is a question too (it waits its turn below)
@@ -196,7 +238,7 @@ class Answerer:
             with self._thread_turn(q), self.metrics.answers_in_flight.track_inprogress():
                 if resumed:
                     reply.say(RESUMED)
-                answer = self._answer(q, reply, question_id)
+                answer = self._answer(q, reply, question_id, history)
             self.report(q, answer.mode, answer, total=time.monotonic() - started)
         except AnswerInterrupted:
             log.warning("shutting down: the answer in %s (thread %s) was cut off", q.channel, q.thread_ts)
@@ -245,9 +287,21 @@ class Answerer:
                 except StateUnavailable:
                     log.error("stopping while the state database is unreachable: a turn in %s stays", q.channel)
 
-    def _answer(self, q: Question, reply: ThreadReply, question_id: int) -> Answer:
+    def _summoned(self, q: Question) -> tuple[Question, list[Turn] | None]:
+        """A mention in a thread that asks nothing of its own ("@qwenbot can you help?") asks the
+        thread's open question: that question, and the thread before it as its history."""
+        if not (q.in_thread and is_summon(q.text)):
+            return q, None
+        found = open_question(self.history.turns(q))
+        if found is None:
+            return q, None
+        text, history = found
+        return dataclasses.replace(q, text=text), history
+
+    def _answer(self, q: Question, reply: ThreadReply, question_id: int, history: list[Turn] | None = None) -> Answer:
         reply.step(Status("searching"))
-        history = self.history.turns(q) if q.in_thread else []
+        if history is None:
+            history = self.history.turns(q) if q.in_thread else []
         answer = None
         # in an assistant thread, the channel the user is viewing picks the scope
         viewing = self.held(lambda: self.state.threads.context(q.channel, q.thread_ts)) if q.is_dm else None
@@ -269,7 +323,7 @@ class Answerer:
         down, the reply ends at once without the buttons (they name the stored answer), which are added
         once the answer is stored."""
         answer_id = self._store(question_id, answer)
-        messages = self._messages(q, answer, answer_id or 0, viewing)
+        messages = self.messages(q, answer, answer_id or 0, viewing)
         if answer_id is None:  # no stored answer to rate yet: its sources now, its buttons once it is stored
             messages = [
                 Message(m.text, [b for b in m.blocks if b.get("block_id") not in ANSWER_ID_BLOCKS]) for m in messages
@@ -282,7 +336,7 @@ class Answerer:
             log.error("stopping while the state database is unreachable: the answer in %s was not stored", q.channel)
             return
         if answer_id is None:
-            self._show_buttons(q, ts, self._messages(q, answer, stored, viewing)[-1])
+            self._show_buttons(q, ts, self.messages(q, answer, stored, viewing)[-1])
 
     def _store(self, question_id: int, answer: Answer) -> int | None:
         """The stored answer's id; None while the state database is unreachable."""
@@ -296,14 +350,16 @@ class Answerer:
             self.state_monitor.failed(exc)
             return None
 
-    def _messages(self, q: Question, answer: Answer, answer_id: int, viewing: str | None) -> list[Message]:
+    def messages(self, q: Question, answer: Answer, answer_id: int, viewing: str | None) -> list[Message]:
+        options = self.policy.options_for(q.channel, q.is_dm, viewing)
         return answer_messages(
             answer,
             answer_id,
             self.config.stale_source_days,
             allow_mailto=self.config.allow_mailto_links,
             feedback_style=self.config.feedback_style,
-            ask_owner=self.policy.options_for(q.channel, q.is_dm, viewing).ask_channel is not None,
+            ask_owner=options.ask_channel is not None,
+            escalate=options.experts is not None and not q.is_dm,  # escalated in the thread: a channel's
         )
 
     def _show_buttons(self, q: Question, ts: str, last: Message) -> None:

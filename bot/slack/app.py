@@ -20,6 +20,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.config import SlackConfig
+from bot.knowledge.learned import LearnedAnswers
 from bot.slack.answering import Answerer
 from bot.slack.guard import StateGuard
 from bot.slack.listeners import register_listeners
@@ -36,6 +37,7 @@ def build_app(
     workers: Workers,
     status_report: Callable[[], str],
     reindexer: Reindexer,
+    learned: LearnedAnswers | None = None,
 ) -> App:
     """The app, from parts built by the caller (bot/runtime.py), who also resumes the questions of dead
     replicas with `answerer`. `workers` run the listeners and the answers."""
@@ -54,7 +56,7 @@ def build_app(
             logger=logging.getLogger("bot.bolt"),
         )
     app.use(StateGuard(answerer.state_monitor))  # events wait in Slack while the state database is down
-    register_listeners(app, answerer, workers, status_report, reindexer)
+    register_listeners(app, answerer, workers, status_report, reindexer, learned)
     return app
 
 

@@ -43,6 +43,18 @@ class LearnedAnswer:
 
 
 @dataclass(frozen=True)
+class PrivateAnswer:
+    """An answer given to one person only (`/qwenbot ask`); `answer`: the Answer as JSON."""
+
+    id: int
+    channel: str
+    user: str
+    question: str
+    answer: str
+    shared_ts: str | None
+
+
+@dataclass(frozen=True)
 class NewLearned:
     question: str
     answer: str
@@ -56,7 +68,10 @@ class NewLearned:
     expires: float | None
 
 
-_LEARNED = "id, question, answer, author, author_name, saved_by, channel, thread_ts, permalink, scope, created, expires, status, message_ts"
+_LEARNED = ", ".join(
+    "id question answer author author_name saved_by channel thread_ts permalink scope created expires status "
+    "message_ts".split()
+)
 
 
 def _escalation(row: tuple[Any, ...]) -> Escalation:
@@ -151,6 +166,46 @@ class Knowledge:
         )
         found = [_escalation(r) for r in rows]
         return [e for e in found if channels is None or e.channel in channels]
+
+    def question_text(self, question_id: int) -> str | None:
+        rows = self._db.fetch("SELECT text FROM questions WHERE id = ?", (question_id,))
+        return str(rows[0][0]) if rows else None
+
+    def question_user(self, question_id: int) -> str | None:
+        rows = self._db.fetch("SELECT user_id FROM questions WHERE id = ?", (question_id,))
+        return str(rows[0][0]) if rows else None
+
+    def channel_type(self, channel: str) -> str | None:
+        """Slack's channel_type for `channel`, as its message events last said (None: not heard yet)."""
+        rows = self._db.fetch("SELECT channel_type FROM channel_types WHERE channel = ?", (channel,))
+        return str(rows[0][0]) if rows else None
+
+    # --- private answers ---
+    def add_private(self, channel: str, user: str, question: str, answer: str) -> int:
+        rows = self._db.fetch(
+            "INSERT INTO private_answers (channel, user_id, question, answer, created) VALUES (?, ?, ?, ?, ?) "
+            "RETURNING id",
+            (channel, user, question, answer, time.time()),
+        )
+        return int(rows[0][0])
+
+    def private(self, private_id: int) -> PrivateAnswer | None:
+        rows = self._db.fetch(
+            "SELECT id, channel, user_id, question, answer, shared_ts FROM private_answers WHERE id = ?", (private_id,)
+        )
+        return PrivateAnswer(int(rows[0][0]), *rows[0][1:]) if rows else None
+
+    def claim_share(self, private_id: int) -> bool:
+        """Whether this call may share the private answer (once)."""
+        return bool(
+            self._db.execute(
+                "UPDATE private_answers SET shared_ts = '' WHERE id = ? AND shared_ts IS NULL", (private_id,)
+            )
+        )
+
+    def set_shared(self, private_id: int, shared_ts: str | None) -> None:
+        """Where it was shared; None gives the claim back (it could not be posted)."""
+        self._db.execute("UPDATE private_answers SET shared_ts = ? WHERE id = ?", (shared_ts, private_id))
 
     # --- learned answers ---
     def add_learned(self, new: NewLearned) -> int:

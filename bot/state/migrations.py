@@ -107,8 +107,9 @@ CREATE TABLE channel_types (
     updated {real} NOT NULL
 )
 """,
-    # 5: knowledge (bot/knowledge/): the threads escalated to a scope's experts (once per thread), and the
-    # answers experts saved from them, which the bot cites (mirrored into the `learned` root)
+    # 5: knowledge (bot/knowledge/): the threads escalated to a scope's experts (once per thread), the
+    # answers experts saved from them, which the bot cites (mirrored into the `learned` root), and the
+    # answers given privately (`/qwenbot ask`), kept apart from the questions until their asker shares one
     """
 CREATE TABLE escalations (
     channel TEXT NOT NULL,
@@ -136,7 +137,16 @@ CREATE TABLE learned_answers (
     status TEXT NOT NULL DEFAULT 'active',
     message_ts TEXT
 );
-CREATE INDEX learned_answers_scope ON learned_answers (scope, status)
+CREATE INDEX learned_answers_scope ON learned_answers (scope, status);
+CREATE TABLE private_answers (
+    id {id},
+    channel TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    shared_ts TEXT,
+    created {real} NOT NULL
+)
 """,
     # 6: the sources' shared state (bot/state/sources.py): each source's cursor and sync status, and
     # the documents its mirror holds, with their bytes, so any replica can restore the mirror

@@ -102,6 +102,7 @@ class FakeSlack:
         self.refuse_task_chunks = refuse_task_chunks  # a workspace without task steps: streaming works, tasks don't
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], Message] = {}
+        self.names: dict[str, str] = {}  # user id -> display name, for users.info
         self.ws_url: str | None = None
         self._failures: dict[str, list[_Failure]] = {}
         self._seq = itertools.count(1)
@@ -423,6 +424,17 @@ class FakeSlack:
             "has_more": more,
             "response_metadata": {"next_cursor": cursor},
         }
+
+    def _api_users_info(self, args: dict) -> dict:
+        """users.info as Slack answers it: the user's names, the display name in `profile`."""
+        user = str(args.get("user") or "")
+        name = self.names.get(user)
+        if name is None:
+            return {"ok": False, "error": "user_not_found"}
+        handle = name.lower().replace(" ", ".")
+        profile = {"display_name": name, "real_name": name}
+        found = {"id": user, "team_id": TEAM, "name": handle, "real_name": name, "profile": profile}
+        return {"ok": True, "user": found}
 
     def _api_views_open(self, args: dict) -> dict:
         view = args.get("view")

@@ -7,10 +7,12 @@ from collections.abc import Callable
 
 from slack_bolt import App
 
+from bot.knowledge.learned import LearnedAnswers
 from bot.slack.answering import Answerer
-from bot.slack.listeners import actions, commands, events, views
-from bot.slack.listeners.deps import EventDeps, FeedbackDeps
+from bot.slack.listeners import actions, commands, events, knowledge, views
+from bot.slack.listeners.deps import EventDeps, FeedbackDeps, KnowledgeDeps
 from bot.slack.policy import RateLimiter
+from bot.slack.private import PrivateAnswers
 from bot.slack.questions import Intake
 from bot.slack.workers import Workers
 
@@ -21,9 +23,23 @@ def register_listeners(
     workers: Workers,
     status_report: Callable[[], str] | None,
     reindexer: commands.Reindexer | None = None,
+    learned: LearnedAnswers | None = None,
 ) -> None:
-    """`answerer` answers the questions; the services it was built with are the listeners' too."""
+    """`answerer` answers the questions; the services it was built with are the listeners' too.
+    `learned`: where experts' saved answers go (None: saving is off)."""
     state, config = answerer.state, answerer.config
+    knowing = KnowledgeDeps(
+        knowledge=state.knowledge,
+        questions=state.questions,
+        policy=answerer.policy,
+        client=answerer.client,
+        monitor=answerer.state_monitor,
+        workers=workers,
+        answering=answerer,
+        admins=frozenset(config.admin_users),
+        learned=learned,
+    )
+    knowledge.register(app, knowing)
     events.register(
         app,
         EventDeps(
@@ -36,6 +52,7 @@ def register_listeners(
             monitor=answerer.state_monitor,
             workers=workers,
             answering=answerer,
+            knowledge=knowing,
         ),
     )
     feedback = FeedbackDeps(
@@ -50,4 +67,6 @@ def register_listeners(
     )
     actions.register(app, feedback)
     views.register(app, feedback)
-    commands.register(app, RateLimiter(commands.COMMANDS_PER_MINUTE, state.limits), status_report, reindexer)
+    ask_privately = knowledge.register_private(app, PrivateAnswers(answerer), workers)
+    limiter = RateLimiter(commands.COMMANDS_PER_MINUTE, state.limits)
+    commands.register(app, limiter, status_report, reindexer, ask_privately)

@@ -38,13 +38,29 @@ class Reindexer:
     sync: Callable[[str | None, Callable[[str], None]], int] | None = None
 
 
+# `/qwenbot ask QUESTION`: answered on the answer pool, to the asker alone (bot/slack/private.py)
+AskPrivately = Callable[[dict[str, Any], str, Respond], None]
+LOOKING = "Looking it up; only you will see the answer…"
+ASK_USAGE = "Ask me something, and only you will see the answer: `/qwenbot ask how many vacation days do I get?`"
+
+
 def register(
-    app: App, limiter: RateLimiter, status_report: Callable[[], str] | None, reindexer: Reindexer | None = None
+    app: App,
+    limiter: RateLimiter,
+    status_report: Callable[[], str] | None,
+    reindexer: Reindexer | None = None,
+    ask_privately: AskPrivately | None = None,
 ) -> None:
     @app.command(SLASH_COMMAND)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         words = (command.get("text") or "").split()
         verb = words[0].lower() if words else ""
+        if verb == "ask" and ask_privately is not None:  # its rate limit is the questions' own
+            question = (command.get("text") or "").strip()[3:].strip()
+            ack(text=LOOKING if question else ASK_USAGE, response_type="ephemeral")
+            if question:
+                ask_privately(command, question, respond)
+            return
         if verb not in ("status", "reindex", "sync"):
             unknown = f"Unknown command '{escape(short(verb, 40))}'.\n\n" if verb not in ("", "help") else ""
             ack(text=unknown + HELP, response_type="ephemeral")

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from slack_sdk import WebClient
 
+from bot.knowledge.learned import LearnedAnswers
 from bot.metrics import Metrics
 from bot.slack.guard import StateMonitor
 from bot.slack.policy import Policy
@@ -17,6 +18,7 @@ from bot.slack.workers import Workers
 from bot.state.claims import Claims
 from bot.state.feedback import Feedback
 from bot.state.gaps import Gaps
+from bot.state.knowledge import Knowledge
 from bot.state.questions import Questions
 from bot.state.threads import Threads
 
@@ -24,7 +26,7 @@ from bot.state.threads import Threads
 class Answering(Protocol):
     """What the events listener asks of the answerer (bot/slack/answering.py)."""
 
-    def handle(self, q: Question, *, mentioned: bool) -> None: ...
+    def handle(self, q: Question, *, mentioned: bool, auto: bool = False) -> None: ...
 
     def notice(self, q: Question, text: str) -> None: ...
 
@@ -43,6 +45,24 @@ class EventDeps:
     monitor: StateMonitor
     workers: Workers
     answering: Answering
+    knowledge: KnowledgeDeps
+
+
+@dataclass(frozen=True)
+class KnowledgeDeps:
+    """Escalation, saving and removing learned answers, and the messages taken without a mention (an
+    auto channel's questions, replies in escalated threads). `learned`: None where no learned root is
+    set up (a bot without an index of its own to write)."""
+
+    knowledge: Knowledge
+    questions: Questions
+    policy: Policy
+    client: WebClient
+    monitor: StateMonitor
+    workers: Workers
+    answering: Answering
+    admins: frozenset[str]  # QWENBOT_ADMIN_USERS: may save and remove any learned answer
+    learned: LearnedAnswers | None
 
 
 @dataclass(frozen=True)

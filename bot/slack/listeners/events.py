@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, ParamSpec
+from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.guard import StateUnavailable
+from bot.slack.listeners import knowledge
 from bot.slack.listeners.deps import EventDeps
 from bot.slack.policy import MAX_SUGGESTED_PROMPTS
 from bot.slack.questions import Incoming, Question, incoming_message
@@ -30,18 +30,18 @@ POPULAR_DAYS = 30  # suggested prompts: the most-asked answered questions of thi
 PROMPT_TITLE_LIMIT = 60  # characters of a suggested prompt's label (the whole question is sent)
 THREAD_TITLE_LIMIT = 80
 
-P = ParamSpec("P")
-
 
 def register(app: App, deps: EventDeps) -> None:
     def on_event(body: dict[str, Any], event: dict[str, Any], context: BoltContext, *, mentioned: bool) -> None:
+        if not mentioned:  # an auto channel's question, or a reply in an escalated thread
+            knowledge.unmentioned(deps.knowledge, body, event, context.bot_user_id)
         incoming = incoming_message(
             deps.intake, body, event, bot_user=context.bot_user_id, bot_id=context.bot_id, mentioned=mentioned
         )
         if incoming is None or (incoming.question is None and _noted(deps, incoming)):
             return
         # taken up on the answer pool: this listener's thread is back for the next ack at once
-        if not deps.workers.offer(_logged(take_up), deps, incoming, mentioned=mentioned):
+        if not deps.workers.offer(knowledge.logged(take_up), deps, incoming, mentioned=mentioned):
             refused(deps, incoming)
 
     @app.event("app_mention")
@@ -54,27 +54,15 @@ def register(app: App, deps: EventDeps) -> None:
 
     @app.event("assistant_thread_started")
     def on_assistant_thread_started(event: dict[str, Any]) -> None:
-        deps.workers.submit(_logged(assistant_thread), deps, event, started=True)
+        deps.workers.submit(knowledge.logged(assistant_thread), deps, event, started=True)
 
     @app.event("assistant_thread_context_changed")
     def on_assistant_context_changed(event: dict[str, Any]) -> None:
-        deps.workers.submit(_logged(assistant_thread), deps, event, started=False)
+        deps.workers.submit(knowledge.logged(assistant_thread), deps, event, started=False)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error in a Slack listener (%s: %s)", type(error).__name__, error)
-
-
-def _logged(work: Callable[P, None]) -> Callable[P, None]:
-    """`work` for the answer pool, whose failures would pass unseen: logged as a listener's are."""
-
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            work(*args, **kwargs)
-        except Exception as exc:
-            log.error("unhandled error in a Slack listener (%s: %s)", type(exc).__name__, exc)
-
-    return run
 
 
 def _noted(deps: EventDeps, incoming: Incoming) -> bool:
@@ -93,6 +81,8 @@ def take_up(deps: EventDeps, incoming: Incoming, *, mentioned: bool) -> None:
             deps.monitor.held(lambda: deps.questions.note_channel_type(incoming.channel, kind))
         if q is not None and incoming.follow_up and not deps.monitor.held(lambda: _answered(deps, q)):
             return
+        if q is not None and incoming.follow_up and knowledge.escalated(deps.knowledge, q.channel, q.thread_ts):
+            return  # the experts were called in: replies there are theirs to answer
         if q is not None and q.is_dm:
             title_assistant_thread(deps, q)
     except StateUnavailable:  # the bot stops first; a sure question is still handled (the asker is told)

@@ -11,6 +11,7 @@ from bot.slack import mrkdwn
 from bot.slack.render.ask_owner import ask_owner_block
 from bot.slack.render.blocks import MARKDOWN_LIMIT, MESSAGE_BLOCKS_BUDGET, Block, Message, blocks_size, markdown_block
 from bot.slack.render.feedback import feedback_block
+from bot.slack.render.knowledge import escalate_block
 from bot.slack.render.sources import sources_blocks
 
 
@@ -69,13 +70,17 @@ def trailer_blocks(
     *,
     feedback_style: FeedbackStyle = "native",
     ask_owner: bool = False,
+    escalate: bool = False,
 ) -> list[Block]:
     """What follows the answer text in its last message: sources, "Ask an owner" (an answer not found
-    in the docs, where the scope has an owners' channel), then the feedback. (The pipeline's text
-    itself says plainly when it is quoted passages or found nothing.)"""
+    in the docs, where the scope has an owners' channel), "Still need help?" (where the scope has
+    experts), then the feedback. (The pipeline's text itself says plainly when it is quoted passages or
+    found nothing.)"""
     blocks = sources_blocks(answer, stale_days, today or date.today(), allow_mailto)
     if ask_owner and answer.mode == "not_found":
         blocks.append(ask_owner_block(answer_id))
+    if escalate:
+        blocks.append(escalate_block(answer_id))
     return [*blocks, feedback_block(answer_id, feedback_style)]
 
 
@@ -88,12 +93,20 @@ def answer_messages(
     *,
     feedback_style: FeedbackStyle = "native",
     ask_owner: bool = False,
+    escalate: bool = False,
 ) -> list[Message]:
     """The whole answer as the messages to post, in order; the last carries sources and buttons."""
     parts = split_markdown(answer_text(answer))
     messages = [Message(text=mrkdwn.escape(p), blocks=[markdown_block(p)]) for p in parts]
     trailer = trailer_blocks(
-        answer, answer_id, stale_days, today, allow_mailto, feedback_style=feedback_style, ask_owner=ask_owner
+        answer,
+        answer_id,
+        stale_days,
+        today,
+        allow_mailto,
+        feedback_style=feedback_style,
+        ask_owner=ask_owner,
+        escalate=escalate,
     )
     last = messages[-1]
     if len(parts[-1]) + blocks_size(trailer) <= MESSAGE_BLOCKS_BUDGET:

@@ -28,6 +28,7 @@ HELP = (
     "or send me a direct message. I answer in a thread and cite my sources; reply in the thread to "
     "follow up. Rate the answer with 👍 / 👎.\n"
     "`/qwenbot status`: index size, last indexed, model endpoint and health\n"
+    "`/qwenbot ask QUESTION`: an answer only you see, which you can then share in the channel\n"
     "`/qwenbot reindex`: index new and changed docs now (admins)\n"
     "`/qwenbot sync [SOURCE]`: sync the sources (git, sites, Confluence, Notion, Drive) now (admins)\n"
     "`/qwenbot help`: this message"
