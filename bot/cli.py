@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("questions", help="the questions the bot was asked: --unanswered lists the gaps (= gaps)")
     p.add_argument("--unanswered", action="store_true", help=gaps_help)
     _gap_arguments(p)
+
+    p = sub.add_parser("learned", help="the answers experts saved in Slack, which the bot cites: list, show, remove")
+    lsub = p.add_subparsers(dest="learned_command", required=True)
+    lsub.add_parser("list", help="every learned answer: id, status, dates, channel, author, question").add_argument(
+        "--all", action="store_true", help="removed ones too"
+    )
+    for name, what in (("show", "one learned answer in full"), ("remove", "stop citing a learned answer")):
+        lsub.add_parser(name, help=what).add_argument("id", type=int, help="its id (`qwenbot learned list`)")
     return parser
 
 
