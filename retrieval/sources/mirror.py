@@ -90,24 +90,6 @@ def write_file(mirror: Path, file: MirroredFile) -> None:
         _write_atomic(sidecar_path(target), file.sidecar)
 
 
-def read_file(mirror: Path, path: str) -> MirroredFile | None:
-    """What the mirror holds at `path` now (None when the file is missing or cannot be read)."""
-    target = _target(mirror, path)
-    if target.is_symlink() or sidecar_path(target).is_symlink():
-        return None  # the mirror holds no links: one here is rewritten, never followed
-    try:
-        data = target.read_bytes()
-    except OSError:
-        return None
-    try:
-        sidecar: bytes | None = sidecar_path(target).read_bytes()
-    except FileNotFoundError:
-        sidecar = None
-    except OSError:
-        return None
-    return MirroredFile(path, data, sidecar)
-
-
 def check_path(path: str) -> None:
     """Raises UnsafePathError unless `path` is a plain relative POSIX path the indexer will read."""
     parts = path.split("/")

@@ -28,7 +28,7 @@ from typing import Protocol
 from retrieval.loaders import sidecar_path
 from retrieval.models import IndexStats
 from retrieval.sources.base import Changes, Connector, Cursor, KnownDocument, SourceDocument
-from retrieval.sources.mirror import MirroredFile, UnsafePathError, read_file, remove_document, render, write_file
+from retrieval.sources.mirror import MirroredFile, UnsafePathError, remove_document, render, write_file
 from retrieval.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -171,26 +171,14 @@ class SourceSync:
 def restore(
     mirror: Path, known: Mapping[str, KnownDocument], fetch: Callable[[list[str]], dict[str, MirroredFile]]
 ) -> int:
-    """Step 1: makes `mirror` hold exactly the known documents (rewriting from the store those missing or
-    different, removing the files it does not know); returns how many files it rewrote or removed."""
-    stale = [doc_id for doc_id, k in known.items() if (f := read_file(mirror, k.path)) is None or f.hash != k.hash]
+    """Step 1: makes `mirror` hold exactly the known documents (removing the files it does not know,
+    rewriting from the store those missing or different); returns how many files it removed or rewrote."""
+    expected = {k.path for k in known.values()}
+    expected |= {_sidecar(p) for p in expected}
+    found, removed = _keep_only(mirror, expected)
+    stale = [doc_id for doc_id, k in known.items() if _hash_on_disk(mirror, k.path, found) != k.hash]
     for file in fetch(stale).values() if stale else ():
         write_file(mirror, file)
-    expected = {mirror / k.path for k in known.values()}
-    expected |= {sidecar_path(p) for p in expected}
-    removed = 0
-    for folder, dirs, names in os.walk(mirror, topdown=False):
-        base = Path(folder)
-        for name in names:
-            if base / name not in expected:
-                (base / name).unlink()
-                removed += 1
-        for name in dirs:
-            child = base / name
-            if child.is_symlink():
-                child.unlink()  # a mirror holds no links: one here was not made by a sync
-            elif not any(child.iterdir()):
-                child.rmdir()
     if stale or removed:
         log.info(
             "mirror %s: %d documents restored from the shared state, %d stray files removed",
@@ -199,3 +187,39 @@ def restore(
             removed,
         )
     return len(stale) + removed
+
+
+def _keep_only(mirror: Path, expected: set[str]) -> tuple[set[str], int]:
+    """Removes from `mirror` every file not in `expected`, every link and every empty folder; returns
+    the expected files there (plain files under plain folders: os.walk does not enter linked ones)."""
+    found: set[str] = set()
+    removed = 0
+    for folder, dirs, names in os.walk(mirror, topdown=False):
+        base = Path(folder)
+        prefix = "" if base == mirror else base.relative_to(mirror).as_posix() + "/"
+        for name in names:
+            if prefix + name in expected and not (base / name).is_symlink():
+                found.add(prefix + name)
+            else:
+                (base / name).unlink()
+                removed += 1
+        for name in dirs:
+            child = base / name
+            if child.is_symlink():
+                child.unlink()  # a mirror holds no links: one here was not made by a sync
+                removed += 1
+            elif not any(child.iterdir()):
+                child.rmdir()
+    return found, removed
+
+
+def _hash_on_disk(mirror: Path, path: str, found: set[str]) -> str | None:
+    if path not in found:
+        return None
+    sidecar = _sidecar(path)
+    meta = (mirror / sidecar).read_bytes() if sidecar in found else None
+    return MirroredFile(path, (mirror / path).read_bytes(), meta).hash
+
+
+def _sidecar(path: str) -> str:
+    return sidecar_path(Path(path)).as_posix()
