@@ -19,7 +19,7 @@ from pathlib import Path
 from bot.knowledge.scopes import LEARNED_ROOT
 from bot.state.knowledge import Knowledge, LearnedAnswer, NewLearned
 from retrieval.sources.base import SourceDocument
-from retrieval.sources.mirror import read_file, remove_document, render, write_file
+from retrieval.sources.mirror import remove_document, render, write_file
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,7 @@ class LearnedAnswers:
         if wanted:
             mirror.mkdir(parents=True, exist_ok=True)
         for path, file in wanted.items():
-            on_disk = read_file(mirror, path)
-            if on_disk is None or on_disk.data != file.data:
+            if _bytes(mirror / path) != file.data:  # the path is ours (scope key, id, slug): no link to fear
                 write_file(mirror, file)
                 changed = True
         on_disk_files = mirror.rglob("*.md") if mirror.is_dir() else []
@@ -147,6 +146,13 @@ class LearnedAnswers:
                 remove_document(mirror, stale)
                 changed = True
         return changed
+
+
+def _bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def keep_up(learned: LearnedAnswers, stop: threading.Event, interval: float = KEEP_UP_SECONDS) -> None:
