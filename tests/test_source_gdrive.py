@@ -156,6 +156,15 @@ def test_documents_carry_drive_metadata_and_a_changed_doc_alone_is_exported_agai
     assert fake.calls["files.export"] == exports + 1 and changed.requests == 2  # the feed, one export
 
 
+def test_images_a_doc_export_inlines_as_base64_are_left_out(fake: FakeDrive, key: dict[str, str], root: str) -> None:
+    # Docs' Markdown export puts each image at the end as a reference to a base64 data URI
+    image = "data:image/png;base64," + "iVBORw0KGgo" * 5000
+    text = f"# VPN\n\nThe client:\n\n![][image1]\n\nUse WireGuard.\n\n[image1]: <{image}>\n"
+    fake.add_file("VPN access", root, text.encode())
+    (doc,) = Synced(drive_connector(fake, key, folder_ids=[root])).run().upserts
+    assert doc.content == b"# VPN\n\nThe client:\n\n\n\nUse WireGuard.\n\n"
+
+
 def test_docs_are_exported_as_plain_text_where_drive_offers_no_markdown(
     fake: FakeDrive, key: dict[str, str], root: str
 ) -> None:

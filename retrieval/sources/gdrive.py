@@ -4,13 +4,13 @@
 The first sync lists the folders (files.list, paged, into the subfolders) and takes the changes feed's
 start token as the cursor; later syncs read the feed from there (changes.list) and fetch only the files
 that changed, so an unchanged source costs one request per feed. A file trashed, removed, or moved out of
-the configured folders is deleted. A folder entering, leaving or moving within the tree changes which
-files are in reach without a change of their own: then the folders are listed again (nothing unchanged
-is fetched twice).
+the configured folders is deleted. A folder entering or leaving the tree changes which files are in reach
+without a change of their own: then the folders are listed again (nothing unchanged is fetched twice).
 
 Google Docs are exported as Markdown (`text/markdown`, which Drive offers for Docs since 2024; where
-`about.exportFormats` does not list it, as plain text); the headings, lists and tables survive, which the
-chunker uses. Other Google types (Sheets, Slides, ...) and other files are skipped with a note.
+`about.exportFormats` does not list it, as plain text): the headings, lists and tables survive for the
+chunker; the images the export inlines as base64 are dropped. Other Google types (Sheets, Slides, ...)
+and other files are skipped with a note.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ SETTINGS = frozenset(
     }
 )
 _DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+# Docs' Markdown export inlines each image as a reference to a base64 data URI (`![][image1]` ...
+# `[image1]: <data:image/png;base64,...>`): megabytes of noise for search, dropped
+_DATA_DEFINITION = re.compile(rb"(?m)^ {0,3}\[([^\]\n]+)\]:[ \t]*<?data:[^\n]*(?:\n|\Z)")
+_DATA_INLINE = re.compile(rb"!\[[^\]\n]*\]\(\s*<?data:[^)\n]*\)")
+_IMAGE_REFERENCE = re.compile(rb"!\[[^\]\n]*\]\[([^\]\n]+)\]")
 _SUFFIXES = {".pdf": ".pdf", ".md": ".md", ".markdown": ".md", ".txt": ".txt"}
 _TYPES = {"application/pdf": ".pdf", "text/markdown": ".md", "text/x-markdown": ".md", "text/plain": ".txt"}
 
@@ -313,8 +318,10 @@ class GDriveConnector:
         content = self.client.call(request, f"file {name!r}", refusals=("404", "exportSizeLimitExceeded"))
         if isinstance(content, Refused):
             return f"skipped {name!r}: Drive would not hand it over ({content.reason or content.status})"
+        if mime == GOOGLE_DOC and export == MARKDOWN_EXPORT:
+            content = _without_data_images(content)
         if len(content) > self.settings.max_file_bytes:
-            return f"skipped {name!r}: {len(content) / 2**20:.1f} MB exported is over max_file_mb"
+            return f"skipped {name!r}: {len(content) / 2**20:.1f} MB is over max_file_mb"
         return bytes(content)
 
 
@@ -326,6 +333,12 @@ def _suffix(name: str, mime: str, export: str) -> str | None:
         return None  # Sheets, Slides, Forms, shortcuts: no text export worth indexing
     # the name first: Drive types many .md files text/plain or application/octet-stream
     return _SUFFIXES.get(PurePosixPath(name.lower()).suffix) or _TYPES.get(mime)
+
+
+def _without_data_images(markdown: bytes) -> bytes:
+    labels = {match.group(1) for match in _DATA_DEFINITION.finditer(markdown)}
+    text = _DATA_INLINE.sub(b"", _DATA_DEFINITION.sub(b"", markdown))
+    return _IMAGE_REFERENCE.sub(lambda m: b"" if m.group(1) in labels else m.group(0), text) if labels else text
 
 
 def _document(file: dict[str, Any], name: str, suffix: str, content: bytes, version: str) -> SourceDocument:
