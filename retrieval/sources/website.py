@@ -221,11 +221,13 @@ class _Crawl:
     def _read_sitemaps(self) -> dict[str, str | None]:
         """The pages the sitemap (and the sitemaps an index lists) give inside the prefix, with lastmod."""
         assert self.s.sitemap_url is not None
-        pending, read, outside = [self.s.sitemap_url], 0, 0
+        pending, read, outside = [self.s.sitemap_url], set[str](), 0
         entries: dict[str, str | None] = {}
-        while pending and read < MAX_SITEMAPS:
+        while pending and len(read) < MAX_SITEMAPS:
             url = pending.pop(0)
-            read += 1
+            if url in read:
+                continue  # an index listing itself, or a sitemap twice
+            read.add(url)
             fetched = self.fetcher.get(url, self._same_site, lambda _: {}, MAX_SITEMAP_BYTES)
             try:
                 if fetched.status != 200 or fetched.body is None:
