@@ -223,6 +223,8 @@ def test_the_mirror_writer_keeps_a_files_own_front_matter_and_refuses_links_out(
     )
     evil = "Title\n---\nurl: javascript:alert(1)\n" + "x" * 500
     write_document(mirror, replace(doc, path="b.md", content=b"Body.\n", title=evil))
+    write_document(mirror, replace(doc, path="c.md", content=b"Body.\n", updated="last spring"))
+    assert "updated" not in (mirror / "c.md").read_text()  # it would fail the document in the loader
     front = (mirror / "b.md").read_text().split("\n---\n")[0].split("\n")[1:]
     # one bounded line a key, no key injected
     assert [line.split(":")[0] for line in front] == ["title", "url", "updated"] and len(front[0]) < 320

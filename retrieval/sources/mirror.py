@@ -18,6 +18,7 @@ leading out of the mirror. Writes are atomic (a temporary file, then os.replace)
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import tempfile
@@ -125,14 +126,22 @@ def _metadata(doc: SourceDocument) -> dict[str, Any]:
     url = one_line(doc.url or "", URL_LIMIT + 1)
     if url and len(url) <= URL_LIMIT:  # longer is no real address: dropped rather than cut into a wrong one
         meta["url"] = url
-    if doc.updated and (updated := one_line(doc.updated, 40)):
-        meta["updated"] = updated
+    if doc.updated and _is_iso(updated := one_line(doc.updated, 40)):
+        meta["updated"] = updated  # anything else would fail the document in the loader: left out
     tags = [t for t in dict.fromkeys(one_line(t, TAG_LIMIT) for t in doc.tags) if t][:TAGS_LIMIT]
     if tags:
         meta["tags"] = tags
     if doc.status and (status := one_line(doc.status, TEXT_LIMIT)):
         meta["status"] = status
     return meta
+
+
+def _is_iso(text: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _with_front_matter(content: bytes, meta: dict[str, Any]) -> bytes:
