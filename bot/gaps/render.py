@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.gaps.report import GapGroup, GapReport
+from bot.knowledge.summary import summary_lines
 from bot.slack import mrkdwn
 from bot.slack.render.blocks import SECTION_LIMIT, Block, Message, count_noun, plain_text, section
 
@@ -80,6 +81,11 @@ def digest_message(report: GapReport, group_ids: Sequence[int], owner_groups: di
     hidden = len(report.groups) - MAX_DIGEST_GROUPS
     if hidden > 0:
         blocks.append(section(f"…and {count_noun(hidden, 'more group')}: run `qwenbot gaps` for the whole list."))
+    learned = summary_lines(report.knowledge)
+    if learned:  # people's text: quoted and escaped, never a mention
+        blocks.append(
+            section("*What the bot learned:* " + "\n".join(mrkdwn.escape(plain_text(x, 300)) for x in learned))
+        )
     return Message(text=f"Knowledge gaps, {period}: {count_noun(report.total, 'question')}", blocks=blocks)
 
 

@@ -11,6 +11,7 @@ scope, so the report never points outside what its askers could be answered from
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import numpy as np
 
 from bot.config import GapsInclude
 from bot.errors import ConfigError
+from bot.knowledge.summary import KnowledgeSummary, knowledge_summary, summary_lines
 from bot.slack.policy import ChannelScopes
 from bot.state import State
 from bot.state.gaps import UnansweredQuestion
@@ -105,6 +107,8 @@ class GapReport:
     since: float
     until: float
     groups: list[GapGroup]
+    # escalations, answers experts saved, learned answers' citations (bot/knowledge/summary.py)
+    knowledge: KnowledgeSummary = field(default_factory=KnowledgeSummary)
 
     @property
     def total(self) -> int:
@@ -166,7 +170,7 @@ def build_report(source: ReportSource, since: float, until: float) -> GapReport:
         # a DM's scope is the default one: for_channel gives it for any channel not listed
         scope = source.scopes.for_channel(group.channel or "")
         group.documents = nearest_documents(source.search, group.example, scope)
-    return GapReport(since, until, groups)
+    return GapReport(since, until, groups, knowledge_summary(source.state.knowledge, since, until, source.include))
 
 
 _SINCE = re.compile(r"\s*(\d+)\s*([mhdw])\s*")
@@ -208,6 +212,11 @@ def report_json(report: GapReport) -> dict[str, Any]:
             }
             for g in report.groups
         ],
+        "knowledge": {
+            "escalations": report.knowledge.escalations,
+            "saved": [dataclasses.asdict(s) for s in report.knowledge.saved],
+            "cited": [dataclasses.asdict(c) for c in report.knowledge.cited],
+        },
     }
 
 
@@ -216,8 +225,9 @@ def report_text(report: GapReport) -> str:
         f"Unanswered questions from {_iso(report.since)} to {_iso(report.until)}: "
         f"{report.total} in {len(report.groups)} group{'' if len(report.groups) == 1 else 's'}"
     )
+    learned = summary_lines(report.knowledge)
     if not report.groups:
-        return head + " (nothing the docs missed, and no 👎)"
+        return "\n".join([head + " (nothing the docs missed, and no 👎)", *learned])
     lines = [head + ". The docs to write next:", ""]
     for g in report.groups:
         lines.append(f"{g.count:>4}x  {g.example}")
@@ -231,4 +241,4 @@ def report_text(report: GapReport) -> str:
         for d in g.documents:
             lines.append(f"       nearest: {d.path} ({d.title}" + (f"; owner: {d.owner})" if d.owner else ")"))
         lines.append("")
-    return "\n".join(lines).rstrip()
+    return "\n".join(lines + learned).rstrip()

@@ -51,14 +51,16 @@ channels:
     return path
 
 
-def knowledge_bot(make_bot: Callable[..., Bot], tmp_path: Path, small_index: Path, **overrides: Any) -> Bot:
-    """A bot on its own copy of the small docs index, with the knowledge scopes and an admin."""
+def knowledge_bot(
+    make_bot: Callable[..., Bot], tmp_path: Path, small_index: Path, scopes: Path | None = None, **overrides: Any
+) -> Bot:
+    """A bot on its own copy of the small docs index, with the knowledge scopes (or `scopes`) and an admin."""
     index = tmp_path / "index"
     shutil.copytree(small_index, index)
     bot = make_bot(
         index_dir=index,
         docs_dir=SMALL_DOCS,
-        channel_scopes_file=scopes_file(tmp_path),
+        channel_scopes_file=scopes or scopes_file(tmp_path),
         admin_users=[ADMIN],
         **overrides,
     )
@@ -66,18 +68,24 @@ def knowledge_bot(make_bot: Callable[..., Bot], tmp_path: Path, small_index: Pat
     return bot
 
 
-def channel_message(bot: Bot, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
+def channel_message(
+    bot: Bot, channel: str, user: str, text: str, thread_ts: str | None = None, channel_type: str = "channel"
+) -> str:
     """A person posts in a channel (no mention): the `message` event, as message.channels delivers it."""
     ts = bot.slack.add_message(channel, user, text, thread_ts=thread_ts)
-    post_event(bot.url, event_body(message_event(channel, user, text, ts, thread_ts=thread_ts)))
+    event = message_event(channel, user, text, ts, thread_ts=thread_ts, channel_type=channel_type)
+    post_event(bot.url, event_body(event))
     return ts
 
 
-def mention(bot: Bot, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
-    """A mention as Slack delivers it: the `message` twin, then `app_mention`."""
+def mention(
+    bot: Bot, channel: str, user: str, text: str, thread_ts: str | None = None, channel_type: str = "channel"
+) -> str:
+    """A mention as Slack delivers it: the `message` twin (which says the channel's kind), then `app_mention`."""
     said = f"<@{BOT_USER}> {text}".strip()
     ts = bot.slack.add_message(channel, user, said, thread_ts=thread_ts)
-    post_event(bot.url, event_body(message_event(channel, user, said, ts, thread_ts=thread_ts)))
+    event = message_event(channel, user, said, ts, thread_ts=thread_ts, channel_type=channel_type)
+    post_event(bot.url, event_body(event))
     bot.wait_idle()
     post_event(bot.url, event_body(mention_event(channel, user, said, ts, thread_ts)))
     return ts
