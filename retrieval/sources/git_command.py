@@ -167,9 +167,28 @@ class Git:
         return kind(f"source {self.spec.name!r} ({self.spec.kind}): {message} [url: {self.url}]")
 
 
+# Variables that would point git at another repository than the clone (set when the bot runs from a git
+# hook, say), or at a prompt; the admin's others (GIT_SSL_CAINFO, GIT_SSH_COMMAND, proxies) are kept.
+_DROPPED = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_CEILING_DIRECTORIES",
+        "GIT_ASKPASS",
+        "SSH_ASKPASS",
+    }
+)
+
+
 def _base_env() -> dict[str, str]:
-    """This process's environment for git, minus what could make it wait or talk in another language."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k == "GIT_SSH_COMMAND"}
+    """This process's environment for git, minus what could make it use another repository, wait for a
+    prompt or talk in another language."""
+    env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
     env |= {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GCM_INTERACTIVE": "never"}
     env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")  # an ssh key with a passphrase fails, never asks
     return env
