@@ -41,11 +41,13 @@ class Scope:
         return self.root if rel == "." else doc_key(self.root, rel)
 
 
-def plan(run: IndexRun, paths: list[Path], add_root: str | None) -> list[Scope]:
-    """What to index, checked before anything is written: every PATH must lie in a root."""
+def plan(run: IndexRun, paths: list[Path], add_root: str | None, move_root: bool = False) -> list[Scope]:
+    """What to index, checked before anything is written: every PATH must lie in a root. `move_root`: a
+    root `add_root` recorded at another folder moves to PATH (a source's mirror, the same documents on
+    every replica, each replica's mirror in a folder of its own)."""
     roots = run.roots()
     if add_root is not None:
-        roots[add_root] = _add_root(run, add_root, paths, roots)
+        roots[add_root] = _add_root(run, add_root, paths, roots, move_root)
     scopes: list[Scope] = []
     if not paths:
         for name, folder in sorted(roots.items()):
@@ -97,8 +99,9 @@ def plan(run: IndexRun, paths: list[Path], add_root: str | None) -> list[Scope]:
     return scopes
 
 
-def _add_root(run: IndexRun, name: str, paths: list[Path], roots: dict[str, Path]) -> Path:
-    """Records `paths[0]` as the root `name`, after checking it can be one."""
+def _add_root(run: IndexRun, name: str, paths: list[Path], roots: dict[str, Path], move: bool = False) -> Path:
+    """Records `paths[0]` as the root `name`, after checking it can be one (with `move`, also when
+    `name` is recorded at another folder)."""
     if len(paths) != 1 or not paths[0].is_dir():
         raise IndexRequestError("--add-root NAME takes exactly one PATH, the folder to index as that root")
     folder = paths[0].resolve()
@@ -107,22 +110,30 @@ def _add_root(run: IndexRun, name: str, paths: list[Path], roots: dict[str, Path
             f"root name {name!r}: use letters, digits, '.', '_' or '-' "
             "(it becomes the first part of each document's path)"
         )
-    if name in roots:
-        if roots[name] == folder:
+    moved_from = roots.get(name)
+    if moved_from is not None:
+        if moved_from == folder:
             return folder  # already that root: indexing it again is harmless
-        raise IndexRequestError(f"root {name!r} is already {roots[name]}; choose another name")
+        if not move:
+            raise IndexRequestError(f"root {name!r} is already {moved_from}; choose another name")
     for other, where in roots.items():
-        if folder.is_relative_to(where) or where.is_relative_to(folder):
+        if other != name and (folder.is_relative_to(where) or where.is_relative_to(folder)):
             label = "the docs folder (QWENBOT_DOCS_DIR)" if other == DEFAULT_ROOT else f"root {other!r}"
             raise IndexRequestError(f"{paths[0]} overlaps {label} at {where}; a file belongs to one root only")
-    if run.manifest.keys_under(DEFAULT_ROOT, name) or (run.default is not None and (run.default / name).exists()):
+    collides = run.manifest.keys_under(DEFAULT_ROOT, name) or (
+        run.default is not None and (run.default / name).exists()
+    )
+    if moved_from is None and collides:
         raise IndexRequestError(
             f"root name {name!r} is also a folder in the docs folder, so document paths would collide; "
             "choose another name"
         )
     run.manifest.roots[name] = RootEntry(str(folder))
     run.save_manifest()
-    run.stats.notes.append(f"added root {name!r} ({folder}): its documents are keyed {name}/...")
+    if moved_from is not None:
+        run.stats.notes.append(f"root {name!r} moved from {moved_from} to {folder}")
+    else:
+        run.stats.notes.append(f"added root {name!r} ({folder}): its documents are keyed {name}/...")
     return folder
 
 

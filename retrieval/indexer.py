@@ -97,10 +97,18 @@ class Indexer:
             self._embedder = embedder_for(self.config)
         return self._embedder
 
-    def run(self, paths: list[Path] | None = None, progress: bool = True, *, add_root: str | None = None) -> IndexStats:
+    def run(
+        self,
+        paths: list[Path] | None = None,
+        progress: bool = True,
+        *,
+        add_root: str | None = None,
+        move_root: bool = False,
+    ) -> IndexStats:
         """Indexes `paths` (files and folders inside the roots; none: every root). With `add_root`, the
-        one folder in `paths` becomes a root of that name first."""
-        return self._locked(lambda run: _index(run, paths or [], add_root), progress, paths)
+        one folder in `paths` becomes a root of that name first (with `move_root`, also when the root is
+        recorded at another folder: a source's mirror, which each replica keeps in its own folder)."""
+        return self._locked(lambda run: _index(run, paths or [], add_root, move_root), progress, paths)
 
     def remove(self, targets: list[str]) -> IndexStats:
         """Removes the documents under each target: a path inside a root (a file or folder, there or
@@ -152,8 +160,8 @@ class Indexer:
         return stats
 
 
-def _index(run: IndexRun, paths: list[Path], add_root: str | None) -> IndexStats:
-    scopes = plan(run, paths, add_root)
+def _index(run: IndexRun, paths: list[Path], add_root: str | None, move_root: bool = False) -> IndexStats:
+    scopes = plan(run, paths, add_root, move_root)
     files = discover(run, scopes)
     write_files(run, files)
     remove_missing(run, scopes, {f.key for f in files})

@@ -36,7 +36,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         indexer = Indexer(settings.index_config(), docs_dir=settings.docs_dir)
 
         def index_root(name: str, folder: Path, why: str) -> IndexStats:
-            return indexer.run([folder], progress=False, add_root=name)
+            return indexer.run([folder], progress=False, add_root=name, move_root=True)
 
         state = State.from_config(settings.state_config())
         try:

@@ -35,6 +35,7 @@ class IndexRequest:
     prune: bool = False
     strict: bool = False  # any failure, not only a new one, exits 1
     add_root: str | None = None  # index the one PATH as a root of this name
+    move_root: bool = False  # a source's mirror: the root add_root may be recorded at another replica's folder
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> IndexRequest:
@@ -81,7 +82,9 @@ def run_index_job(
             stats = indexer.remove(request.remove) if request.remove else indexer.prune()
             _removal(stats, out)
         else:
-            stats = indexer.run(request.paths, progress=progress, add_root=request.add_root)
+            stats = indexer.run(
+                request.paths, progress=progress, add_root=request.add_root, move_root=request.move_root
+            )
             _run_report(stats, out)
     except (QwenbotError, RetrievalError) as exc:
         out(ERROR + user_message(exc))

@@ -112,7 +112,7 @@ class IndexService:
             if line.startswith(ERROR):
                 errors.append(line.removeprefix(ERROR))
 
-        self._run_job(IndexRequest(paths=[folder], add_root=name), out, done.append)
+        self._run_job(IndexRequest(paths=[folder], add_root=name, move_root=True), out, done.append)
         if not done:
             raise IndexRequestError(f"indexing the mirror of {name!r} failed: {errors[0] if errors else '?'}")
         log.info("index job (%s): %s", why, job_counts(done[0]))
