@@ -15,6 +15,7 @@ from bot.errors import ConfigError, NotReadyError
 from bot.llm.client import build_client
 from bot.mcp.auth import Caller, load_tokens, new_token
 from bot.mcp.server import MCP_PATH, DocsServer, serve_http
+from bot.mcp.status import sources_reader
 from bot.mcp.tools import DocsTools, open_index
 from bot.settings import Settings
 from retrieval.models import SearchFilter
@@ -41,7 +42,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format)  # before the SDK's own logging setup
     stdio = Caller("stdio", SearchFilter(config.mcp_scope_paths, config.mcp_scope_tags), 0)
     with open_index(index) as opened:  # through the running bot while one holds the local index
-        tools = DocsTools(opened, settings.answer_config(), build_client(settings.llm_config()))
+        status = sources_reader(settings.sources_config(), settings.state_config())
+        tools = DocsTools(opened, settings.answer_config(), build_client(settings.llm_config()), status)
         server = DocsServer(tools, stdio)
         if not args.http:  # the client waits for its handshake: the model loads meanwhile
             threading.Thread(target=tools.warm_up, name="mcp-warm-up", daemon=True).start()

@@ -34,6 +34,9 @@ MAX_K = 20
 # A request narrowing a token's scope is searched within the request's filter and cut to the token's:
 # this many times k are fetched so that the cut still leaves k.
 _NARROWED_FETCH = 4
+# Consecutive chunks share their overlap word for word (18 of 24 pairs in docs_corpus); a shorter match is
+# a coincidence (a full stop), not the overlap.
+_MIN_OVERLAP = 20
 
 
 class McpToolError(QwenbotError):
@@ -78,8 +81,21 @@ class RootInfo:
 
 
 @dataclass(frozen=True)
+class SourceInfo:
+    """A source synced into its own root (git, a website, Confluence...; bot/sources/)."""
+
+    name: str  # its root's name: its documents' keys start with NAME/
+    kind: str
+    documents: int
+    last_success: str  # when it last synced, or "never"
+    next_sync: str
+    ok: bool  # the last sync worked
+
+
+@dataclass(frozen=True)
 class SourcesInfo:
     roots: list[RootInfo]
+    sources: list[SourceInfo]  # the synced sources' status; [] without a sources file
     documents: int
     chunks: int
     last_indexed: str | None
@@ -130,8 +146,15 @@ def open_index(config: IndexConfig) -> Iterator[IndexAccess]:
 class DocsTools:
     """The tools' work, for one open index, shared by every caller."""
 
-    def __init__(self, index: IndexAccess, answers: AnswerConfig, llm: LLMClient | None) -> None:
+    def __init__(
+        self,
+        index: IndexAccess,
+        answers: AnswerConfig,
+        llm: LLMClient | None,
+        source_status: Callable[[], list[SourceInfo]] = list,
+    ) -> None:
         self.index = index
+        self.source_status = source_status  # bot/mcp/status.py
         self.pipeline = AnswerPipeline(answers, index.searcher, llm)
 
     def warm_up(self) -> None:
@@ -172,7 +195,9 @@ class DocsTools:
                     continue
             chunks = sum(len(manifest.files[k].chunk_ids) for k in keys) if manifest else 0
             roots.append(RootInfo(name, len(keys), chunks, root.indexed_at))
-        return SourcesInfo(roots, info.documents, info.chunks, info.last_indexed, info.embedding_model)
+        shown = {r.name for r in roots}
+        sources = [s for s in self.source_status() if caller.scope.is_empty or s.name in shown]
+        return SourcesInfo(roots, sources, info.documents, info.chunks, info.last_indexed, info.embedding_model)
 
     def answer(self, caller: Caller, question: str) -> AnswerResult:
         events = self.pipeline.run(question, [], None if caller.scope.is_empty else caller.scope)
@@ -257,7 +282,7 @@ def _passage(hit: Hit) -> Passage:
 
 def _join_overlapping(before: str, after: str) -> str:
     """Two consecutive chunks of one section, the text they share (the chunk overlap) said once."""
-    for n in range(min(len(before), len(after)), 0, -1):
+    for n in range(min(len(before), len(after)), _MIN_OVERLAP - 1, -1):
         if before.endswith(after[:n]):
             return before + after[n:]
     return before + "\n\n" + after
