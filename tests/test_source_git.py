@@ -162,6 +162,15 @@ def test_a_bad_url_or_branch_is_one_line_naming_the_source(
     assert state.sources.load("handbook") == (None, {})
 
 
+def test_a_file_name_that_is_not_utf8_is_passed_over(tmp_path: Path, state: State, embedder: Embedder) -> None:
+    repo = Repo.create(tmp_path / "latin1")
+    repo.write("ok.md", LEAVE)
+    (repo.path / "caf\udce9.md").write_bytes(VPN.encode())  # b"caf\xe9.md": Latin-1, as old repositories have
+    repo.commit("names")
+    report = Syncer(tmp_path / "r", state, embedder, {"url": str(repo.path)}).sync()
+    assert (report.added, report.documents) == (1, 1) and synced_paths(tmp_path / "r" / "mirror") == ["ok.md"]
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

@@ -204,6 +204,8 @@ class GitSource:
                 return None
             path = path[len(self.folder) + 1 :]
         parts = path.split("/")
+        if not path.isprintable():
+            return None  # control characters, or bytes that are not UTF-8 (git keeps names as bytes)
         if any(p.startswith(".") for p in parts) or PurePosixPath(path).suffix.lower() not in SUPPORTED_SUFFIXES:
             return None
         return path if self.globs.match(path) else None
