@@ -106,6 +106,14 @@ def test_changed_moved_and_deleted_pages(fake: FakeConfluence) -> None:
     assert len(fake.requests) - before == 3 + 2  # check, two listings, and the two changed bodies
 
 
+def test_a_page_deleted_while_the_sync_runs_is_skipped_not_an_error(fake: FakeConfluence) -> None:
+    ids = tree(fake)
+    fake.after_listing = lambda: fake.pages.__delitem__(ids["deploy"]) if ids["deploy"] in fake.pages else None
+    changes = Remembered(connector_for(spec(fake), Path("unused"))).sync()
+    assert {d.title for d in changes.upserts} == {"Engineering", "Runbooks", "Legacy VPN"}
+    assert changes.notes == [f"page {ids['deploy']} vanished during the sync"]
+
+
 def test_renamed_ancestor_and_new_label_refresh_the_pages_below(fake: FakeConfluence) -> None:
     ids = tree(fake)
     state = Remembered(connector_for(spec(fake), Path("unused")))

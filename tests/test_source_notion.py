@@ -167,6 +167,15 @@ def test_unshared_page_is_deleted_and_a_page_search_has_not_caught_up_with_is_ke
     assert sorted(notion.requests[before + 2 :]) == sorted(f"GET /v1/pages/{ids[k]}" for k in ("deploy", "row"))
 
 
+def test_a_page_deleted_while_the_sync_runs_is_skipped_not_an_error(notion: FakeNotion) -> None:
+    ids = workspace(notion)
+    notion.after_search = lambda: notion.pages[ids["deploy"]].__setattr__("shared", False)
+    state = Remembered(unpaced(notion))
+    changes = state.sync()
+    assert {d.title for d in changes.upserts} == {"Handbook", "Restore a backup"}
+    assert changes.notes == [f"page {ids['deploy']} vanished during the sync"]
+
+
 def test_many_pages_missing_at_once_are_deleted_without_a_request_each(notion: FakeNotion) -> None:
     root = notion.add_page("Team space", [paragraph("Home.")])
     pages = [notion.add_page(f"Note {i}", [paragraph(f"Note {i}.")], parent=root) for i in range(60)]

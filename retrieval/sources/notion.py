@@ -117,8 +117,11 @@ class NotionConnector:
                 fresh = since is not None and _time(page.edited) < since
                 if seen is not None and fresh and seen.version == version and seen.path == path:
                     changes.unchanged.append(page.id)
-                else:
+                    continue
+                try:
                     changes.upserts.append(self._document(page, tree, session, version))
+                except _Vanished:  # not listed now: the sync drops it if it knew it
+                    changes.notes.append(f"page {page.id} vanished during the sync")
             missing = sorted(set(known) - set(pages))
             # Search lags behind a few recent changes; when many known pages are missing at once, they
             # were unshared or deleted (a root unshared): confirming each would cost a request apiece.
@@ -249,6 +252,10 @@ def _trashed(raw: Mapping[str, Any]) -> bool:
     return bool(raw.get("in_trash") or raw.get("archived"))
 
 
+class _Vanished(Exception):
+    """A listed page that is gone when its blocks are read."""
+
+
 class _Session:
     """One sync's requests: the SDK client, the retry budget, and the errors mapped to SourceErrors."""
 
@@ -289,7 +296,11 @@ class _Session:
         start: str | None = None
         while budget[0] > 0:
             query: dict[str, Any] = {"block_id": block_id, "start_cursor": start, "page_size": PAGE_SIZE}
-            answer = self.call(partial(self.client.blocks.children.list, **query), f"page {block_id}")
+            answer = self.call(partial(self.client.blocks.children.list, **query), f"page {block_id}", True)
+            if answer is None:  # deleted or unshared since the listing
+                if depth == 0:
+                    raise _Vanished(block_id)
+                break
             results = answer.get("results", [])[: budget[0]]
             budget[0] -= len(results)
             children.extend(results)

@@ -20,6 +20,7 @@ import base64
 import itertools
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -54,6 +55,7 @@ class FakeConfluence:
         self.pages: dict[str, Page] = {}
         self.requests: list[str] = []  # path?query of every request
         self.throttle_left, self.retry_after = 0, "1"
+        self.after_listing: Callable[[], None] | None = None  # runs after each listing answered (a race)
         self._ids = itertools.count(10001)
         self._lock = threading.Lock()
         self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
@@ -150,7 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return 404, {"statusCode": 404, "message": f"No space with key : {key}"}
             return 200, {"key": key, "name": key, "type": "global", "_links": {"webui": f"/spaces/{key}"}}
         if path == "/rest/api/content":
-            return 200, self._listing(query)
+            listing = self._listing(query)
+            if fake.after_listing is not None:
+                fake.after_listing()
+            return 200, listing
         if path.startswith("/rest/api/content/"):
             page = fake.pages.get(path.rsplit("/", 1)[1])
             if page is None or page.status != query.get("status", "current"):

@@ -19,6 +19,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -93,6 +94,7 @@ class FakeNotion:
         self.databases: dict[str, Database] = {}
         self.requests: list[str] = []  # "METHOD path" of every request
         self.arrivals: list[float] = []  # time.monotonic() of each
+        self.after_search: Callable[[], None] | None = None  # runs after each search answered (a race)
         self.throttle_left, self.retry_after = 0, "1"
         self._clock = itertools.count(1)
         self._lock = threading.Lock()
@@ -152,7 +154,7 @@ class FakeNotion:
 
         def walk(blocks: list[dict[str, Any]], parent: str) -> tuple[dict[str, Any], str] | None:
             for b in blocks:
-                if b["id"] == block_id:
+                if b["id"] == block_id and b["type"] != "child_page":  # a subpage is served as a page
                     return b, parent
                 found = walk(b["_children"], b["id"])
                 if found:
@@ -231,7 +233,10 @@ class _Routes:
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
         if method == "POST" and parts == ["v1", "search"]:
-            return 200, self.search(body or {})
+            answer = self.search(body or {})
+            if self.fake.after_search is not None:
+                self.fake.after_search()
+            return 200, answer
         if method == "GET" and len(parts) == 3 and parts[1] == "pages":
             page = self.fake.visible(parts[2])
             return (200, self.page(page)) if page else error(404, "object_not_found", "Could not find page.")
