@@ -330,6 +330,7 @@ def test_the_token_goes_to_the_site_only_and_a_refusal_names_its_variable(tmp_pa
         changes = sync(spec, tmp_path)
         assert len(changes.upserts) == len(PAGES)
         assert all(hit.headers.get("authorization") == "Bearer s3cret-token" for hit in site.hits)
+        assert "s3cret-token" not in repr(connector(spec, tmp_path).settings)
         assert offsite.hits == []
 
 

@@ -16,7 +16,7 @@ import fnmatch
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
@@ -51,7 +51,6 @@ KEYS = (
     "user_agent",
     "token_env",
 )
-COMMON_KEYS = ("name", "type", "interval_minutes", "answer_in")  # the sources file's keys, not the type's
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 USER_AGENT = "qwenbot-docs-sync/0.1"
 MAX_SITEMAPS = 100  # sitemaps one sync reads (an index and the sitemaps it lists)
@@ -73,11 +72,11 @@ class WebsiteSettings:
     max_depth: int
     requests_per_second: float
     user_agent: str
-    token: str | None
+    token: str | None = field(default=None, repr=False)  # the secret: never shown
 
 
 def read_settings(spec: SourceSpec) -> WebsiteSettings:
-    unknown = sorted(set(spec.settings) - set(KEYS) - set(COMMON_KEYS))
+    unknown = sorted(set(spec.settings) - set(KEYS))
     if unknown:
         raise spec.error(f"unknown setting {unknown[0]!r}: the website settings are {', '.join(KEYS)}")
     start, sitemap = _url(spec, "start_url"), _url(spec, "sitemap_url")
