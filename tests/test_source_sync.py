@@ -206,10 +206,12 @@ def test_unsafe_or_taken_paths_are_skipped_with_a_note(tmp_path: Path, state: St
     source.put("p2", "../escape.md", "# B\n\nOut of the mirror.\n")
     source.put("p3", "a.md", "# C\n\nThe same path as the first.\n")
     source.put("p4", "tool.exe", "binary")
+    source.put("p5", "caf\udce9.md", "# D\n\nA name that was not UTF-8.\n")
+    source.put("p6\udce9", "d.md", "# E\n\nAn id that was not UTF-8.\n")
     report = SourceSync(SPEC, source, state.sources, tmp_path / "mirror").run(indexer(tmp_path, embedder))
     assert report.added == 1 and not (tmp_path / "escape.md").exists()
-    assert [n.split(":")[0] for n in report.notes] == ["p2", "p4", "p3"]
-    assert "must be relative" in report.notes[0] and "another document's" in report.notes[2]
+    assert [n.split(":")[0] for n in report.notes] == ["p2", "p4", "p5", "p6\\udce9", "p3"]
+    assert "must be relative" in report.notes[0] and "another document's" in report.notes[-1]
 
 
 def test_the_mirror_writer_keeps_a_files_own_front_matter_and_refuses_links_out(tmp_path: Path) -> None:

@@ -95,8 +95,8 @@ def check_path(path: str) -> None:
     """Raises UnsafePathError unless `path` is a plain relative POSIX path the indexer will read."""
     parts = path.split("/")
     problem = None
-    if not path or len(path) > _PATH_LIMIT or "\\" in path or "\x00" in path:
-        problem = f"must be a relative path of 1 to {_PATH_LIMIT} characters, with '/' between folders"
+    if not path or len(path) > _PATH_LIMIT or "\\" in path or not path.isprintable():
+        problem = f"must be a relative path of 1 to {_PATH_LIMIT} printable characters, with '/' between folders"
     elif path.startswith("/") or any(p in ("", ".", "..") for p in parts):
         problem = "must be relative, without '..', '.' or empty parts"
     elif any(p.startswith(".") for p in parts):
@@ -104,7 +104,12 @@ def check_path(path: str) -> None:
     elif PurePosixPath(path).suffix.lower() not in SUPPORTED_SUFFIXES:
         problem = f"must end in one of {', '.join(sorted(SUPPORTED_SUFFIXES))}"
     if problem is not None:
-        raise UnsafePathError(f"mirror path {one_line(path, 80)!r} {problem}")
+        raise UnsafePathError(f"mirror path {shown(one_line(path, 80))!r} {problem}")
+
+
+def shown(text: str) -> str:
+    """`text` safe to log and store: bytes that were not UTF-8 (surrogates) as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _target(mirror: Path, path: str) -> Path:

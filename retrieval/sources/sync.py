@@ -28,7 +28,7 @@ from typing import Protocol
 from retrieval.loaders import sidecar_path
 from retrieval.models import IndexStats
 from retrieval.sources.base import Changes, Connector, Cursor, KnownDocument, SourceDocument
-from retrieval.sources.mirror import MirroredFile, UnsafePathError, remove_document, render, write_file
+from retrieval.sources.mirror import MirroredFile, UnsafePathError, remove_document, render, shown, write_file
 from retrieval.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,11 @@ class SourceSync:
         rendered: dict[str, StoredDocument] = {}
         for doc in upserts:
             try:
+                if shown(doc.doc_id) != doc.doc_id:
+                    raise UnsafePathError("its id is not text (bytes that are not UTF-8)")
                 rendered[doc.doc_id] = StoredDocument(doc.version, render(doc))
             except UnsafePathError as exc:
-                report.notes.append(f"{doc.doc_id}: skipped: {exc}")
+                report.notes.append(f"{shown(doc.doc_id)}: skipped: {exc}")
         # the paths that stay taken: documents neither deleted nor written now
         owners = {k.path: i for i, k in known.items() if i not in deleted and i not in rendered}
         kept: dict[str, StoredDocument] = {}
