@@ -334,6 +334,22 @@ def test_the_token_goes_to_the_site_only_and_a_refusal_names_its_variable(tmp_pa
         assert offsite.hits == []
 
 
+def test_a_page_refused_is_skipped_but_a_site_refusing_every_page_is_the_tokens_error(
+    sites: tuple[DocsSite, DocsSite], tmp_path: Path
+) -> None:
+    site, _ = sites
+    site.put("/sitemap.xml", sitemap(site, dict.fromkeys(["/docs/guide.html", "/docs/deploy/"], "2026-11-01")))
+    site.resources["/docs/guide.html"].status = 403  # the first page listed: restricted
+    spec = spec_for(sitemap_url=site.url("/sitemap.xml"), allowed_prefix=site.url("/docs/"))
+    changes = sync(spec, tmp_path)
+    assert [d.doc_id for d in changes.upserts] == [site.url("/docs/deploy/")]
+    assert any("guide.html: skipped, answered 403" in note for note in changes.notes)
+
+    site.resources["/docs/deploy/"].status = 401
+    with pytest.raises(SourceAuthError, match=r"^source 'site' \(website\): .*guide.html answered 403: set token_env"):
+        sync(spec, tmp_path)
+
+
 def test_a_missing_start_page_and_an_unreachable_host_are_one_line_each(tmp_path: Path) -> None:
     with docs_site() as site:
         with pytest.raises(SourceNotFoundError, match=r"^source 'site' \(website\): start_url .* answered 404"):

@@ -58,6 +58,8 @@ MAX_ROBOTS_BYTES = 512 * 1024  # RFC 9309: crawlers parse at least 500 KiB
 MAX_CRAWL_DELAY = 30.0
 MAX_NOTES = 50
 QUEUE_FACTOR = 4  # pages queued at most, as a multiple of max_pages
+# 401/403s before any page answered that make the token, not the pages, the cause (a sitemap's site)
+AUTH_PROBES = 5
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,8 @@ class _Crawl:
         self.changes = Changes()
         self.taken = {doc.path for doc in known.values()}
         self.robots = RobotFileParser()
-        self.answered = False  # a page answered 200 or 304: a later 401/403 is that page's, not the token's
+        self.answered = False  # a page answered 200 or 304: a 401/403 is then that page's, not the token's
+        self.refused: list[tuple[str, int]] = []  # pages that answered 401/403
         self.complete = True  # False when a failure may have hidden pages: nothing is deleted for not being listed
         self.disallowed: set[str] = set()
 
@@ -192,6 +195,8 @@ class _Crawl:
                     if len(seen) < QUEUE_FACTOR * self.s.max_pages and link not in seen and self._may_request(link):
                         seen.add(link)
                         queue.append((link, depth + 1))
+        if self.refused and not self.answered:  # every page it asked for was refused: the token's fault
+            raise self._auth_error(self.refused[0][1], self.refused[0][0])
         if self.disallowed:
             self._note(f"{len(self.disallowed)} pages disallowed by robots.txt were not requested")
         self.changes.listed_all = self.complete
@@ -328,8 +333,11 @@ class _Crawl:
             if is_start:
                 raise self._config_error(f"start_url redirects to {fetched.refused}, outside {self.s.prefix}")
             self._note(f"{url}: redirect to {fetched.refused} refused (outside {self.s.prefix})")
-        elif status in (401, 403) and (is_start or not self.answered):
-            raise self._auth_error(status, url)
+        elif status in (401, 403):
+            self.refused.append((url, status))
+            if is_start or (not self.answered and len(self.refused) == AUTH_PROBES):
+                raise self._auth_error(status, url)
+            self._note(f"{url}: skipped, answered {status} (not readable with these credentials)")
         elif status in (404, 410):
             if is_start:
                 raise SourceNotFoundError(f"{self.label}start_url {url} answered {status}: fix start_url")
