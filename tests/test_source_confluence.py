@@ -169,6 +169,23 @@ def test_expired_token_is_one_line_naming_the_variable_never_the_token(fake: Fak
     assert "\n" not in message and TOKEN not in message and "id.atlassian.com" in message
 
 
+def test_403_names_the_permission_and_server_errors_are_retried_then_reported(fake: FakeConfluence) -> None:
+    tree(fake)
+    fake.fail(1, 403)
+    with pytest.raises(SourceAuthError) as err:
+        connector_for(spec(fake), Path("unused")).changes(None, {})
+    assert str(err.value).startswith(
+        "source 'wiki' (confluence): Confluence refused access to space 'ENG' (403): give the account the 'View'"
+    )
+    waits: list[float] = []
+    fake.fail(2, 503)
+    changes = ConfluenceConnector(spec(fake), sleep=waits.append).changes(None, {})
+    assert len(changes.upserts) == 4 and waits == [0.5, 1.0]
+    fake.fail(3, 502)
+    with pytest.raises(SourceUnreachableError, match=r"answered 502 \(after 3 tries\)"):
+        ConfluenceConnector(spec(fake), sleep=waits.append).changes(None, {})
+
+
 def test_missing_space_and_unreachable_host(fake: FakeConfluence) -> None:
     with pytest.raises(SourceNotFoundError, match=r"^source 'wiki' \(confluence\): space 'OPS' not found"):
         connector_for(spec(fake, spaces=["ENG", "OPS"]), Path("unused")).changes(None, {})

@@ -251,6 +251,20 @@ def test_revoked_token_is_one_line_naming_the_variable_never_the_token(notion: F
     assert len(notion.requests) == 1
 
 
+def test_403_names_the_capability_and_server_errors_are_retried_then_reported(notion: FakeNotion) -> None:
+    workspace(notion)
+    notion.fail(1, 403)
+    with pytest.raises(SourceAuthError, match="give the integration the 'Read content' capability"):
+        unpaced(notion).changes(None, {})
+    waits: list[float] = []
+    notion.fail(2, 503)
+    changes = NotionConnector(spec(notion), sleep=waits.append, pace=0.0).changes(None, {})
+    assert len(changes.upserts) == 3 and waits == [0.5, 1.0]
+    notion.fail(3, 500)
+    with pytest.raises(SourceUnreachableError, match=r"Notion answered 500 for the search \(after 3 tries\)"):
+        NotionConnector(spec(notion), sleep=waits.append, pace=0.0).changes(None, {})
+
+
 def test_unreachable_api(notion: FakeNotion) -> None:
     with pytest.raises(SourceUnreachableError, match=r"^source 'kb' \(notion\): cannot reach 127.0.0.1"):
         connector_for(spec(notion, api_url=f"http://127.0.0.1:{free_port()}"), Path("unused")).changes(None, {})

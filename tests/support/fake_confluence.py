@@ -55,6 +55,7 @@ class FakeConfluence:
         self.pages: dict[str, Page] = {}
         self.requests: list[str] = []  # path?query of every request
         self.throttle_left, self.retry_after = 0, "1"
+        self.fail_left, self.fail_status = 0, 503
         self.after_listing: Callable[[], None] | None = None  # runs after each listing answered (a race)
         self._ids = itertools.count(10001)
         self._lock = threading.Lock()
@@ -87,6 +88,10 @@ class FakeConfluence:
 
     def throttle(self, times: int, retry_after: str = "1") -> None:
         self.throttle_left, self.retry_after = times, retry_after
+
+    def fail(self, times: int, status: int) -> None:
+        """The next `times` requests answer `status` (403: no permission to use Confluence; 5xx)."""
+        self.fail_left, self.fail_status = times, status
 
     def ancestors(self, page: Page) -> list[Page]:
         chain: list[Page] = []
@@ -133,6 +138,10 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.throttle_left > 0:
                 fake.throttle_left -= 1
                 self.send_json(429, {"statusCode": 429, "message": "Rate limited"}, {"Retry-After": fake.retry_after})
+                return
+            if fake.fail_left > 0:
+                fake.fail_left -= 1
+                self.send_json(fake.fail_status, {"statusCode": fake.fail_status, "message": "scripted failure"})
                 return
             status, payload = self._route(path, query)
         self.send_json(status, payload)

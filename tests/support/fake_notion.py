@@ -96,6 +96,7 @@ class FakeNotion:
         self.arrivals: list[float] = []  # time.monotonic() of each
         self.after_search: Callable[[], None] | None = None  # runs after each search answered (a race)
         self.throttle_left, self.retry_after = 0, "1"
+        self.fail_left, self.fail_status = 0, 503
         self._clock = itertools.count(1)
         self._lock = threading.Lock()
         self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
@@ -144,6 +145,10 @@ class FakeNotion:
 
     def throttle(self, times: int, retry_after: str = "1") -> None:
         self.throttle_left, self.retry_after = times, retry_after
+
+    def fail(self, times: int, status: int) -> None:
+        """The next `times` requests answer `status` (403: the integration may not read content; 5xx)."""
+        self.fail_left, self.fail_status = times, status
 
     def visible(self, page_id: str) -> Page | None:
         page = self.pages.get(page_id)
@@ -212,6 +217,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif fake.throttle_left > 0:
                 fake.throttle_left -= 1
                 status, payload = error(429, "rate_limited", "You have been rate limited.")
+            elif fake.fail_left > 0:
+                fake.fail_left -= 1
+                code = {403: "restricted_resource", 500: "internal_server_error"}.get(
+                    fake.fail_status, "service_unavailable"
+                )
+                status, payload = error(fake.fail_status, code, "scripted failure")
             else:
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 status, payload = _Routes(fake).route(method, parts.path, query, body)
