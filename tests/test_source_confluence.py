@@ -128,7 +128,7 @@ def test_renamed_ancestor_and_new_label_refresh_the_pages_below(fake: FakeConflu
 
 def test_label_filter_and_archived_pages_left_out(fake: FakeConfluence) -> None:
     tree(fake)
-    state = Remembered(connector_for(spec(fake, labels=["ops"]), Path("unused")))
+    state = Remembered(connector_for(spec(fake, labels=["OPS"]), Path("unused")))
     assert [d.title for d in state.sync().upserts] == ["Deploy"]
     state = Remembered(connector_for(spec(fake, include_archived=False), Path("unused")))
     assert "Legacy VPN" not in {d.title for d in state.sync().upserts}

@@ -84,7 +84,7 @@ class ConfluenceConnector:
         self.spaces = spec.strings("spaces")
         if not self.spaces:
             raise spec.error("'spaces' must list at least one space key")
-        self.labels = frozenset(spec.strings("labels"))
+        self.labels = frozenset(label.lower() for label in spec.strings("labels"))  # Confluence's are lower case
         self.include_archived = spec.get("include_archived", bool, True)
         self.body_format = spec.get("body_format", str, "storage")
         if self.body_format not in ("storage", "view"):
@@ -111,7 +111,7 @@ class ConfluenceConnector:
             for status in ("current", "archived") if self.include_archived else ("current",):
                 pages.extend(session.list_pages(space, status))
         if self.labels:
-            pages = [p for p in pages if self.labels.intersection(p.labels)]
+            pages = [p for p in pages if self.labels.intersection(label.lower() for label in p.labels)]
         changes = Changes(listed_all=True, cursor={"listed_at": datetime.now(UTC).isoformat(timespec="seconds")})
         for page in pages:
             seen = known.get(page.id)
