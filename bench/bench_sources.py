@@ -9,7 +9,8 @@ calls), and the re-sync's share of the first. Target: <= 0.02 of the time (and o
 
 A case is a function `case_NAME(folder, docs) -> SourceSpec` (a context manager: it serves the source
 while the syncs run) listed in CASES: the git case commits the documents to a repository served by
-`git daemon` on a loopback port. The model is loaded before anything is timed; each sync builds its
+`git daemon` on a loopback port; the website case serves N HTML pages and a sitemap (with lastmod) from
+http.server on one. The model is loaded before anything is timed; each sync builds its
 connector, SourceSync and Indexer afresh, as the bot does.
 """
 
@@ -21,10 +22,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -84,7 +88,58 @@ def case_git(folder: Path, docs: int) -> Iterator[SourceSpec]:
         proc.wait(timeout=10)
 
 
-CASES: dict[str, Callable[[Path, int], AbstractContextManager[SourceSpec]]] = {"git": case_git}
+def web_page(i: int) -> str:
+    """document(i) as a docs site's page: a nav bar linking its neighbours, the article, a footer."""
+    topic = TOPICS[i % len(TOPICS)]
+    nav = "".join(f'<li><a href="page-{j:04d}.html">Page {j}</a></li>' for j in range(max(0, i - 3), i + 4) if j != i)
+    return (
+        f"<!doctype html><html><head><title>{topic.title()} guide {i}</title></head><body><nav><ul>{nav}</ul></nav>"
+        f"<main><article><h1>{topic.title()} guide {i}</h1><p>This page explains {topic} rule number {i} for the "
+        f"team in office {i % 37}. Ask the {topic} owners in channel #{topic}-{i % 11} when something is unclear.</p>"
+        f"<h2>Details</h2><p>Step {i}: open the {topic} portal, choose option {i % 7}, and confirm with code "
+        f"{i * 7919}.</p></article></main><footer><p>Example Corp, all rights reserved.</p></footer></body></html>"
+    )
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    """http.server's file handler (Last-Modified, 304 to If-Modified-Since), without a log line a request."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@contextmanager
+def case_website(folder: Path, docs: int) -> Iterator[SourceSpec]:
+    """N HTML pages under /docs/ with a sitemap.xml (lastmod) and a robots.txt, served by http.server."""
+    site = folder / "site"
+    (site / "docs").mkdir(parents=True)
+    (site / "robots.txt").write_text("User-agent: *\nDisallow: /admin/\n")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietFiles, directory=str(site)))
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    entries = []
+    for i in range(docs):
+        (site / "docs" / f"page-{i:04d}.html").write_text(web_page(i))
+        entries.append(
+            f"<url><loc>{base}/docs/page-{i:04d}.html</loc><lastmod>2026-11-{1 + i % 28:02d}</lastmod></url>"
+        )
+    urlset = '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">' + "".join(entries) + "</urlset>"
+    (site / "sitemap.xml").write_text('<?xml version="1.0" encoding="UTF-8"?>' + urlset)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        settings = {"sitemap_url": f"{base}/sitemap.xml", "allowed_prefix": f"{base}/docs/"}
+        # a local server: the request rate cap (2 a second by default) would time the sleeps, not the sync
+        yield SourceSpec("site", "website", settings | {"requests_per_second": 10_000, "max_pages": docs})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+CASES: dict[str, Callable[[Path, int], AbstractContextManager[SourceSpec]]] = {
+    "git": case_git,
+    "website": case_website,
+}
 
 
 @dataclass
