@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from slack_sdk import WebClient
 
@@ -19,7 +18,6 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.config import SlackConfig
 from bot.gaps.digest import GapDigest
 from bot.health import BotHealth, serve_operations
-from bot.indexing.job import IndexRequest
 from bot.indexing.schedule import reindex_on_schedule
 from bot.indexing.service import IndexService
 from bot.indexing.start import index_at_start, take_index_lock
@@ -90,7 +88,8 @@ class BotRuntime:
         self._closers.append(self.indexing.wait_for_job)
         # each source syncs into its mirror, indexed as its root through the index jobs (bot/sources/)
         self.sources = SourceRunner(sources, self.source_specs, self.state, self.indexing.index_root)
-        self.indexing.source_roots = frozenset(self.sources.specs)
+        # a full re-index leaves these roots alone: their own loops index them (learned answers: bot/knowledge/)
+        self.indexing.source_roots = frozenset(self.sources.specs) | {LEARNED_ROOT}
         self.metrics = Metrics(index_info=self.searcher.stats)
         self.llm = build_client(settings.llm_config())
         self.reports = BotHealth(
@@ -131,7 +130,7 @@ class BotRuntime:
         self.learned = LearnedAnswers(
             LearnedConfig(mirror, settings.learned_expiry_days),
             self.state.knowledge,
-            self._index_learned,
+            lambda folder: self.indexing.index_root(LEARNED_ROOT, folder, "learned answers"),
             known_scopes=self.policy.learned_keys,
         )
         # leases are renewed until the drain is over (closers run last-in first-out)
@@ -185,13 +184,6 @@ class BotRuntime:
                 self.policy.scopes,
             )
             _thread("gaps", digest.run, self._stop)
-
-    def _index_learned(self, mirror: Path) -> None:
-        """Indexes the learned answers' mirror as the `learned` root, at once (bot/knowledge/learned.py)."""
-        lines: list[str] = []
-        status = self.indexing.run_index(IndexRequest([mirror], add_root=LEARNED_ROOT), lines.append, "learned answers")
-        if status != 0:
-            raise RuntimeError(f"indexing the learned answers failed: {lines[-1] if lines else status}")
 
     def _warm_up(self) -> None:
         started = time.monotonic()

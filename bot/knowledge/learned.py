@@ -28,7 +28,7 @@ ANSWER_LIMIT = 6000  # characters of its answer
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 KEEP_UP_SECONDS = 60.0  # how often each replica brings its mirror up to date and archives expired answers
-Index = Callable[[Path], None]  # indexes the mirror folder as the `learned` root; raises when it fails
+Index = Callable[[Path], object]  # indexes the mirror folder as the `learned` root; raises when it fails
 
 
 @dataclass(frozen=True)
