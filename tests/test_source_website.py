@@ -74,6 +74,7 @@ def build(site: DocsSite, offsite: DocsSite) -> None:
         "loop-a.html",
         "huge.html",
         "data.json",
+        "links-only.html",  # navigation and nothing else
         "mailto:docs@example.com",
     ]
     site.put(
@@ -98,6 +99,7 @@ def build(site: DocsSite, offsite: DocsSite) -> None:
     site.redirect("/docs/jump.html", "/blog/jump-target.html")
     site.put("/docs/huge.html", page("Huge", "<p>" + "word " * 700_000 + "</p>"), with_length=False)
     site.put("/docs/data.json", '{"not": "a page"}', "application/json")
+    site.put("/docs/links-only.html", '<html><body><nav><a href="guide.html">Guide</a></nav></body></html>')
     site.put("/blog/news.html", page("News", "<p>Outside the prefix.</p>"))
     offsite.put("/docs/offsite.html", page("Offsite", "<p>Another site.</p>"))
     offsite.put("/docs/landing.html", page("Landing", "<p>Another site.</p>"))
@@ -136,6 +138,7 @@ def test_a_crawl_stays_inside_the_prefix_and_honours_robots(sites: tuple[DocsSit
     notes = "\n".join(changes.notes)
     assert "/docs/huge.html: skipped, larger than max_page_bytes" in notes
     assert "/docs/data.json: skipped, not an HTML page (application/json)" in notes
+    assert "/docs/links-only.html: skipped, no main content (not a document page)" in notes
     assert f"/docs/moved.html: redirect to {offsite.url('/docs/landing.html')} refused" in notes
     assert "/docs/jump.html: redirect to " + site.url("/blog/jump-target.html") + " refused" in notes
     assert "1 pages disallowed by robots.txt" in notes
