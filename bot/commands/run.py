@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
@@ -19,6 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot import logs
 from bot.answer.pipeline import AnswerPipeline
 from bot.errors import ConfigError, StartupError
+from bot.mcp.beside import serve_beside_bot
 from bot.runtime import BotRuntime
 from bot.settings import Settings
 from bot.slack.http import EVENTS_PATH, HEALTH_PATH, METRICS_PATH, HttpLimits, HttpServer
@@ -83,6 +85,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             f"cannot start the Slack app ({exc}); check SLACK_BOT_TOKEN and "
             f"QWENBOT_SLACK_API_URL ({redact_url(settings.slack_api_url)})"
         ) from None
+    stop_mcp = _serve_mcp(settings, runtime) if settings.mcp_port else None
     # SIGTERM (docker stop, Kubernetes) and Ctrl-C: stop taking events, drain, then exit 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -116,8 +119,27 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
                 _wait(stop)
             handler.client.close()  # Slack sends new events to the bot's other connections, if any
     finally:
+        if stop_mcp is not None:
+            stop_mcp()
         runtime.close()  # drains the answers in progress first
     return 0
+
+
+def _serve_mcp(settings: Settings, runtime: BotRuntime) -> Callable[[], None]:
+    """The MCP server on QWENBOT_MCP_PORT, over the bot's own searcher and model, counted in its metrics."""
+    status = (settings.sources_config(), settings.state_config())
+    try:
+        return serve_beside_bot(
+            settings.mcp_config(),
+            runtime.searcher,
+            settings.answer_config(),
+            runtime.llm,
+            runtime.metrics.registry,
+            status,
+        )
+    except BaseException:
+        runtime.close()
+        raise
 
 
 def events_server(runtime: BotRuntime, host: str, port: int) -> HttpServer:
