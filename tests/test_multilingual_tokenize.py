@@ -118,6 +118,15 @@ def test_a_question_is_tokenized_in_a_language_of_the_index() -> None:
     assert both.query_tokens(question) == ["beantrag", "urlaubstag"]
 
 
+def test_chunks_indexed_before_languages_were_recorded_are_told_apart_when_bm25_is_built() -> None:
+    """A collection written by an older qwenbot has no `lang` per chunk: the BM25 build detects it."""
+    texts = ["法定年假当年未休完的，可以延续到次年使用。", "Nicht genommener Urlaub kann übertragen werden."]
+    index = LexicalIndex.build(None, ["a", "b"], texts, ["a.md", "b.md"], [(), ()])
+    assert index.languages == {"zh": 1, "de": 1}
+    assert index.search("年假可以延续吗", 2)[0][0] == "a"
+    assert index.search("Wird mein Urlaub übertragen?", 2)[0][0] == "b"
+
+
 # --- an index saved by the old tokenizer -------------------------------------------------------------
 
 
