@@ -87,7 +87,9 @@ class BotRuntime:
         )
         self._closers.append(self.indexing.wait_for_job)
         # each source syncs into its mirror, indexed as its root through the index jobs (bot/sources/)
-        self.sources = SourceRunner(sources, self.source_specs, self.state, self.indexing.index_root)
+        self.sources = SourceRunner(
+            sources, self.source_specs, self.state, self.indexing.index_root, self.indexing.remove_root
+        )
         # a full re-index leaves these roots alone: their own loops index them (learned answers: bot/knowledge/)
         self.indexing.source_roots = frozenset(self.sources.specs) | {LEARNED_ROOT}
         self.metrics = Metrics(index_info=self.searcher.stats)
@@ -170,8 +172,8 @@ class BotRuntime:
         # The embedding model (and its ONNX export) is loaded before the bot serves or connects: else
         # /healthz says ok while the first question waits seconds for it.
         self._warm_up()
-        if self.sources.specs:  # each on its interval, the first sync at once
-            _thread("sources", self.sources.run, self._stop)
+        # each on its interval, the first sync at once; those no longer configured leave the index
+        _thread("sources", self.sources.run, self._stop)
         _thread("learned", keep_up, self.learned, self._stop)
         if settings.gaps_channel:
             searcher = self.searcher

@@ -57,10 +57,13 @@ class Setup:
         state = State(self.tmp_path / "state.sqlite3")
         self.states.append(state)
         config = SourcesConfig(None, self.tmp_path / "sources")
-        return SourceRunner(config, self.specs, state, self.index_root)
+        return SourceRunner(config, self.specs, state, self.index_root, self.remove_root)
 
     def index_root(self, name: str, folder: Path, why: str) -> IndexStats:
         return self.indexer.run([folder], progress=False, add_root=name)
+
+    def remove_root(self, name: str) -> None:
+        self.indexer.remove([name])
 
     def documents(self) -> set[str]:
         return {d.key for root in self.indexer.listing().roots for d in root.documents}
@@ -151,3 +154,15 @@ def test_a_due_sync_runs_on_one_replica(setup: Setup, sites: tuple[DocsSite, Doc
 def test_an_unknown_source_names_the_known_ones(setup: Setup) -> None:
     with pytest.raises(UsageError, match="unknown source 'wiki': the sources are bad, good"):
         setup.runner().sync_named("wiki", print, "test")
+
+
+def test_a_source_taken_out_of_the_sources_file_leaves_the_index(setup: Setup) -> None:
+    """Its answer_in went with its entry: left in the index, its documents would answer everywhere."""
+    assert setup.runner().sync_named(None, print, "test") == 0
+    assert "bad/docs/page.md" in setup.documents()
+    setup.specs = [s for s in setup.specs if s.name != "bad"]
+    runner = setup.runner()
+    runner.drop_removed()
+    assert not any(key.startswith("bad/") for key in setup.documents())
+    assert "good/docs/page.md" in setup.documents()
+    assert [s.source for s in runner.state.sources.all_status()] == ["good"]

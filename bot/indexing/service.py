@@ -118,6 +118,13 @@ class IndexService:
         log.info("index job (%s): %s", why, job_counts(done[0]))
         return done[0]
 
+    def remove_root(self, name: str) -> None:
+        """Takes the root `name` and its documents out of the index (a source no longer configured)."""
+        errors: list[str] = []
+        status = self.run_index(IndexRequest(remove=[name]), errors.append, f"source {name} removed")
+        if status != 0:
+            raise IndexRequestError(f"removing the root {name!r} failed: {errors[-1] if errors else status}")
+
     def _without_sources(self, request: IndexRequest) -> IndexRequest | None:
         """`request` as it is, unless it indexes every root while some are sources': then over the other
         roots alone (None: there are none)."""

@@ -41,6 +41,8 @@ _TICK_MAX = 30.0  # seconds between the schedule's looks at what is due
 
 # name, its mirror folder, why (for the log) -> what the index job did; raises when it could not run
 IndexRoot = Callable[[str, Path, str], IndexStats]
+# name -> its root's documents taken out of the index; raises when they could not be
+RemoveRoot = Callable[[str], None]
 
 
 def next_due(spec: SourceSpec, failures: int, retry_after: float | None, now: float) -> float:
@@ -67,11 +69,19 @@ class SourceRunner:
     """Syncs the sources `specs` into their mirrors under `config.sources_dir`, indexing each through
     `index_root`, remembering them in `state.sources`."""
 
-    def __init__(self, config: SourcesConfig, specs: Sequence[SourceSpec], state: State, index_root: IndexRoot) -> None:
+    def __init__(
+        self,
+        config: SourcesConfig,
+        specs: Sequence[SourceSpec],
+        state: State,
+        index_root: IndexRoot,
+        remove_root: RemoveRoot | None = None,
+    ) -> None:
         self.config = config
         self.specs = {spec.name: spec for spec in specs}
         self.state = state
         self.index_root = index_root
+        self.remove_root = remove_root
 
     def mirror(self, name: str) -> Path:
         return self.config.sources_dir / name / "mirror"
@@ -134,9 +144,27 @@ class SourceRunner:
 
     # --- the schedule, and the requests of the commands --------------------------------------------
 
+    def drop_removed(self) -> None:
+        """Sources the shared state knows that the sources file no longer lists: their documents leave
+        the index (their answer_in went with their entry: left there, they would answer everywhere) and
+        the state forgets them."""
+        gone = [s.source for s in self.state.sources.all_status() if s.source not in self.specs]
+        if not gone or self.remove_root is None:
+            return
+        with self._locked(MANUAL_WAIT) as held:
+            for name in gone if held else ():
+                try:
+                    self.remove_root(name)
+                except (QwenbotError, RetrievalError) as exc:
+                    log.warning("source %s, no longer in the sources file: its documents stay: %s", name, exc)
+                    continue
+                self.state.sources.forget(name)
+                log.warning("source %s is no longer in the sources file: its documents left the index", name)
+
     def run(self, stop: threading.Event) -> None:
-        """Syncs each source when it is due until `stop` is set; a failing one is backed off, the others
-        go on."""
+        """Drops the sources no longer configured, then syncs each source when it is due until `stop` is
+        set; a failing one is backed off, the others go on."""
+        self.drop_removed()
         if not self.specs:
             return
         tick = min(_TICK_MAX, max(1.0, min(s.interval_minutes for s in self.specs.values()) * 60 / 4))
