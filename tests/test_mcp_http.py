@@ -3,6 +3,7 @@ limits, each tool's result checked against the corpus index, and one line for wh
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,8 +23,13 @@ VACATION = "how many vacation days do we get per year?"
 
 
 @pytest.fixture(scope="module")
-def server(corpus_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    folder = tmp_path_factory.mktemp("mcp_http")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's tokens file and its log (mcp.log)."""
+    return tmp_path_factory.mktemp("mcp_http")
+
+
+@pytest.fixture(scope="module")
+def server(corpus_index: Path, folder: Path) -> Iterator[tuple[str, dict[str, str]]]:
     scopes = {"all": SearchFilter(), "hr": SearchFilter(("hr/",)), "eng-tag": SearchFilter((), ("engineering",))}
     scopes["slow-lane"] = SearchFilter()
     tokens = write_tokens(folder / "tokens.yml", scopes, rate={"slow-lane": 2})
@@ -169,3 +175,15 @@ def test_rate_limit_per_token(server: tuple[str, dict[str, str]]) -> None:
         "Error executing tool list_sources: rate limit: 2 calls a minute for token 'slow-lane'; retry in "
     )
     assert not call(url, tokens["all"], "list_sources").is_error  # the others are not slowed
+
+
+def test_one_log_line_per_call_and_never_the_query(server: tuple[str, dict[str, str]], folder: Path) -> None:
+    url, tokens = server
+    call(url, tokens["hr"], "search_docs", query="zebra crossing allowance", k=2)
+    call(url, tokens["hr"], "get_document", key="hr/zebra.md")
+    lines = (folder / "mcp.log").read_text().splitlines()
+    assert not any("zebra crossing" in line for line in lines)
+    calls = [line.split(" INFO bot.mcp.server: ", 1)[1] for line in lines if " INFO bot.mcp.server: " in line]
+    assert re.fullmatch(r"mcp search_docs token=hr ok results=2 ms=[\d.]+", calls[-2])
+    assert re.fullmatch(r"mcp get_document token=hr refused results=0 ms=[\d.]+", calls[-1])
+    assert not any("Terminating session" in line for line in lines)  # the SDK's own chatter stays out

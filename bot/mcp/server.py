@@ -29,6 +29,9 @@ from bot.mcp.tools import MAX_K, AnswerResult, DocsTools, DocumentText, McpToolE
 from retrieval.errors import RetrievalError
 
 log = logging.getLogger(__name__)
+# The SDK's INFO lines: two per stateless request ("Terminating session"), and a tool's failure again
+# after ours. The call's one line is DocsServer._call's.
+_SDK_CHATTY = ("mcp.server.streamable_http", "mcp.server.mcpserver.server")
 
 T = TypeVar("T")
 MCP_PATH = "/mcp"
@@ -101,6 +104,8 @@ class DocsServer:
         self.limiter = RateLimiter()
         self.mcp: MCPServer[Any] = MCPServer("qwenbot", instructions=INSTRUCTIONS, log_level="WARNING")
         self._register()
+        for name in _SDK_CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     def http_app(self, entries: list[TokenEntry], host: str) -> ASGIApp:
         """The streamable HTTP app at /mcp, every request checked for a bearer token first. Stateless and

@@ -158,9 +158,9 @@ class DocsTools:
         self.pipeline = AnswerPipeline(answers, index.searcher, llm)
 
     def warm_up(self) -> None:
-        """Loads the query embedding model now, not at the first search (it takes seconds)."""
+        """One search now, not at the first call: it loads the query model and the vector index (seconds)."""
         if isinstance(self.index.searcher, Searcher):
-            self.index.searcher.embedder.encode_query("warm-up")
+            self.index.searcher.search("warm-up", k=1)
 
     def search(self, caller: Caller, query: str, k: int, path_prefix: str | None, tags: list[str]) -> list[Passage]:
         asked = SearchFilter((path_prefix,) if path_prefix else (), tuple(tags))
