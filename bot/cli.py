@@ -90,15 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", nargs="?", default=None, metavar="SOURCE", help="the source's name (default: all)")
 
-    sub.add_parser("sources", help="each source: type, documents, last successful sync, next sync, last error")
-    p = sub.add_parser(
-        "sync",
-        help="sync the sources (QWENBOT_SOURCES_FILE) now: in the running bot when it holds the index",
-        epilog="Exit status: 0 every sync succeeded; 1 one failed (its line on stderr says why); 2 an unknown "
-        "SOURCE or no sources file.",
-    )
-    p.add_argument("source", nargs="?", default=None, metavar="SOURCE", help="the source's name (default: all)")
-
     p = sub.add_parser("run", help="run the Slack bot (Socket Mode, or --http)")
     p.add_argument("--http", action="store_true", help="serve the Events API instead of Socket Mode")
     p.add_argument("--host", default="0.0.0.0")
