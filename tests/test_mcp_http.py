@@ -76,6 +76,13 @@ def leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
+def test_behind_a_proxy_the_public_host_name_is_served(server: tuple[str, dict[str, str]]) -> None:
+    """The token is the check: a reverse proxy's Host header (the public name) is no reason to refuse."""
+    url, tokens = server
+    status, body = post(url, {"Authorization": f"Bearer {tokens['all']}", "Host": "docs-mcp.example.com"})
+    assert status == 200 and '"search_docs"' in body
+
+
 def test_lists_the_tools_with_their_schemas(server: tuple[str, dict[str, str]]) -> None:
     url, tokens = server
 

@@ -18,6 +18,7 @@ import anyio.to_thread
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import ToolAnnotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import Field
@@ -110,8 +111,16 @@ class DocsServer:
     def http_app(self, entries: list[TokenEntry], host: str) -> ASGIApp:
         """The streamable HTTP app at /mcp, every request checked for a bearer token first. Stateless and
         JSON responses: each call stands alone (no session to keep per agent, any replica may answer)."""
+        # The SDK refuses a Host other than 127.0.0.1/localhost when bound there (DNS rebinding: a web page
+        # calling a local server that trusts any caller). Every request here needs a bearer token instead,
+        # and behind a reverse proxy the Host is the public name.
+        unchecked = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         app = self.mcp.streamable_http_app(
-            streamable_http_path=MCP_PATH, stateless_http=True, json_response=True, host=host
+            streamable_http_path=MCP_PATH,
+            stateless_http=True,
+            json_response=True,
+            host=host,
+            transport_security=unchecked,
         )
         return BearerAuth(app, entries)
 
