@@ -8,15 +8,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from support.docs_site import DocsSite, docs_site, page
+from support.processes import wait_until
 
 from bot.config import SourcesConfig
 from bot.errors import UsageError
 from bot.sources.runner import BACKOFF_FIRST, SourceRunner, next_due
 from bot.state import State
+from bot.state.db import StateError
+from bot.state.sources import SourceStatus
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.indexer import Indexer
@@ -166,3 +170,31 @@ def test_a_source_taken_out_of_the_sources_file_leaves_the_index(setup: Setup) -
     assert not any(key.startswith("bad/") for key in setup.documents())
     assert "good/docs/page.md" in setup.documents()
     assert [s.source for s in runner.state.sources.all_status()] == ["good"]
+
+
+def test_the_schedule_outlives_an_outage_of_the_state(
+    tmp_path: Path, embedder: Embedder, sites: tuple[DocsSite, DocsSite], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, _ = sites
+    setup = Setup(tmp_path, embedder, [replace(website("good", good), interval_minutes=0.05)])
+    runner = setup.runner()
+    real, calls = runner.state.sources.status, []
+
+    def flaky(source: str) -> SourceStatus:
+        calls.append(source)
+        if len(calls) <= 2:  # the database is down for the first rounds
+            raise StateError("the state database at state.sqlite3 is unreachable: down")
+        return real(source)
+
+    monkeypatch.setattr(runner.state.sources, "status", flaky)
+    stop = threading.Event()
+    loop = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        wait_until(lambda: real("good").last_success, "a sync once the database is back", timeout=120)
+    finally:
+        stop.set()
+        loop.join(timeout=60)
+        for state in setup.states:
+            state.close()
+    assert len(calls) > 2 and not loop.is_alive()

@@ -10,6 +10,7 @@ job lock, the searcher refreshed before it returns).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -164,18 +165,29 @@ class SourceRunner:
     def run(self, stop: threading.Event) -> None:
         """Drops the sources no longer configured, then syncs each source when it is due until `stop` is
         set; a failing one is backed off, the others go on."""
-        self.drop_removed()
-        if not self.specs:
-            return
-        tick = min(_TICK_MAX, max(1.0, min(s.interval_minutes for s in self.specs.values()) * 60 / 4))
-        while not stop.is_set():
+        tick = min(_TICK_MAX, max(1.0, min((s.interval_minutes for s in self.specs.values()), default=60) * 15))
+        self._guarded(self.drop_removed)
+        while self.specs and not stop.is_set():
             now = time.time()
             for spec in self.specs.values():
                 if stop.is_set():
                     return
-                if self._due(spec, now):
-                    self.sync(spec, "scheduled", only_if_due=True)
+                self._guarded(functools.partial(self._scheduled, spec, now))
             stop.wait(tick)
+
+    def _scheduled(self, spec: SourceSpec, now: float) -> None:
+        if self._due(spec, now):
+            self.sync(spec, "scheduled", only_if_due=True)
+
+    def _guarded(self, step: Callable[[], object]) -> None:
+        """Runs a step of the schedule; an outage of the state database (say) is logged, and the next
+        round tries again: the loop never ends before the bot does."""
+        try:
+            step()
+        except QwenbotError as exc:  # a StateError's text names the database, never its password
+            log.warning("source sync schedule: %s; trying again at the next round", user_message(exc))
+        except Exception as exc:
+            log.error("source sync schedule failed (%s); trying again at the next round", type(exc).__name__)
 
     def sync_named(self, name: str | None, out: Callable[[str], None], why: str) -> int:
         """`qwenbot sync [SOURCE]` and `/qwenbot sync`: syncs now, writing a line per source (errors start
