@@ -155,3 +155,13 @@ def test_a_failing_sources_secret_is_nowhere(
     assert "last error: source 'intranet' (website): " in status and "401" in status, status
     bot.wait_idle(60)
     assert_no_secret(caplog, json.dumps([c.args for c in bot.slack.calls]), capsys.readouterr().err)
+
+
+def test_a_bad_sources_file_is_one_line_and_exit_2(no_settings: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    sources = tmp_path / "sources.yml"
+    sources.write_text("sources:\n  - name: wiki\n    type: sharepoint\n")
+    no_settings.setenv("QWENBOT_SOURCES_FILE", str(sources))
+    for command in ("sources", "sync"):
+        code, _, err = run(capsys, command)
+        [line] = [e for e in err.splitlines() if e.startswith(f"qwenbot {command}: ")]
+        assert code == 2 and "source 'wiki': 'type' is 'sharepoint': use one of confluence" in line, err
