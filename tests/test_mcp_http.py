@@ -97,6 +97,9 @@ def test_lists_the_tools_with_their_schemas(server: tuple[str, dict[str, str]]) 
     assert search["required"] == ["query"]
     assert search["properties"]["k"]["maximum"] == 20 and search["properties"]["k"]["minimum"] == 1
     assert all(t.annotations and t.annotations.read_only_hint for t in tools)
+    passage = by_name["search_docs"].output_schema["$defs"]["Passage"]["properties"]  # what a result holds
+    assert {"key", "title", "heading_path", "url", "updated", "archived", "score", "rerank_score"} <= set(passage)
+    assert "say so when citing it" in passage["archived"]["description"]
     assert all(t.description and len(t.description) > 80 for t in tools)
     assert [t.uri_template for t in templates] == ["doc://{+key}"]
 

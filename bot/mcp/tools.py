@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from bot.answer.pipeline import AnswerPipeline
 from bot.answer.records import Done
@@ -43,82 +45,100 @@ class McpToolError(QwenbotError):
     """A tool call the agent can correct: a key not in the index, a scope that matches nothing."""
 
 
+def _about(text: str) -> Any:
+    """A field's description in the tool's output schema (what an agent reads)."""
+    return Field(description=text)
+
+
+Key = Annotated[str, _about("the document key, e.g. 'hr/vacation.md': get_document and doc:// take it")]
+Url = Annotated[str | None, _about("where people read the document: cite this")]
+Updated = Annotated[str | None, _about("the document's own date (ISO)")]
+Archived = Annotated[bool, _about("archived / deprecated / superseded: may be outdated, say so when citing it")]
+HeadingPath = Annotated[str, _about("the section, e.g. 'Leave > Vacation'")]
+
+
 @dataclass(frozen=True)
 class Passage:
     """One search result: a passage of a document, with what a citation needs."""
 
-    key: str  # the document key (`hr/vacation.md`): get_document and doc:// take it
+    key: Key
     title: str
-    heading_path: str  # "Leave > Vacation"
-    url: str | None  # where people read the document; cite this
-    updated: str | None  # the document's own date, ISO
-    archived: bool  # archived / deprecated / superseded: say so when citing it
-    score: float  # fused (dense + keyword) score, higher is better
-    rerank_score: float | None  # the reranker's relevance, when one is configured
+    heading_path: HeadingPath
+    url: Url
+    updated: Updated
+    archived: Archived
+    score: Annotated[float, _about("fused dense + keyword score, higher is better (archived documents' lowered)")]
+    rerank_score: Annotated[float | None, _about("the reranker's relevance, when one is configured")]
     text: str
-    page: int | None
+    page: Annotated[int | None, _about("the PDF page, for PDFs")]
 
 
 @dataclass(frozen=True)
 class DocumentText:
-    key: str
+    key: Key
     title: str
-    url: str | None
-    updated: str | None
-    archived: bool
+    url: Url
+    updated: Updated
+    archived: Archived
     tags: list[str]
-    owner: str | None
-    text: str
-    chunks: int
+    owner: Annotated[str | None, _about("who keeps the document up to date (its front matter)")]
+    text: Annotated[str, _about("the whole text, sections headed '## <heading path>'")]
+    chunks: Annotated[int, _about("how many passages search_docs may return from it")]
 
 
 @dataclass(frozen=True)
 class RootInfo:
-    name: str  # "" is the docs folder (QWENBOT_DOCS_DIR); keys of a named root start with NAME/
+    name: Annotated[str, _about("'' is the docs folder; other roots' keys start with NAME/")]
     documents: int
     chunks: int
-    last_indexed: str | None
+    last_indexed: Annotated[str | None, _about("when an index run last changed this root (ISO)")]
 
 
 @dataclass(frozen=True)
 class SourceInfo:
     """A source synced into its own root (git, a website, Confluence...; bot/sources/)."""
 
-    name: str  # its root's name: its documents' keys start with NAME/
-    kind: str
+    name: Annotated[str, _about("its root's name: its documents' keys start with NAME/")]
+    kind: Annotated[str, _about("git, website, confluence, notion or gdrive")]
     documents: int
-    last_success: str  # when it last synced, or "never"
+    last_success: Annotated[str, _about("when it last synced, or 'never'")]
     next_sync: str
-    ok: bool  # the last sync worked
+    ok: Annotated[bool, _about("the last sync worked")]
 
 
 @dataclass(frozen=True)
 class SourcesInfo:
     roots: list[RootInfo]
-    sources: list[SourceInfo]  # the synced sources' status; [] without a sources file
+    sources: Annotated[list[SourceInfo], _about("the synced sources' status; [] without a sources file")]
     documents: int
     chunks: int
-    last_indexed: str | None
+    last_indexed: Annotated[str | None, _about("when an index run last changed the index (ISO)")]
     embedding_model: str | None
 
 
 @dataclass(frozen=True)
 class Cited:
-    n: int  # the [n] the answer text uses
-    key: str
+    n: Annotated[int, _about("the [n] the answer's text uses")]
+    key: Key
     title: str
-    heading_path: str
-    url: str | None
-    updated: str | None
-    archived: bool
+    heading_path: HeadingPath
+    url: Url
+    updated: Updated
+    archived: Archived
 
 
 @dataclass(frozen=True)
 class AnswerResult:
-    text: str
-    mode: str  # generated | extractive | not_found | failed
-    sources: list[Cited]  # cited (generated, extractive) or the nearest documents (not_found, failed)
-    model_error: str | None  # why the model gave no (complete) answer
+    text: Annotated[str, _about("the answer, citing sources as [n]")]
+    mode: Annotated[
+        Literal["generated", "extractive", "not_found", "failed"],
+        _about(
+            "generated: the model's; extractive: passages quoted (no model); not_found: the docs do not "
+            "cover it; failed: the model failed"
+        ),
+    ]
+    sources: Annotated[list[Cited], _about("cited (generated, extractive), or the nearest documents (the rest)")]
+    model_error: Annotated[str | None, _about("why the model gave no (complete) answer")]
 
 
 @dataclass
