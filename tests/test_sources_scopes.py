@@ -115,7 +115,7 @@ def test_a_restricted_source_answers_in_its_channel_only(tmp_path: Path, searche
     assert all(SECRET_DOC in paths for paths in found.values()), found
     for channel, is_dm in ((HR, False), (RANDOM, False), ("D0ALICE01", True)):
         flt = rules.scope_for(channel, is_dm)
-        assert flt.exclude_prefixes == ("team-space/",)
+        assert "team-space/" in flt.exclude_prefixes
         for way, paths in searches(searcher, flt).items():
             assert not any(p.startswith("team-space/") for p in paths), (channel, way, paths)
     # the assistant thread of someone viewing the team's channel: its scope
