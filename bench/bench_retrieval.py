@@ -108,16 +108,16 @@ class CachingEmbedder(Embedder):
             with np.load(self._file) as saved:
                 self._cache = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
 
-    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
         todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if todo:
             by_key = dict(zip(keys, texts, strict=True))
-            vectors = self._inner.encode([by_key[k] for k in todo], batch_size)
+            vectors = self._inner.embed([by_key[k] for k in todo], batch_size)
             self._cache.update(zip(todo, vectors, strict=True))
             self._dirty = True
         if not texts:
-            return self._inner.encode([])
+            return self._inner.embed([])
         return np.stack([self._cache[k] for k in keys])
 
     def save(self) -> None:

