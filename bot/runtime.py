@@ -23,7 +23,6 @@ from bot.indexing.service import IndexService
 from bot.indexing.start import index_at_start, take_index_lock
 from bot.indexing.watch import DocsWatcher
 from bot.knowledge.learned import LearnedAnswers, LearnedConfig, keep_up
-from bot.knowledge.scopes import LEARNED_ROOT
 from bot.llm.client import build_client
 from bot.logs import UserHasher
 from bot.metrics import Metrics
@@ -40,7 +39,7 @@ from bot.sources.runner import SourceRunner
 from bot.state import State
 from retrieval.indexer import Indexer
 from retrieval.search import Searcher
-from retrieval.sources.config import load_sources
+from retrieval.sources.config import LEARNED_ROOT, load_sources
 
 log = logging.getLogger(__name__)
 

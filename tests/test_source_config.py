@@ -69,6 +69,7 @@ def test_no_file_or_an_empty_one_is_no_sources(tmp_path: Path) -> None:
             "source 'a' (git): 'token_env' must name",
         ),
         ("- just text\n", "source #1: expected 'name: ...'"),
+        ("- name: learned\n  type: git\n", "source #1: 'name' 'learned' is the bot's own"),
     ],
 )
 def test_each_mistake_is_one_line_naming_the_file_the_source_and_the_key(

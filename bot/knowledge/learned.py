@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.knowledge.scopes import LEARNED_ROOT
 from bot.state.knowledge import Knowledge, LearnedAnswer, NewLearned
 from retrieval.sources.base import SourceDocument
+from retrieval.sources.config import LEARNED_ROOT
 from retrieval.sources.mirror import remove_document, render, write_file
 
 log = logging.getLogger(__name__)

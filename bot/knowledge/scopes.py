@@ -14,8 +14,8 @@ import json
 from dataclasses import replace
 
 from retrieval.models import SearchFilter
+from retrieval.sources.config import LEARNED_ROOT
 
-LEARNED_ROOT = "learned"
 DEFAULT_KEY = "default"
 _PREFIX = f"{LEARNED_ROOT}/"
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from bot.config import GapsInclude
 from bot.knowledge.learned import document_key
-from bot.knowledge.scopes import LEARNED_ROOT
 from bot.state.knowledge import Knowledge, LearnedAnswer
+from retrieval.sources.config import LEARNED_ROOT
 
 
 @dataclass(frozen=True)

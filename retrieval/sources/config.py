@@ -27,6 +27,8 @@ from retrieval.sources.spec import SourceSpec
 
 _FILE_LIMIT = 1024 * 1024  # a sources file is a few dozen lines
 _COMMON_KEYS = frozenset({"name", "type", "interval_minutes", "answer_in"})
+# Roots the bot fills itself: the experts' saved answers (bot/knowledge) are the built-in source `learned`.
+LEARNED_ROOT = "learned"
 # Keys that would hold a secret in the file itself: refused, whatever the type (the value is never shown).
 _SECRET_KEYS = frozenset(
     {"token", "password", "secret", "api_key", "api_token", "access_token", "client_secret", "private_key"}
@@ -87,6 +89,10 @@ def _spec(entry: Any, number: int, env: Mapping[str, str]) -> SourceSpec:
         raise SourceConfigError(
             f"source #{number}: 'name' is {shown}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a "
             "letter or digit (it becomes the first part of each document's path)"
+        )
+    if name == LEARNED_ROOT:
+        raise SourceConfigError(
+            f"source #{number}: 'name' {name!r} is the bot's own (the answers experts saved): choose another name"
         )
     where = f"source {name!r}"
     kind = entry.get("type")
