@@ -326,7 +326,7 @@ def test_the_token_goes_to_the_site_only_and_a_refusal_names_its_variable(tmp_pa
 
         with pytest.raises(SourceAuthError) as wrong:
             sync(spec_for({"SITE_TOKEN": "not-it"}, start_url=site.url("/docs/"), token_env="SITE_TOKEN"), tmp_path)
-        assert "token_env" in str(wrong.value) and "not-it" not in str(wrong.value)
+        assert "SITE_TOKEN (token_env)" in str(wrong.value) and "not-it" not in str(wrong.value)
 
         site.clear()
         spec = spec_for({"SITE_TOKEN": "s3cret-token"}, start_url=site.url("/docs/"), token_env="SITE_TOKEN")

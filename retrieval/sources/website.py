@@ -75,6 +75,7 @@ class WebsiteSettings:
     requests_per_second: float
     user_agent: str
     token: str | None = field(default=None, repr=False)  # the secret: never shown
+    token_variable: str | None = None  # the name of the variable holding it: what messages name
 
 
 def read_settings(spec: SourceSpec) -> WebsiteSettings:
@@ -103,6 +104,7 @@ def read_settings(spec: SourceSpec) -> WebsiteSettings:
         requests_per_second=spec.get("requests_per_second", float, 2.0),
         user_agent=spec.get("user_agent", str, USER_AGENT).strip() or USER_AGENT,
         token=spec.secret("token_env", required=False),
+        token_variable=spec.get("token_env", str, "").strip() or None,
     )
     for key in ("max_pages", "max_page_bytes", "requests_per_second"):
         if getattr(settings, key) <= 0:
@@ -425,7 +427,7 @@ class _Crawl:
 
     def _auth_error(self, status: int, url: str) -> SourceAuthError:
         fix = (
-            "check that the token in the variable named by token_env is valid and may read these pages"
+            f"check that the token in {self.s.token_variable} (token_env) is valid and may read these pages"
             if self.s.token
             else "set token_env to the name of a variable holding a token the site accepts (sent as Bearer)"
         )
