@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, UsageError
 from retrieval.models import SearchFilter
 
 TOKEN_PREFIX = "qwbmcp_"  # tells a leaked token's kind at a glance (secret scanners, logs)
@@ -59,7 +59,7 @@ def hash_token(token: str) -> str:
 def new_token(name: str, scope: SearchFilter) -> tuple[str, str]:
     """A new token and its line for the tokens file (the only place the token is ever shown)."""
     if not name or any(c in name for c in ":{}[],#\"' \t\n"):
-        raise ConfigError(f"token name {name!r}: use letters, digits, '-', '_' or '.'")
+        raise UsageError(f"token name {name!r}: use letters, digits, '-', '_' or '.'")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     fields = {"sha256": hash_token(token), "path_prefixes": list(scope.path_prefixes), "tags": list(scope.tags)}
     return token, f"{name}: {json.dumps(fields)}"  # JSON is YAML: one line that pastes as it is
