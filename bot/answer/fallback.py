@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from bot.answer.prompts import excerpt, number_by_document
 from bot.answer.records import Answer
+from bot.messages import DEFAULT, message
 from retrieval.models import Hit
 
 EXTRACTIVE_PASSAGES = 3
@@ -14,25 +15,22 @@ _EXTRACTIVE_CHARS = 600
 _NEAREST_DOCS = 3
 
 
-def not_found_answer(hits: Sequence[Hit]) -> Answer:
+def not_found_answer(hits: Sequence[Hit], lang: str = DEFAULT) -> Answer:
     nearest = [s.to_source() for s in number_by_document(hits)[:_NEAREST_DOCS]]
-    text = "I couldn't find this in the documentation I have access to."
+    text = message("not_found", lang)
     if nearest:
-        text += " These are the closest documents, though they don't seem to answer it:"
-    return Answer(text=text, mode="not_found", sources=nearest)
+        text += " " + message("not_found_nearest", lang)
+    return Answer(text=text, mode="not_found", sources=nearest, lang=lang)
 
 
-def failed_answer(hits: Sequence[Hit], reason: str) -> Answer:
+def failed_answer(hits: Sequence[Hit], reason: str, lang: str = DEFAULT) -> Answer:
     """The configured model failed, and no passage answers clearly enough to quote: said as a failure
     (the docs may well hold the answer), with the nearest documents. Never recorded as a gap."""
     nearest = [s.to_source() for s in number_by_document(hits)[:_NEAREST_DOCS]]
-    text = (
-        "**Model unavailable**: the language model did not answer, so I couldn't write an answer, and no "
-        "passage in the docs answers this clearly enough to quote on its own. Please ask again later."
-    )
+    text = message("failed", lang)
     if nearest:
-        text += " These are the closest documents:"
-    return Answer(text=text, mode="failed", sources=nearest, model_error=reason)
+        text += " " + message("failed_nearest", lang)
+    return Answer(text=text, mode="failed", sources=nearest, model_error=reason, lang=lang)
 
 
 def extractive_answer(passages: Sequence[Hit], reason: str) -> Answer:

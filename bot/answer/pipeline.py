@@ -32,6 +32,7 @@ from bot.errors import ConfigError
 from bot.llm.client import LLMClient
 from bot.llm.errors import LLMError
 from bot.llm.events import Finished, ReasoningDelta, TextDelta, Usage, UsageReport
+from bot.messages import language_of
 from bot.metrics import Metrics
 from retrieval.fusion import fuse_top
 from retrieval.models import Hit, SearchFilter
@@ -90,7 +91,8 @@ class AnswerPipeline:
         result when the caller already has it (the eval), so it is not searched twice.
         """
         start = time.monotonic()
-        yield Status("searching")
+        lang = language_of(question)
+        yield Status("searching", lang=lang)
         if found is None:
             found = self.retrieve(question, history, scope)
         hits = found.hits
@@ -101,11 +103,12 @@ class AnswerPipeline:
             passages=len(hits),
             found=_documents(hits),
             reranked=bool(self.config.reranker),
+            lang=lang,
         )
 
         if not found.answerable:
             log.info("not in the docs: %s", found.decision.reason)
-            answer = not_found_answer(hits)
+            answer = not_found_answer(hits, lang)
         elif self.llm is None:
             answer = self._without_model(question, found, NO_MODEL, model_failed=False)
         else:
@@ -113,6 +116,7 @@ class AnswerPipeline:
         if answer.mode != "generated" and answer.text:
             yield Delta(answer.text)
         answer.timings = {**timings, **answer.timings, "total": time.monotonic() - start}
+        answer.lang = lang
         yield Done(answer)
 
     def retrieve(
@@ -146,9 +150,10 @@ class AnswerPipeline:
         if quote.answerable:
             return extractive_answer(passages_to_quote(idf, found.hits, EXTRACTIVE_PASSAGES), reason)
         log.info("no model (%s) and %s", reason, quote.reason)
+        lang = language_of(question)
         if model_failed:
-            return failed_answer(found.hits, reason)
-        answer = not_found_answer(found.hits)
+            return failed_answer(found.hits, reason, lang)
+        answer = not_found_answer(found.hits, lang)
         answer.model_error = reason
         return answer
 
@@ -176,11 +181,12 @@ class AnswerPipeline:
         prompt = build_prompt(question, hits, history, self.system_prompt, prompt_budget(self.config))
         citations = CitationFilter(len(prompt.sources))
         marker = MarkerFilter()  # the model's own "not in the docs"
-        out = yield from self._stream(prompt.messages, citations, marker, start)
+        lang = language_of(question)
+        out = yield from self._stream(prompt.messages, citations, marker, start, lang)
         tail = citations.feed(marker.flush()) + citations.flush()
         if marker.not_found:
             log.info("the model said the sources don't hold the answer")
-            return not_found_answer(hits)
+            return not_found_answer(hits, lang)
         error = out.error
         if error is not None and not error.after_output:
             return self._without_model(question, found, str(error))
@@ -213,7 +219,12 @@ class AnswerPipeline:
         )
 
     def _stream(
-        self, messages: list[dict[str, str]], citations: CitationFilter, marker: MarkerFilter, start: float
+        self,
+        messages: list[dict[str, str]],
+        citations: CitationFilter,
+        marker: MarkerFilter,
+        start: float,
+        lang: str,
     ) -> Generator[PipelineEvent, None, _Streamed]:
         """The model's answer text as Delta events (citations checked, the marker held back)."""
         assert self.llm is not None
@@ -223,7 +234,7 @@ class AnswerPipeline:
             for event in self.llm.stream(messages):
                 if isinstance(event, ReasoningDelta) and not thinking:
                     thinking = True
-                    yield Status("thinking")
+                    yield Status("thinking", lang=lang)
                 elif isinstance(event, TextDelta):
                     text = citations.feed(marker.feed(event.text))
                     if text:

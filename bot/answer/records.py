@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.llm.events import Usage
+from bot.messages import DEFAULT, message
 
 # generated: the model's answer; extractive: passages quoted without a model (none configured, or it
 # failed); not_found: the docs don't hold the answer (a gap for the doc owners); failed: the configured
@@ -46,6 +47,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)  # seconds: search, first_token, total
     model_error: str | None = None  # why the model gave no (complete) answer
     truncated: bool = False  # the model's answer stopped at the output token limit, mid-answer
+    lang: str = DEFAULT  # the question's language: the catalogue the fixed texts around the answer come from
 
     @property
     def cited(self) -> list[str]:
@@ -63,17 +65,15 @@ class Status:
     passages: int = 0  # for "reading": how many passages
     found: tuple[Source, ...] = ()  # for "reading": the documents found, best first (Slack's task step sources)
     reranked: bool = False  # for "reading": a reranker orders the passages
+    lang: str = DEFAULT  # the question's language (bot/messages.py)
 
     @property
     def text(self) -> str:
         """How the stage is shown to people (Slack's status line, `qwenbot ask`'s progress)."""
-        if self.stage == "searching":
-            return "Searching the docs…"
         if self.stage == "reading":
-            return f"Reading {self.documents} document{'' if self.documents == 1 else 's'}…"
-        if self.stage == "thinking":
-            return "Thinking…"
-        return "Writing the answer…"
+            key = "status_reading_one" if self.documents == 1 else "status_reading"
+            return message(key, self.lang, n=self.documents)
+        return message(f"status_{self.stage}", self.lang)
 
 
 @dataclass(frozen=True)

@@ -22,15 +22,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.answer.records import Answer, Status
+from bot.messages import DEFAULT
+from bot.messages import message as text_of
 from bot.slack import mrkdwn
 from bot.slack.render.blocks import MARKDOWN_LIMIT, Block, Message, markdown_block
 from bot.slack.render.tasks import (
-    READ_TITLE,
-    SEARCH_TITLE,
     STEP_READ,
     STEP_SEARCH,
     STEP_WRITE,
-    WRITE_TITLE,
     TaskStatus,
     found_details,
     outcome_status,
@@ -82,6 +81,7 @@ class ThreadReply:
         self._last_write = 0.0
         self._use_tasks = streaming  # task steps live in the stream
         self._tasks: dict[str, tuple[str, TaskStatus]] = {}  # step id -> (title, status) as Slack shows it
+        self._lang = DEFAULT  # the question's language (bot/messages.py), from the pipeline's first status
 
     @property
     def started(self) -> bool:
@@ -96,27 +96,29 @@ class ThreadReply:
     def step(self, event: Status) -> None:
         """A stage of the answer pipeline: a task step in the stream where Slack takes them, else the
         status line."""
+        self._lang = event.lang
         if self._use_tasks and self._send_tasks(self._stage_chunks(event)):
             return
         self.status(event.text)
 
     def _stage_chunks(self, event: Status) -> list[Block]:
+        search, read = text_of("task_search", self._lang), text_of("task_read", self._lang)
         if event.stage == "searching":
             return [
-                task_update(STEP_SEARCH, SEARCH_TITLE, "in_progress"),
-                task_update(STEP_READ, READ_TITLE, "pending"),
-                task_update(STEP_WRITE, WRITE_TITLE, "pending"),
+                task_update(STEP_SEARCH, search, "in_progress"),
+                task_update(STEP_READ, read, "pending"),
+                task_update(STEP_WRITE, text_of("task_write", self._lang), "pending"),
             ]
         if event.stage == "reading":
             return [
                 task_update(
                     STEP_SEARCH,
-                    SEARCH_TITLE,
+                    search,
                     "complete",
                     found_details(event.passages, event.documents),
                     event.found,
                 ),
-                task_update(STEP_READ, READ_TITLE, "in_progress", reading_details(event.reranked)),
+                task_update(STEP_READ, read, "in_progress", reading_details(event.reranked)),
             ]
         return self._writing_chunks()  # thinking / writing
 
@@ -126,7 +128,7 @@ class ThreadReply:
             return []
         return [
             *self._complete_open(but=STEP_WRITE),
-            task_update(STEP_WRITE, WRITE_TITLE, "in_progress"),
+            task_update(STEP_WRITE, text_of("task_write", self._lang), "in_progress"),
         ]
 
     def _complete_open(self, but: str) -> list[Block]:
@@ -292,7 +294,7 @@ class ThreadReply:
     def _finish_stream(self, first: Message, first_text: str, answer: Answer | None) -> str:
         ts = self._stream_ts
         assert ts is not None
-        title, details = outcome_step(answer) if answer is not None else (WRITE_TITLE, None)
+        title, details = outcome_step(answer) if answer is not None else (text_of("task_write", self._lang), None)
         status = outcome_status(answer) if answer is not None else "complete"
         closing = [
             *self._complete_open(but=STEP_WRITE),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from bot.answer.records import Answer
+from bot.messages import message
 from bot.settings import FeedbackStyle
 from bot.slack import mrkdwn
 from bot.slack.render.ask_owner import ask_owner_block
@@ -58,7 +59,7 @@ def answer_text(answer: Answer) -> str:
     text = mrkdwn.neutralize(answer.text.strip())
     if text:
         return text
-    return "I couldn't find anything in the docs that answers this." if answer.mode == "not_found" else "…"
+    return message("nothing_found", answer.lang) if answer.mode == "not_found" else "…"
 
 
 def trailer_blocks(
@@ -80,8 +81,8 @@ def trailer_blocks(
     if ask_owner and answer.mode == "not_found":
         blocks.append(ask_owner_block(answer_id))
     if escalate:
-        blocks.append(escalate_block(answer_id))
-    return [*blocks, feedback_block(answer_id, feedback_style)]
+        blocks.append(escalate_block(answer_id, answer.lang))
+    return [*blocks, feedback_block(answer_id, feedback_style, answer.lang)]
 
 
 def answer_messages(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.messages import DEFAULT, message
 from bot.settings import FeedbackStyle
 from bot.slack.render.blocks import Block
 
@@ -17,7 +18,8 @@ REASON_BLOCK = "reason"
 REASON_ACTION = "reason"
 
 
-def feedback_block(answer_id: int, style: FeedbackStyle = "native") -> Block:
+def feedback_block(answer_id: int, style: FeedbackStyle = "native", lang: str = DEFAULT) -> Block:
+    helpful, not_helpful = message("button_helpful", lang), message("button_not_helpful", lang)
     if style == "native":
         return {
             "type": "context_actions",
@@ -27,12 +29,12 @@ def feedback_block(answer_id: int, style: FeedbackStyle = "native") -> Block:
                     "type": "feedback_buttons",
                     "action_id": ACTION_FEEDBACK,
                     "positive_button": {
-                        "text": {"type": "plain_text", "text": "Helpful"},
+                        "text": {"type": "plain_text", "text": helpful},
                         "value": f"up:{answer_id}",
                         "accessibility_label": "This answer was helpful",
                     },
                     "negative_button": {
-                        "text": {"type": "plain_text", "text": "Not helpful"},
+                        "text": {"type": "plain_text", "text": not_helpful},
                         "value": f"down:{answer_id}",
                         "accessibility_label": "This answer was not helpful",
                     },
@@ -47,13 +49,13 @@ def feedback_block(answer_id: int, style: FeedbackStyle = "native") -> Block:
                 "type": "button",
                 "action_id": ACTION_UP,
                 "value": str(answer_id),
-                "text": {"type": "plain_text", "text": "👍 Helpful", "emoji": True},
+                "text": {"type": "plain_text", "text": f"👍 {helpful}", "emoji": True},
             },
             {
                 "type": "button",
                 "action_id": ACTION_DOWN,
                 "value": str(answer_id),
-                "text": {"type": "plain_text", "text": "👎 Not helpful", "emoji": True},
+                "text": {"type": "plain_text", "text": f"👎 {not_helpful}", "emoji": True},
             },
         ],
     }

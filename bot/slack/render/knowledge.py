@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.messages import DEFAULT, message
 from bot.slack import mrkdwn
 from bot.slack.render.blocks import Block, Message, plain_text, section
 
@@ -48,8 +49,8 @@ def _button(action: str, value: str, text: str, block_id: str, style: str | None
     return {"type": "actions", "block_id": block_id, "elements": [button]}
 
 
-def escalate_block(answer_id: int) -> Block:
-    return _button(ACTION_ESCALATE, str(answer_id), "Still need help?", "escalate")
+def escalate_block(answer_id: int, lang: str = DEFAULT) -> Block:
+    return _button(ACTION_ESCALATE, str(answer_id), message("button_still_need_help", lang), "escalate")
 
 
 def escalation_message(group: str, question: str) -> Message:

@@ -3,21 +3,17 @@ reading, writing, and how the answer ended."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Literal
 
 from bot.answer.records import Answer, Source
+from bot.messages import message
 from bot.slack import mrkdwn
 from bot.slack.render.blocks import Block, count_noun, plain_text
 
 TaskStatus = Literal["pending", "in_progress", "complete", "error"]
 STEP_SEARCH, STEP_READ, STEP_WRITE = "search", "read", "write"
-SEARCH_TITLE = "Searching the docs"
-READ_TITLE = "Reading"
-WRITE_TITLE = "Writing the answer"
-NOT_FOUND_TITLE = "Not in the docs"
-QUOTING_TITLE = "Model unavailable: quoting the docs"
-FAILED_TITLE = "Model unavailable"
 MAX_TASK_SOURCES = 5
 
 
@@ -50,18 +46,20 @@ def reading_details(reranked: bool) -> str:
 def outcome_step(answer: Answer) -> tuple[str, str]:
     """The last step's title and details for how the answer ended. A model failure is named in a few
     words, never with the error text (it may name internal hosts)."""
+    title = functools.partial(message, lang=answer.lang)
     if answer.mode == "not_found":
-        return NOT_FOUND_TITLE, "no passage answers this: the closest documents are listed"
+        return title("task_not_found"), "no passage answers this: the closest documents are listed"
     if answer.mode == "failed":
-        return FAILED_TITLE, "the model did not answer and no passage answers clearly: the closest documents are listed"
+        details = "the model did not answer and no passage answers clearly: the closest documents are listed"
+        return title("task_failed"), details
     if answer.mode == "extractive":
-        return QUOTING_TITLE, "the passages that answer, quoted and cited"
+        return title("task_quoting"), "the passages that answer, quoted and cited"
     cited = count_noun(len({s.path for s in answer.sources}), "document")
     if answer.truncated:
-        return WRITE_TITLE, f"cut off at the answer length limit; cites {cited}"
+        return title("task_write"), f"cut off at the answer length limit; cites {cited}"
     if answer.model_error:
-        return WRITE_TITLE, f"cut short: the model stopped answering; cites {cited}"
-    return WRITE_TITLE, f"cites {cited}"
+        return title("task_write"), f"cut short: the model stopped answering; cites {cited}"
+    return title("task_write"), f"cites {cited}"
 
 
 def outcome_status(answer: Answer) -> TaskStatus:
