@@ -189,3 +189,15 @@ def test_doctor_warns_when_llama_cpp_answers_under_any_name(tmp_path: Path, llam
     assert checks["embedding URL"].outcome == "pass"
     model = checks["embedding model"]
     assert model.outcome == "warn" and "640 dims" in model.detail and "answers under that name" in model.detail
+
+
+def test_a_local_model_takes_the_prefixes_too(tmp_path: Path, embedder: Embedder) -> None:
+    config = IndexConfig(
+        index_dir=tmp_path, embedding_query_instruction="query: ", embedding_passage_prefix="passage: "
+    )
+    prefixed = embedder_for(config)
+    assert not isinstance(prefixed, EndpointEmbedder)
+    np.testing.assert_allclose(prefixed.encode(["lot B"])[0], embedder.embed(["passage: lot B"])[0], atol=1e-6)
+    np.testing.assert_allclose(prefixed.encode_query("where?"), embedder.embed(["query: where?"])[0], atol=1e-6)
+    # The shared model the other configurations use keeps no prefix.
+    assert embedder_for(IndexConfig(index_dir=tmp_path)).passage_prefix == "" and embedder.query_instruction == ""
