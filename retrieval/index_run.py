@@ -2,15 +2,16 @@
 
 A run opens the collection and the manifest and checks them against each other (a lost manifest is
 rebuilt from the chunks' metadata), knows the roots, records failures and skips, and ends by
-reconciling: whatever the collection holds that the manifest does not expect is deleted, and the BM25
-index and the collection stamp are brought up to date. The steps themselves live beside it:
+reconciling: whatever the collection holds that the manifest does not expect is deleted when it lies
+in what the run walked (chunks elsewhere may be another replica's work, docs/indexing.md), and the
+BM25 index and the collection stamp are brought up to date. The steps themselves live beside it:
 index_plan.py (what to read), index_write.py (embedding and writing), index_remove.py (taking out).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from retrieval.manifest import (
     Manifest,
     RootEntry,
     adopt_legacy,
+    is_under,
     load_manifest,
     save_manifest,
 )
@@ -89,6 +91,7 @@ class IndexRun:
         self.default: Path | None = None  # the default root's folder, resolved
         self.known_hashes: set[str] = set()  # of the texts whose vectors the collection holds
         self.present_ids: set[str] = set()  # chunk ids in the collection when the run started
+        self.orphans: dict[str, dict[str, Any]] = {}  # id -> metadata of chunks the manifest did not expect
         # Set before a run's first write and cleared once BM25 and the stamp are up to date: still
         # there at the start of a run means the last one was killed after writing.
         self.dirty_marker = config.index_dir / ".dirty"
@@ -127,17 +130,20 @@ class IndexRun:
 
     # --- the end of every run --------------------------------------------------------------------
 
-    def reconcile(self) -> None:
-        """Deletes what the manifest does not expect (left by a killed run); refreshes BM25 if needed."""
-        if self.manifest_dirty:
-            self.save_manifest()
-        expected = self.manifest.expected_ids()
+    def reconcile(self, walked: Collection[tuple[str, str]] = ()) -> None:
+        """Deletes what the manifest does not expect in what the run walked (`walked`: root name and
+        document or folder key, as index_plan.Scope has them); refreshes BM25 if needed."""
         present = self._all_ids() if self.touched else self.present_ids
-        orphans = sorted(present - expected)
+        orphans = present - self.manifest.expected_ids()
+        orphans -= self._spare(orphans, walked)
+        if self.manifest_dirty:
+            self.save_manifest()  # before any deletion: adopted entries name chunks that are there
+        expected = self.manifest.expected_ids()
         if orphans:
             self.touch()
-            for start in range(0, len(orphans), PAGE):
-                self.collection.delete(ids=orphans[start : start + PAGE])
+            doomed = sorted(orphans)
+            for start in range(0, len(doomed), PAGE):
+                self.collection.delete(ids=doomed[start : start + PAGE])
         self.stats.chunks_total = len(present & expected)
         self.stats.documents = len(self.manifest.files)
         lexical_dir = self.config.index_dir / "bm25"
@@ -149,6 +155,27 @@ class IndexRun:
             write_stamp(self.collection, stamp)
             self.dirty_marker.unlink(missing_ok=True)
 
+    def _spare(self, orphans: set[str], walked: Collection[tuple[str, str]]) -> set[str]:
+        """The orphans of documents outside what this run walked: with a Chroma server another replica
+        (whose manifest is its own) may have written them. A document whose chunks are whole, in a root
+        this run knows, is adopted into the manifest (the next run over that root checks it against its
+        folder); the rest are left to a run that walks them. Chunks from before roots are not spared."""
+        metas = {cid: self.orphans[cid] for cid in orphans if cid in self.orphans}
+        metas.update(_rows(self.collection, sorted(orphans - metas.keys())))  # written during this run
+        spared = {
+            cid
+            for cid, meta in metas.items()
+            if isinstance(meta.get("root_path"), str)
+            and not any(meta.get("root") == root and is_under(meta.get("path", ""), key) for root, key in walked)
+        }
+        roots = self.roots()
+        found = _manifest_from_chunks(((cid, metas[cid]) for cid in spared), self.config.embedding_model)
+        for key, entry in found.files.items():
+            if entry.root in roots and key not in self.manifest.files:
+                self.manifest.files[key] = entry
+                self.manifest_dirty = True
+        return spared
+
     # --- the manifest and the collection -------------------------------------------------------
 
     def _load_manifest(self) -> Manifest:
@@ -159,16 +186,16 @@ class IndexRun:
             raise ModelMismatchError(model_mismatch_message(self.config, manifest.embedding_model))
         self.present_ids = self._all_ids()
         if manifest is None:
-            manifest = _manifest_from_chunks(self.collection, self.config.embedding_model)
+            manifest = _manifest_from_chunks(_rows(self.collection), self.config.embedding_model)
         for path, entry in list(manifest.files.items()):
             if not self.present_ids.issuperset(entry.chunk_ids):
                 del manifest.files[path]
         manifest.embedding_model = self.config.embedding_model
         # What can be reused: the manifest's texts, and those of chunks a killed run left unrecorded.
         self.known_hashes = manifest.text_hashes()
-        orphans = sorted(self.present_ids - manifest.expected_ids())
-        for page in iter_collection(self.collection, ["metadatas"], orphans):
-            self.known_hashes.update(m.get("text_hash", "") for m in page["metadatas"])
+        # Their metadata is kept: the reconcile that ends the run tells from it whose they may be.
+        self.orphans = dict(_rows(self.collection, sorted(self.present_ids - manifest.expected_ids())))
+        self.known_hashes.update(m.get("text_hash", "") for m in self.orphans.values())
         return manifest
 
     def save_manifest(self) -> None:
@@ -212,17 +239,25 @@ class IndexRun:
         self.stats.problems.append(FileProblem(source.shown, reason, skipped=True))
 
 
-def _manifest_from_chunks(collection: Any, model: str) -> Manifest:
-    """A lost manifest rebuilt from the metadata every chunk carries (index_write.chunk_metadata)."""
+def _rows(collection: Any, ids: list[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, metadata) of the collection's chunks, or of those of `ids` still there."""
+    for page in iter_collection(collection, ["metadatas"], ids):
+        yield from zip(page["ids"], [meta or {} for meta in page["metadatas"]], strict=True)
+
+
+def _manifest_from_chunks(chunks: Iterable[tuple[str, dict[str, Any]]], model: str) -> Manifest:
+    """Manifest entries rebuilt from the metadata every chunk carries (index_write.chunk_metadata): a
+    lost manifest's, or another replica's documents. A document is taken only when its chunks are
+    whole (one content hash, ordinals 0 to n-1): a killed run's part of one is not, and is indexed again."""
     manifest = Manifest(model)
     files: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
-    for page in iter_collection(collection, ["metadatas"]):
-        for cid, meta in zip(page["ids"], page["metadatas"], strict=True):
-            files.setdefault(meta.get("path", ""), []).append((int(meta.get("ordinal", 0)), cid, meta))
+    for cid, meta in chunks:
+        files.setdefault(meta.get("path", ""), []).append((int(meta.get("ordinal", 0)), cid, meta))
     for path, rows in files.items():
         rows.sort(key=lambda r: r[0])
         meta = rows[0][2]
-        if "doc_hash" in meta and "root" in meta:
+        whole = [r[0] for r in rows] == list(range(len(rows))) and len({r[2].get("doc_hash") for r in rows}) == 1
+        if whole and "doc_hash" in meta and "root" in meta:
             ids = [cid for _, cid, _ in rows]
             text_hashes = [m.get("text_hash", "") for _, _, m in rows]
             manifest.files[path] = FileEntry(

@@ -8,7 +8,8 @@ collection, the reconcile that ends every run), index_plan.py (what to read), in
 Crash safety rests on three rules (docs/indexing.md has the reasoning):
 1. chunk ids are stable (sha1(path) + ordinal) and written with upsert, so redoing work is harmless;
 2. the manifest is replaced atomically and only after a file's chunks are in Chroma;
-3. every run ends by deleting whatever the collection holds that the manifest does not expect.
+3. every run ends by deleting whatever the collection holds that the manifest does not expect in what
+   it walked (elsewhere, with a Chroma server, it may be another replica's: whole documents are adopted).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def _index(run: IndexRun, paths: list[Path], add_root: str | None, move_root: bo
     remove_missing(run, scopes, {f.key for f in files})
     _pair_renames(run)
     _settle(run, scopes)
-    run.reconcile()
+    run.reconcile([(s.root, s.prefix) for s in scopes])
     return run.stats
 
 
