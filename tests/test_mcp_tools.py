@@ -20,6 +20,7 @@ from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.models import SearchFilter
 from retrieval.search import Searcher
+from retrieval.sources.config import load_sources
 from retrieval.store import open_client, open_collection
 
 EVERYTHING = Caller("all", SearchFilter(), 0)
@@ -28,7 +29,7 @@ EVERYTHING = Caller("all", SearchFilter(), 0)
 def test_a_new_token_line_loads_back_and_only_its_token_matches(tmp_path: Path) -> None:
     token, line = new_token("hr-agent", SearchFilter(("hr/",), ("policy",)))
     (tmp_path / "tokens.yml").write_text(line + "\n")
-    [entry] = load_tokens(tmp_path / "tokens.yml", default_rate=60)
+    [entry] = load_tokens(tmp_path / "tokens.yml", default_rate=60, sources=[])
     assert entry.caller == Caller("hr-agent", SearchFilter(("hr/",), ("policy",)), 60)
     assert entry.sha256 == hash_token(token) and token not in line  # only the hash is kept
     assert find_caller([entry], token) == entry.caller
@@ -43,6 +44,7 @@ def test_a_new_token_line_loads_back_and_only_its_token_matches(tmp_path: Path) 
         (f"bot: {{sha256: {'a' * 64}, path_prefixes: [1]}}\n", "bot.path_prefixes: expected a list of non-empty"),
         (f"bot: {{sha256: {'a' * 64}, rate_limit_per_minute: -1}}\n", "bot.rate_limit_per_minute: expected"),
         (f"bot: {{sha256: {'a' * 64}, scope: x}}\n", "bot: expected a mapping with keys among"),
+        (f"bot: {{sha256: {'a' * 64}, sources: [payroll]}}\n", "bot.sources names 'payroll', no such source"),
         ("bot: {sha256: [\n", "not valid YAML"),
     ],
 )
@@ -50,7 +52,7 @@ def test_a_bad_tokens_file_is_one_line_naming_it(tmp_path: Path, text: str, says
     path = tmp_path / "tokens.yml"
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:
-        load_tokens(path, default_rate=60)
+        load_tokens(path, default_rate=60, sources=[])
     message = str(raised.value)
     assert message.startswith(f"QWENBOT_MCP_TOKENS_FILE ({path}): ") and says in message and "\n" not in message
 
@@ -102,7 +104,8 @@ def test_the_synced_sources_status_from_the_bot_state(tmp_path: Path) -> None:
         "  - {name: wiki, type: git, url: /srv/wiki.git}\n"
     )
     settings = load_settings(None, sources_file=tmp_path / "sources.yml", state_db=tmp_path / "state.sqlite3")
-    read = sources_reader(settings.sources_config(), settings.state_config())
+    sources = settings.sources_config()
+    read = sources_reader(load_sources(sources.sources_file, sources.env), settings.state_config())
     assert [s.last_success for s in read()] == ["never", "never"]  # no state yet: nothing synced
     state = State.from_config(settings.state_config())
     state.sources.record_success("handbook", next_due=None)

@@ -13,12 +13,13 @@ import anyio
 from bot import logs
 from bot.errors import ConfigError, NotReadyError
 from bot.llm.client import build_client
-from bot.mcp.auth import Caller, load_tokens, new_token
+from bot.mcp.auth import load_tokens, new_token, stdio_caller
 from bot.mcp.server import MCP_PATH, DocsServer, serve_http
 from bot.mcp.status import sources_reader
 from bot.mcp.tools import DocsTools, open_index
 from bot.settings import Settings
 from retrieval.models import SearchFilter
+from retrieval.sources.config import load_sources
 from retrieval.store import index_exists
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,13 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port or config.mcp_port
     if args.http and not port:
         raise ConfigError("QWENBOT_MCP_PORT is 0: give `qwenbot mcp --http` a --port, or set QWENBOT_MCP_PORT")
-    entries = load_tokens(config.mcp_tokens_file, config.mcp_rate_limit_per_minute) if args.http else []
+    sources = settings.sources_config()
+    specs = load_sources(sources.sources_file, sources.env)  # their answer_in says which callers see them
+    entries = load_tokens(config.mcp_tokens_file, config.mcp_rate_limit_per_minute, specs) if args.http else []
     logs.configure(settings.log_level, settings.log_format)  # before the SDK's own logging setup
-    stdio = Caller("stdio", SearchFilter(config.mcp_scope_paths, config.mcp_scope_tags), 0)
+    stdio = stdio_caller(config.mcp_scope_paths, config.mcp_scope_tags, specs)
     with open_index(index) as opened:  # through the running bot while one holds the local index
-        status = sources_reader(settings.sources_config(), settings.state_config())
+        status = sources_reader(specs, settings.state_config())
         tools = DocsTools(opened, settings.answer_config(), build_client(settings.llm_config()), status)
         server = DocsServer(tools, stdio)
         if not args.http:  # the client waits for its handshake: the model loads meanwhile

@@ -58,6 +58,13 @@ def with_learned(
     return scoped(default), {channel: scoped(flt) for channel, flt in channels.items()}
 
 
+def in_other_scope(key: str) -> bool:
+    """Whether the document `key` is a learned answer of a scope other than the default: a caller with
+    no channel (MCP) sees the default scope's only, whatever scope keys the scopes file has or had (a
+    filter's folder-style prefixes cannot say "every folder but one": callers check each key)."""
+    return key.startswith(_PREFIX) and not key.startswith(folder(DEFAULT_KEY))
+
+
 def known_keys(default: SearchFilter, channels: dict[str, SearchFilter]) -> set[str]:
     """The scope keys the scopes file has now: a learned answer saved under another (a scope since
     changed) is not mirrored, so never cited where its scope no longer says."""

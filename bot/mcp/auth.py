@@ -6,8 +6,10 @@ The tokens file (QWENBOT_MCP_TOKENS_FILE) is YAML, one line per token, keyed by 
 
 `sha256` is the hex digest of the token; the token itself is never stored (`qwenbot mcp token NAME`
 prints a new one once, with the line to paste). A scope is written as in the channel scopes file
-(`path_prefixes`, `tags`; a document passes with either; both empty: every document). Over HTTP every
-request must carry `Authorization: Bearer <token>`; without a known one the answer is 401 and one line.
+(`path_prefixes`, `tags`; a document passes with either; both empty: every document; bot/scopes.py), and
+follows the channels' privacy rules: a source restricted by `answer_in` only when the scope names it in
+`sources: [...]`, no learned answer but the default scope's. Over HTTP every request must carry
+`Authorization: Bearer <token>`; without a known one the answer is 401 and one line.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,14 @@ import yaml
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.errors import ConfigError, UsageError
+from bot.scopes import SCOPE_KEYS, ScopeSpec, agent_filter, parse_scope
 from retrieval.models import SearchFilter
+from retrieval.sources.spec import SourceSpec
 
 TOKEN_PREFIX = "qwbmcp_"  # tells a leaked token's kind at a glance (secret scanners, logs)
 HEALTH_PATH = "/healthz"  # answered without a token (load balancers, readiness): says only "ok"
 CALLER_KEY = "qwenbot_mcp_caller"  # where the middleware leaves the caller in the ASGI scope's state
-_KEYS = {"sha256", "path_prefixes", "tags", "rate_limit_per_minute"}
+_KEYS = {"sha256", "rate_limit_per_minute", *SCOPE_KEYS}
 _HEX64 = frozenset("0123456789abcdef")
 
 
@@ -42,7 +46,7 @@ class Caller:
     """Who calls a tool: a token's name and what it may see ("stdio" for the local user)."""
 
     name: str
-    scope: SearchFilter  # empty: every document
+    scope: SearchFilter  # its scope with the privacy rules applied (bot/scopes.py agent_filter)
     rate_limit_per_minute: int  # 0: unlimited
 
 
@@ -65,8 +69,15 @@ def new_token(name: str, scope: SearchFilter) -> tuple[str, str]:
     return token, f"{name}: {json.dumps(fields)}"  # JSON is YAML: one line that pastes as it is
 
 
-def load_tokens(path: Path | None, default_rate: int) -> list[TokenEntry]:
-    """The tokens file's entries; none when no file is configured (HTTP then refuses everyone)."""
+def stdio_caller(paths: Sequence[str], tags: Sequence[str], sources: Sequence[SourceSpec]) -> Caller:
+    """The local user of a stdio session, scoped by QWENBOT_MCP_SCOPE_PATHS / _TAGS (no source named)."""
+    scope = ScopeSpec(SearchFilter(tuple(paths), tuple(tags)))
+    return Caller("stdio", agent_filter(scope, sources, "QWENBOT_MCP_SCOPE_PATHS"), 0)
+
+
+def load_tokens(path: Path | None, default_rate: int, sources: Sequence[SourceSpec]) -> list[TokenEntry]:
+    """The tokens file's entries; none when no file is configured (HTTP then refuses everyone).
+    `sources`: the sources file's, whose answer_in restricts them to the tokens naming them."""
     if path is None:
         return []
     where = f"QWENBOT_MCP_TOKENS_FILE ({path})"
@@ -80,10 +91,10 @@ def load_tokens(path: Path | None, default_rate: int) -> list[TokenEntry]:
         return []
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected one line per token, `NAME: {{sha256: ..., path_prefixes: [...]}}`")
-    return [_entry(str(name), value, f"{where}: {name}", default_rate) for name, value in raw.items()]
+    return [_entry(str(name), value, f"{where}: {name}", default_rate, sources) for name, value in raw.items()]
 
 
-def _entry(name: str, raw: Any, where: str, default_rate: int) -> TokenEntry:
+def _entry(name: str, raw: Any, where: str, default_rate: int, sources: Sequence[SourceSpec]) -> TokenEntry:
     if not isinstance(raw, dict) or set(raw) - _KEYS:
         raise ConfigError(f"{where}: expected a mapping with keys among {', '.join(sorted(_KEYS))}")
     digest = str(raw.get("sha256") or "").strip().lower()
@@ -92,17 +103,8 @@ def _entry(name: str, raw: Any, where: str, default_rate: int) -> TokenEntry:
     rate = raw.get("rate_limit_per_minute", default_rate)
     if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
         raise ConfigError(f"{where}.rate_limit_per_minute: expected a whole number >= 0, got {rate!r}")
-    scope = SearchFilter(_strings(raw, "path_prefixes", where), _strings(raw, "tags", where))
+    scope = agent_filter(parse_scope(raw, where), sources, where)
     return TokenEntry(Caller(name, scope, rate), digest)
-
-
-def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    items = raw.get(key) or []
-    if isinstance(items, str):
-        items = [items]
-    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
-        raise ConfigError(f"{where}.{key}: expected a list of non-empty strings")
-    return tuple(i.strip() for i in items)
 
 
 def find_caller(entries: list[TokenEntry], token: str) -> Caller | None:

@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry
 from bot.config import AnswerConfig, McpConfig, SourcesConfig, StateConfig
 from bot.errors import StartupError
 from bot.llm.client import LLMClient
-from bot.mcp.auth import Caller, load_tokens
+from bot.mcp.auth import load_tokens, stdio_caller
 from bot.mcp.server import MCP_PATH, DocsServer, McpMetrics
 from bot.mcp.status import sources_reader
 from bot.mcp.tools import DocsTools, IndexAccess
-from retrieval.models import SearchFilter
 from retrieval.search import Searcher
+from retrieval.sources.config import load_sources
 from retrieval.store import open_client, open_collection
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,14 @@ def serve_beside_bot(
     status: tuple[SourcesConfig, StateConfig],
 ) -> Callable[[], None]:
     """Starts serving; returns the function that stops it. StartupError when the port cannot be had."""
-    entries = load_tokens(config.mcp_tokens_file, config.mcp_rate_limit_per_minute)
+    sources, state = status
+    specs = load_sources(sources.sources_file, sources.env)
+    entries = load_tokens(config.mcp_tokens_file, config.mcp_rate_limit_per_minute, specs)
     index = IndexAccess(
         searcher.config, searcher, searcher.stats, open_collection(searcher.config, client=open_client(searcher.config))
     )
-    tools = DocsTools(index, answers, llm, sources_reader(*status))
-    stdio = Caller("stdio", SearchFilter(config.mcp_scope_paths, config.mcp_scope_tags), 0)  # no stdio in a bot
+    tools = DocsTools(index, answers, llm, sources_reader(specs, state))
+    stdio = stdio_caller(config.mcp_scope_paths, config.mcp_scope_tags, specs)  # no stdio in a bot
     app = DocsServer(tools, stdio, McpMetrics(registry)).http_app(entries, config.mcp_host)
     server = uvicorn.Server(
         uvicorn.Config(app, host=config.mcp_host, port=config.mcp_port, log_level="warning", lifespan="on")

@@ -5,19 +5,18 @@ the last sync worked."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from bot.config import SourcesConfig, StateConfig
+from bot.config import StateConfig
 from bot.mcp.tools import SourceInfo
 from bot.sources.status import source_rows
 from bot.state import State
-from retrieval.sources.config import load_sources
+from retrieval.sources.spec import SourceSpec
 
 
-def sources_reader(sources: SourcesConfig, state: StateConfig) -> Callable[[], list[SourceInfo]]:
-    """What list_sources calls for the configured sources' status; the sources file is read once, here
-    (a bad one stops the server at start, with its one line)."""
-    specs = load_sources(sources.sources_file, sources.env)
+def sources_reader(specs: Sequence[SourceSpec], state: StateConfig) -> Callable[[], list[SourceInfo]]:
+    """What list_sources calls for the configured sources' status (`specs`: the sources file's, read once
+    at start: a bad one stops the server with its one line)."""
 
     def read() -> list[SourceInfo]:
         if not specs:

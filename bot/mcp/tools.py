@@ -23,9 +23,10 @@ from bot.config import AnswerConfig
 from bot.errors import QwenbotError
 from bot.llm.client import LLMClient
 from bot.mcp.auth import Caller
+from bot.scopes import agent_may_read
 from retrieval.config import IndexConfig
 from retrieval.errors import RetrievalError
-from retrieval.lexical import in_scope, parse_tags
+from retrieval.lexical import parse_tags
 from retrieval.loaders import load_document
 from retrieval.manifest import DEFAULT_ROOT, Manifest, load_manifest
 from retrieval.models import Hit, SearchFilter
@@ -36,6 +37,9 @@ MAX_K = 20
 # A request narrowing a token's scope is searched within the request's filter and cut to the token's:
 # this many times k are fetched so that the cut still leaves k.
 _NARROWED_FETCH = 4
+# Learned answers of the channels' scopes are cut from every search's hits (no filter can leave out "every
+# learned folder but the default's"): this many times k are fetched so that the cut still leaves k.
+_LEARNED_FETCH = 2
 # Consecutive chunks share their overlap word for word (18 of 24 pairs in docs_corpus); a shorter match is
 # a coincidence (a full stop), not the overlap.
 _MIN_OVERLAP = 20
@@ -175,7 +179,8 @@ class DocsTools:
     ) -> None:
         self.index = index
         self.source_status = source_status  # bot/mcp/status.py
-        self.pipeline = AnswerPipeline(answers, index.searcher, llm)
+        self.searcher = AgentSearcher(index.searcher)
+        self.pipeline = AnswerPipeline(answers, self.searcher, llm)
 
     def warm_up(self) -> None:
         """One search now, not at the first call: it loads the query model and the vector index (seconds)."""
@@ -183,20 +188,22 @@ class DocsTools:
             self.index.searcher.search("warm-up", k=1)
 
     def search(self, caller: Caller, query: str, k: int, path_prefix: str | None, tags: list[str]) -> list[Passage]:
-        asked = SearchFilter((path_prefix,) if path_prefix else (), tuple(tags))
-        if caller.scope.is_empty or asked.is_empty:
-            flt, fetch = (caller.scope if asked.is_empty else asked), k
-        else:
-            flt, fetch = asked, min(k * _NARROWED_FETCH, 100)
-        hits = self.index.searcher.search(query, k=fetch, filter=None if flt.is_empty else flt)
-        hits = [h for h in hits if caller.scope.is_empty or in_scope(h.path, h.tags, caller.scope)][:k]
+        scope, asked = caller.scope, SearchFilter((path_prefix,) if path_prefix else (), tuple(tags))
+        if asked.is_empty:
+            flt, fetch = scope, k
+        else:  # what the caller may never see stays out of the request's filter too
+            flt = dataclasses.replace(asked, exclude_prefixes=scope.exclude_prefixes)
+            fetch = min(k * _NARROWED_FETCH, 100) if scope.path_prefixes or scope.tags else k
+        hits = self.searcher.search(query, k=fetch, filter=None if flt.is_empty else flt)
+        hits = [h for h in hits if agent_may_read(h.path, h.tags, scope)][:k]
         if not hits and query.strip():
             raise McpToolError(self._nothing_in(caller, asked))
         return [_passage(h) for h in hits]
 
     def document(self, caller: Caller, key: str) -> DocumentText:
+        """A key the caller may not see is answered as an unknown one: its existence is not told either."""
         doc = self._from_chunks(key) if self.index.collection is not None else self._from_file(key)
-        if doc is None or not (caller.scope.is_empty or in_scope(doc.key, tuple(doc.tags), caller.scope)):
+        if doc is None or not agent_may_read(doc.key, tuple(doc.tags), caller.scope):
             raise McpToolError(
                 f"unknown document key {key!r}: use a key search_docs returned (like 'hr/vacation.md'), "
                 "exact and case-sensitive"
@@ -204,20 +211,17 @@ class DocsTools:
         return doc
 
     def sources(self, caller: Caller) -> SourcesInfo:
-        info = self.index.stats()
-        manifest = self._manifest()
-        roots = []
-        for name, root in sorted(manifest.roots.items()) if manifest else []:
-            keys = [k for k, e in manifest.files.items() if e.root == name] if manifest else []
-            if caller.scope.path_prefixes and not caller.scope.tags:  # a token sees its own part only
-                keys = [k for k in keys if in_scope(k, (), caller.scope)]
-                if not keys:
-                    continue
-            chunks = sum(len(manifest.files[k].chunk_ids) for k in keys) if manifest else 0
-            roots.append(RootInfo(name, len(keys), chunks, root.indexed_at))
+        """The roots and sources the caller may see, with its documents' figures only."""
+        info, manifest, scope = self.index.stats(), self._manifest(), caller.scope
+        narrowed = bool(scope.path_prefixes or scope.tags)
+        excluded = {p.strip("/") for p in scope.exclude_prefixes}
+        roots = _roots(manifest, scope) if manifest else []
         shown = {r.name for r in roots}
-        sources = [s for s in self.source_status() if caller.scope.is_empty or s.name in shown]
-        return SourcesInfo(roots, sources, info.documents, info.chunks, info.last_indexed, info.embedding_model)
+        sources = [s for s in self.source_status() if s.name in shown or not (narrowed or s.name in excluded)]
+        if manifest is None:  # no per-document figures: the index's own
+            return SourcesInfo(roots, sources, info.documents, info.chunks, info.last_indexed, info.embedding_model)
+        documents, chunks = sum(r.documents for r in roots), sum(r.chunks for r in roots)
+        return SourcesInfo(roots, sources, documents, chunks, info.last_indexed, info.embedding_model)
 
     def answer(self, caller: Caller, question: str) -> AnswerResult:
         events = self.pipeline.run(question, [], None if caller.scope.is_empty else caller.scope)
@@ -230,7 +234,8 @@ class DocsTools:
     def _nothing_in(self, caller: Caller, asked: SearchFilter) -> str:
         parts = [f"path_prefix {p!r}" for p in asked.path_prefixes] + [f"tags {list(asked.tags)}" if asked.tags else ""]
         what = " and ".join(p for p in parts if p) or "this search"
-        mine = "" if caller.scope.is_empty else f" within the scope of {caller.name!r} ({_scope_text(caller.scope)})"
+        narrowed = caller.scope.path_prefixes or caller.scope.tags
+        mine = f" within the scope of {caller.name!r} ({_scope_text(caller.scope)})" if narrowed else ""
         return f"{what} matches no indexed document{mine}: list_sources shows what is indexed"
 
     def _manifest(self) -> Manifest | None:
@@ -283,6 +288,38 @@ class DocsTools:
         return DocumentText(
             key, doc.title, doc.url, doc.updated, doc.archived, tags, doc.owner, body, len(entry.chunk_ids)
         )
+
+
+class AgentSearcher:
+    """The index as MCP callers search it (search_docs, and the answer pipeline's searches): no learned
+    answer but the default scope's, whatever the filter (bot/scopes.py agent_may_read)."""
+
+    def __init__(self, searcher: SearchService) -> None:
+        self.inner = searcher
+        self.config = searcher.config
+
+    def search(self, query: str, k: int = 6, filter: SearchFilter | None = None) -> list[Hit]:
+        hits = self.inner.search(query, k=k * _LEARNED_FETCH, filter=filter)
+        return [h for h in hits if agent_may_read(h.path, h.tags, filter or SearchFilter())][:k]
+
+    def term_idf(self, query: str) -> dict[str, float]:
+        return self.inner.term_idf(query)
+
+
+def _roots(manifest: Manifest, scope: SearchFilter) -> list[RootInfo]:
+    """The roots holding documents the scope may see, counting those only (the manifest has no tags: a
+    scope with tags counts every document its exclusions leave); a root excluded whole is not named."""
+    counted = dataclasses.replace(scope, path_prefixes=(), tags=()) if scope.tags else scope
+    narrowed = bool(scope.path_prefixes or scope.tags)
+    excluded = {p.strip("/") for p in scope.exclude_prefixes}
+    roots = []
+    for name, root in sorted(manifest.roots.items()):
+        keys = [k for k, e in manifest.files.items() if e.root == name and agent_may_read(k, (), counted)]
+        if not keys and (narrowed or name in excluded):
+            continue
+        chunks = sum(len(manifest.files[k].chunk_ids) for k in keys)
+        roots.append(RootInfo(name, len(keys), chunks, root.indexed_at))
+    return roots
 
 
 def _passage(hit: Hit) -> Passage:

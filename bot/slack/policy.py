@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import yaml
 from bot.config import SlackConfig
 from bot.errors import ConfigError
 from bot.knowledge.scopes import known_keys, scope_key, with_learned
+from bot.scopes import SCOPE_KEYS, ScopeSpec, named_source, parse_scope, without_sources
 from bot.state.limits import Limits
 from bot.state.questions import QuestionPool
 from retrieval.models import SearchFilter
@@ -65,30 +66,21 @@ class ChannelScopes:
         specs = {spec.name: spec for spec in sources}
         for scope, names in self.named_sources.items():
             for name in names:
-                allowed = specs[name].answer_in if name in specs else None
-                if name not in specs:
-                    known = ", ".join(sorted(specs)) or "none: QWENBOT_SOURCES_FILE lists no source"
-                    raise PolicyError(f"{origin}: {_label(scope)}.sources names {name!r}, no such source ({known})")
+                allowed = named_source(name, specs, f"{origin}: {_label(scope)}", PolicyError).answer_in
                 if allowed is not None and scope not in allowed:
                     raise PolicyError(
                         f"{origin}: {_label(scope)}.sources names {name!r}, whose answer_in does not include "
                         f"{scope!r}: add it there, or take the source out of this scope"
                     )
-        default, channels = self.default, dict(self.channels)
         for spec in sources:
-            if spec.answer_in is None:
-                continue
-            unknown = [c for c in spec.answer_in if c != DEFAULT_SCOPE and c not in channels]
+            unknown = [c for c in spec.answer_in or () if c != DEFAULT_SCOPE and c not in self.channels]
             if unknown:
                 raise PolicyError(
                     f"source {spec.name!r}: answer_in names {', '.join(unknown)}, which {origin} does not list: "
                     f"add {'it' if len(unknown) == 1 else 'them'} under 'channels' there, or use '{DEFAULT_SCOPE}'"
                 )
-            if DEFAULT_SCOPE not in spec.answer_in:
-                default = _excluding(default, spec.name)
-            for channel, flt in channels.items():
-                if channel not in spec.answer_in:
-                    channels[channel] = _excluding(flt, spec.name)
+        default = without_sources(self.default, sources, _answers_in(DEFAULT_SCOPE))
+        channels = {c: without_sources(flt, sources, _answers_in(c)) for c, flt in self.channels.items()}
         return replace(self, default=default, channels=channels)
 
     def for_channel(self, channel: str) -> SearchFilter:
@@ -108,9 +100,7 @@ class ChannelScopes:
 
 
 _SCOPE_KEYS = {
-    "path_prefixes",
-    "tags",
-    "sources",
+    *SCOPE_KEYS,
     "suggested_prompts",
     "ask_channel",
     "share_questions",
@@ -162,34 +152,16 @@ def _owner_groups(raw: Any, where: str) -> dict[str, str]:
     return groups
 
 
-def _scope(raw: Any, where: str) -> SearchFilter:
+def _scope(raw: Any, where: str) -> ScopeSpec:
     if raw is None:
-        return SearchFilter()
+        return ScopeSpec()
     if not isinstance(raw, dict) or set(raw) - _SCOPE_KEYS:
         raise PolicyError(f"{where}: expected a mapping with keys among {', '.join(sorted(_SCOPE_KEYS))}")
-    values: dict[str, tuple[str, ...]] = {}
-    for key in ("path_prefixes", "tags", "sources"):
-        items = raw.get(key) or []
-        if isinstance(items, str):
-            items = [items]
-        if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
-            raise PolicyError(f"{where}.{key}: expected a list of non-empty strings")
-        values[key] = tuple(i.strip() for i in items)
-    # a source named here is in scope as its documents' prefix NAME/ (checked against the sources file
-    # by ChannelScopes.with_sources)
-    prefixes = values["path_prefixes"] + tuple(f"{name}/" for name in values["sources"])
-    return SearchFilter(path_prefixes=prefixes, tags=values["tags"])
+    return parse_scope(raw, where, PolicyError)  # its sources: checked by ChannelScopes.with_sources
 
 
-def _named_sources(raw: Any) -> tuple[str, ...]:
-    """The sources a scope names (`_scope` has checked the list)."""
-    items = raw.get("sources") if isinstance(raw, dict) else None
-    items = [items] if isinstance(items, str) else items or []
-    return tuple(i.strip() for i in items)
-
-
-def _excluding(flt: SearchFilter, source: str) -> SearchFilter:
-    return replace(flt, exclude_prefixes=(*flt.exclude_prefixes, f"{source}/"))
+def _answers_in(scope: str) -> Callable[[SourceSpec], bool]:
+    return lambda spec: scope in (spec.answer_in or ())
 
 
 def _label(scope: str) -> str:
@@ -222,17 +194,15 @@ def load_channel_scopes(path: Path | None) -> ChannelScopes:
     channels = raw.get("channels") or {}
     if not isinstance(channels, dict):
         raise PolicyError(f"{path}: 'channels' must map channel ids to scopes")
+    default = _scope(raw.get("default"), f"{path}: default")
+    scopes = {str(cid): _scope(s, f"{path}: channels.{cid}") for cid, s in channels.items()}
     return ChannelScopes(
-        default=_scope(raw.get("default"), f"{path}: default"),
-        channels={str(cid): _scope(s, f"{path}: channels.{cid}") for cid, s in channels.items()},
+        default=default.filter,
+        channels={cid: scope.filter for cid, scope in scopes.items()},
         default_options=_options(raw.get("default"), f"{path}: default"),
         options={str(cid): _options(s, f"{path}: channels.{cid}") for cid, s in channels.items()},
         owner_groups=_owner_groups(raw.get("owners"), f"{path}: owners"),
-        named_sources={
-            scope: names
-            for scope, entry in (("default", raw.get("default")), *((str(c), e) for c, e in channels.items()))
-            if (names := _named_sources(entry))
-        },
+        named_sources={k: scope.sources for k, scope in {DEFAULT_SCOPE: default, **scopes}.items() if scope.sources},
     )
 
 

@@ -55,14 +55,23 @@ async def http_session(url: str, token: str | None) -> AsyncIterator[ClientSessi
         yield session
 
 
-def write_tokens(path: Path, scopes: dict[str, SearchFilter], rate: dict[str, int] | None = None) -> dict[str, str]:
-    """A tokens file with one new token per name; the tokens, by name."""
+def write_tokens(
+    path: Path,
+    scopes: dict[str, SearchFilter],
+    rate: dict[str, int] | None = None,
+    sources: dict[str, list[str]] | None = None,
+) -> dict[str, str]:
+    """A tokens file with one new token per name (`rate`: a rate limit, `sources`: the sources a token's
+    scope names, by name); the tokens, by name."""
     tokens, lines = {}, []
     for name, scope in scopes.items():
         token, line = new_token(name, scope)
-        if rate and name in rate:
+        extra: dict[str, Any] = {"rate_limit_per_minute": rate[name]} if rate and name in rate else {}
+        if sources and name in sources:
+            extra["sources"] = sources[name]
+        if extra:
             entry = json.loads(line.split(": ", 1)[1])
-            line = f"{name}: {json.dumps({**entry, 'rate_limit_per_minute': rate[name]})}"
+            line = f"{name}: {json.dumps({**entry, **extra})}"
         tokens[name] = token
         lines.append(line)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
