@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
-from support.servers import POLL_INTERVAL, FakeHTTPServer
+from support.http_fakes import FakeServer, QuietHandler
 
 
 @dataclass
@@ -100,7 +99,7 @@ class DocsSite:
 
 
 def _handler(site: DocsSite) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             headers = {k.lower(): v for k, v in self.headers.items()}
             resource, status = site.answer(self.path, headers)
@@ -126,9 +125,6 @@ def _handler(site: DocsSite) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped reading (a page over its size cap)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass
-
     return Handler
 
 
@@ -137,18 +133,9 @@ def docs_site(token: str | None = None) -> Iterator[DocsSite]:
     """A running DocsSite on a free loopback port (HTTP/1.0: one connection per request, so a body
     without Content-Length ends when the connection closes)."""
     site = DocsSite(token=token)
-    server = FakeHTTPServer(("127.0.0.1", 0), _handler(site))
-    site.port = server.server_address[1]
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name="docs-site", daemon=True
-    )
-    thread.start()
-    try:
+    with FakeServer(_handler(site), "docs-site") as server:
+        site.port = server.port
         yield site
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def page(title: str, body: str, links: Sequence[str] = (), nav: str = "Site navigation") -> str:

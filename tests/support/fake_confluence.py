@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from support.servers import POLL_INTERVAL, FakeHTTPServer
+from support.http_fakes import FakeHandler, FakeServer
 
 EMAIL = "bot@example.com"
 TOKEN = "atl-test-token-4f9c2e"
@@ -46,7 +44,7 @@ class Page:
     by: str = "Ada Lovelace"
 
 
-class FakeConfluence:
+class FakeConfluence(FakeServer):
     def __init__(self, cloud: bool = True, token: str = TOKEN, email: str = EMAIL, site_links: bool = False) -> None:
         self.cloud, self.token, self.email = cloud, token, email
         self.site_links = site_links  # `_links.next` relative to the site ("/wiki/rest/..."), not the context
@@ -59,13 +57,11 @@ class FakeConfluence:
         self.after_listing: Callable[[], None] | None = None  # runs after each listing answered (a race)
         self._ids = itertools.count(10001)
         self._lock = threading.Lock()
-        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
+        super().__init__(_Handler, "fake-confluence")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{self.context}"
+        return f"http://127.0.0.1:{self.port}{self.context}"
 
     def add_space(self, key: str) -> None:
         self.spaces.add(key)
@@ -101,28 +97,11 @@ class FakeConfluence:
             parent = self.pages[parent].parent
         return chain
 
-    def __enter__(self) -> FakeConfluence:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # one write per response (headers and body buffered): otherwise Nagle and delayed ACKs cost ~40 ms each
-    wbufsize = -1
-    disable_nagle_algorithm = True
-
+class _Handler(FakeHandler):
     @property
     def fake(self) -> FakeConfluence:
         return self.server.fake  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         fake = self.fake
@@ -208,13 +187,3 @@ class _Handler(BaseHTTPRequestHandler):
         webui = f"/spaces/{page.space}/pages/{page.id}/{slug}" if fake.cloud else f"/display/{page.space}/{slug}"
         item["_links"] = {"webui": webui, "self": f"{fake.url}/rest/api/content/{page.id}"}
         return item
-
-    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)

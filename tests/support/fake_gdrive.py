@@ -27,7 +27,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from support.fake_gdrive_routes import DriveError, route
-from support.servers import POLL_INTERVAL, FakeHTTPServer
+from support.http_fakes import FakeHandler, FakeServer
 
 FOLDER = "application/vnd.google-apps.folder"
 DOC = "application/vnd.google-apps.document"
@@ -87,7 +86,7 @@ class _Change:
     drives: set[str] = field(default_factory=set)  # the shared drives it was in, before and after
 
 
-class FakeDrive:
+class FakeDrive(FakeServer):
     def __init__(self, email: str = "qwenbot-reader@docs-project.iam.gserviceaccount.com") -> None:
         self.email = email
         self.public_key: rsa.RSAPublicKey | None = None  # set by service_account_key()
@@ -108,16 +107,11 @@ class FakeDrive:
         self._throttle: list[tuple[int, str]] = []  # (status, Retry-After) for the next API requests
         self._ids = 0
         self._clock = 1_767_225_600  # 2026-01-01T00:00:00Z, one second on per change
-        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.block_on_close = False
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name="fake-gdrive", daemon=True
-        )
+        super().__init__(_Handler, "fake-gdrive")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+        return f"http://127.0.0.1:{self.port}/"
 
     @property
     def token_uri(self) -> str:
@@ -126,15 +120,6 @@ class FakeDrive:
     @property
     def requests(self) -> int:
         return sum(self.calls.values())
-
-    def __enter__(self) -> FakeDrive:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
 
     def service_account_key(self) -> dict[str, str]:
         """A service account's JSON key, as the Cloud console downloads it, for this fake's token
@@ -292,19 +277,13 @@ def _check_assertion(assertion: str, public_key: rsa.RSAPublicKey, email: str) -
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as Google's front ends do
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall each
-
+class _Handler(FakeHandler):
     @property
     def fake(self) -> FakeDrive:
         return self.server.fake  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        body = self.read_body().decode()
         if urlsplit(self.path).path != "/token":
             self.send(404, {"error": "not_found"})
             return
@@ -343,13 +322,4 @@ class _Handler(BaseHTTPRequestHandler):
             self.send(200, result)
 
     def send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        self.send_bytes(status, json.dumps(payload).encode(), "application/json; charset=UTF-8", headers)
-
-    def send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload, headers, "application/json; charset=UTF-8")

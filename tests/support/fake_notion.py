@@ -21,11 +21,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from support.servers import POLL_INTERVAL, FakeHTTPServer
+from support.http_fakes import FakeHandler, FakeServer
 
 TOKEN = "ntn_test_integration_secret_51"
 VERSION = "2025-09-03"
@@ -87,7 +86,7 @@ class Database:
     parent: dict[str, Any]
 
 
-class FakeNotion:
+class FakeNotion(FakeServer):
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.pages: dict[str, Page] = {}
@@ -99,13 +98,11 @@ class FakeNotion:
         self.fail_left, self.fail_status = 0, 503
         self._clock = itertools.count(1)
         self._lock = threading.Lock()
-        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
+        super().__init__(_Handler, "fake-notion")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def add_page(self, title: str, blocks: list[dict[str, Any]], parent: str | None = None, **kw: Any) -> str:
         page_id = str(uuid.uuid4())
@@ -172,38 +169,21 @@ class FakeNotion:
                 return found
         return None
 
-    def __enter__(self) -> FakeNotion:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
 
 def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"object": "error", "status": status, "code": code, "message": message, "request_id": "r-1"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    wbufsize = -1  # one write per response (see fake_confluence)
-    disable_nagle_algorithm = True
-
+class _Handler(FakeHandler):
     @property
     def fake(self) -> FakeNotion:
         return self.server.fake  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._serve("GET", None)
 
     def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._serve("POST", json.loads(raw or b"{}"))
+        self._serve("POST", json.loads(self.read_body() or b"{}"))
 
     def _serve(self, method: str, body: Any) -> None:
         fake, parts = self.fake, urlsplit(self.path)
@@ -227,14 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 status, payload = _Routes(fake).route(method, parts.path, query, body)
         headers = {"Retry-After": fake.retry_after} if status == 429 else {}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload, headers)
 
 
 class _Routes:

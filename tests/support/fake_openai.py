@@ -22,10 +22,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from support.servers import POLL_INTERVAL, FakeHTTPServer, free_port
+from support.http_fakes import FakeHandler, FakeServer
+from support.servers import free_port
 
 Responder = Callable[["_Handler", dict[str, Any]], None]
 
@@ -38,7 +38,7 @@ class Recorded:
     body: Any  # parsed JSON, or the raw text when it was not JSON
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     def __init__(
         self,
         models: Sequence[str] = ("Qwen/Qwen3-8B",),
@@ -55,16 +55,11 @@ class FakeOpenAI:
         self._script: deque[Responder] = deque()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
-        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.block_on_close = False
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name="fake-openai", daemon=True
-        )
+        super().__init__(_Handler, "fake-openai")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     @property
     def bodies(self) -> list[Any]:
@@ -83,29 +78,22 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(entry)
 
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()  # wakes responders that are sleeping
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__exit__(*exc)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # chunked transfer encoding for SSE, so a cut stream is detectable
+class _Handler(FakeHandler):
+    # HTTP/1.1 (FakeHandler's): chunked transfer encoding for SSE, so a cut stream is detectable.
+    # Unbuffered writes: a stream's headers and chunks go out as written, whatever a responder does between
+    wbufsize = 0
 
     @property
     def fake(self) -> FakeOpenAI:
         return self.server.fake  # type: ignore[attr-defined]
 
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
-
     def _read_body(self) -> Any:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+        raw = self.read_body().decode("utf-8")
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -116,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         if fake.html_status is not None:
             page = b"<!doctype html><html><head><title>Welcome</title></head><body>It works!</body></html>"
-            self.send_raw(fake.html_status, page, content_type="text/html; charset=utf-8")
+            self.send_bytes(fake.html_status, page, "text/html; charset=utf-8")
             return True
         if fake.api_key is not None and self.headers.get("Authorization") != f"Bearer {fake.api_key}":
             # vLLM's --api-key answers {"error": "Unauthorized"}; OpenAI's shape is the SDK's favourite
@@ -150,20 +138,6 @@ class _Handler(BaseHTTPRequestHandler):
         responder(self, body if isinstance(body, dict) else {})
 
     # --- writing helpers used by responders ---
-
-    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        self.send_raw(status, json.dumps(payload).encode(), headers)
-
-    def send_raw(
-        self, status: int, data: bytes, headers: dict[str, str] | None = None, content_type: str = "application/json"
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
 
     def start_sse(self) -> None:
         self.send_response(200)
@@ -303,7 +277,7 @@ def malformed_json() -> Responder:
             h.sse("{this is not json")
             h.end_chunks()
         else:
-            h.send_raw(200, b"{this is not json")
+            h.send_bytes(200, b"{this is not json", "application/json")
 
     return respond
 

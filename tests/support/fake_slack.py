@@ -25,12 +25,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from websockets.sync.server import ServerConnection, serve
 
-from support.servers import POLL_INTERVAL, FakeHTTPServer
+from support.http_fakes import FakeHandler, FakeServer
 
 BOT_TOKEN = "xoxb-test-bot-token"
 APP_TOKEN = "xapp-test-app-token"
@@ -93,7 +92,7 @@ class Message:
         return out
 
 
-class FakeSlack:
+class FakeSlack(FakeServer):
     def __init__(
         self, *, refuse_streaming: bool = False, refuse_status: bool = False, refuse_task_chunks: bool = False
     ) -> None:
@@ -108,25 +107,12 @@ class FakeSlack:
         self._seq = itertools.count(1)
         self._epoch = int(time.time())
         self._cond = threading.Condition()
-        self._httpd = FakeHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name="fake-slack", daemon=True
-        )
+        super().__init__(_Handler, "fake-slack")
 
     # --- lifecycle ---
-    def __enter__(self) -> FakeSlack:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -497,16 +483,10 @@ def _context_actions_ok(block: dict[str, Any]) -> bool:
     return True
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(FakeHandler):
     def _args(self) -> dict[str, Any]:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         if not raw:
             return query
         if (self.headers.get("Content-Type") or "").startswith("application/json"):
@@ -519,27 +499,18 @@ class _Handler(BaseHTTPRequestHandler):
         args = self._args()
         if path.startswith("/respond/"):
             fake.handle("response_url", {**args, "name": path.rsplit("/", 1)[1]}, BOT_TOKEN)
-            self._send(200, b"ok", "text/plain")
+            self.send_bytes(200, b"ok", "text/plain")
             return
         if not path.startswith("/api/"):
-            self._send(404, b"not found", "text/plain")
+            self.send_bytes(404, b"not found", "text/plain")
             return
         auth = self.headers.get("Authorization") or ""
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
         status, body, headers = fake.handle(path.removeprefix("/api/"), args, token)
-        self._send(status, json.dumps(body).encode(), "application/json", headers)
+        self.send_json(status, body, headers)
 
     do_GET = _handle
     do_POST = _handle
-
-    def _send(self, status: int, data: bytes, content_type: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
 
 
 # --- events, signed as Slack signs them ---------------------------------------------------------

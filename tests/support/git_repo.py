@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from support.servers import POLL_INTERVAL, FakeHTTPServer, free_port
+from support.http_fakes import FakeServer, QuietHandler
+from support.servers import free_port
 
 _ENV = {"GIT_AUTHOR_NAME": "Docs Bot", "GIT_AUTHOR_EMAIL": "docs@example.com", "GIT_COMMITTER_NAME": "Docs Bot"}
 
@@ -89,10 +89,7 @@ class GitHttp:
 def _handler(base: Path, user: str, token: str, seen: GitHttp) -> type[BaseHTTPRequestHandler]:
     expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             self._serve()
 
@@ -141,13 +138,6 @@ def git_http(base: Path, user: str, token: str) -> Iterator[GitHttp]:
     """git's smart HTTP for the repositories under `base`, on loopback, answering only requests with
     Basic auth `user`:`token` (401 otherwise); yields its base URL and the Authorization headers sent."""
     seen = GitHttp()
-    server = FakeHTTPServer(("127.0.0.1", 0), _handler(base, user, token, seen))
-    seen.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True)
-    thread.start()
-    try:
+    with FakeServer(_handler(base, user, token, seen), "git-http") as server:
+        seen.url = f"http://127.0.0.1:{server.port}"
         yield seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -1,0 +1,67 @@
+"""What the fake HTTP services in tests/support share: a server thread for the lifetime of a `with`
+block, and the request handler's wire settings and JSON helpers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Self
+
+from support.servers import POLL_INTERVAL, FakeHTTPServer
+
+
+class FakeServer:
+    """A FakeHTTPServer on a free loopback port, served from a daemon thread while entered as a
+    context manager. Fakes subclass it; their handler reaches the fake as `self.server.fake`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self._httpd = FakeHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.fake = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name=name, daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+        pass  # keep test output quiet
+
+
+class FakeHandler(QuietHandler):
+    """An API fake's handler: HTTP/1.1 keep-alive, as the real services do."""
+
+    protocol_version = "HTTP/1.1"
+    # one write per response (headers and body buffered): otherwise Nagle and delayed ACKs cost ~40 ms each
+    wbufsize = -1
+    disable_nagle_algorithm = True
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_json(
+        self, status: int, payload: Any, headers: dict[str, str] | None = None, content_type: str = "application/json"
+    ) -> None:
+        self.send_bytes(status, json.dumps(payload).encode(), content_type, headers)
