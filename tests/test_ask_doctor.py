@@ -126,6 +126,7 @@ def test_doctor_passes_on_a_working_setup(env: pytest.MonkeyPatch, capsys: pytes
         "thinking switch": "PASS",
         "Slack": "PASS",
         "Slack app token": "SKIP",  # --http setups have none
+        "sources": "SKIP",  # no QWENBOT_SOURCES_FILE
     }
     assert thinking == [False, True]  # the ping as configured, then the switch flipped
     assert "All checks passed." in output and BOT_TOKEN not in output
@@ -150,6 +151,7 @@ def test_doctor_reports_each_failure_with_a_fix(
         "LLM endpoint": "FAIL",
         "Slack": "FAIL",
         "Slack app token": "SKIP",
+        "sources": "SKIP",
     }
     assert output.count("fix: ") == 4
     assert "run `qwenbot index`" in output and "invalid_auth" in output and "QWENBOT_LLM_BASE_URL" in output
