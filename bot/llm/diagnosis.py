@@ -6,9 +6,7 @@ and what to check (`qwenbot doctor`, `qwenbot ask` and `/qwenbot status` all sho
 
 from __future__ import annotations
 
-import email.utils
 import socket
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +14,7 @@ import openai
 
 from bot.llm.errors import LLMError, Retryable
 from bot.text import short
+from retrieval.retry_after import retry_after_seconds
 
 _LISTED_MODELS = 10  # served models named in a "not served" error; the rest are counted
 _BASE_URL_FIX = "point QWENBOT_LLM_BASE_URL at the server's OpenAI-compatible API root (it usually ends in /v1)"
@@ -158,17 +157,7 @@ def _retry_after(response: Any) -> float | None:
             return max(0.0, float(ms) / 1000)
         except ValueError:
             pass
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:  # the HTTP-date form
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return retry_after_seconds(response.headers.get("retry-after"))
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

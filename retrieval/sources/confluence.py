@@ -29,10 +29,11 @@ import requests
 from atlassian import Confluence
 
 from retrieval.errors import SourceAuthError, SourceError, SourceNotFoundError, SourceUnreachableError
+from retrieval.retry_after import retry_after_seconds
 from retrieval.sources.base import Changes, Cursor, KnownDocument, SourceDocument
 from retrieval.sources.confluence_html import body_markdown
 from retrieval.sources.spec import SourceSpec
-from retrieval.sources.wiki import RetryBudget, page_markdown, retry_after_seconds, slug
+from retrieval.sources.wiki import RetryBudget, page_markdown, slug
 
 KEYS = {"url", "cloud", "spaces", "username", "token_env", "include_archived", "labels", "body_format"}
 LIST_LIMIT = 200  # Data Center's cap for content listings with expansions other than the body

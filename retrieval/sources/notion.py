@@ -37,10 +37,11 @@ from notion_client import APIResponseError, Client
 from notion_client.errors import HTTPResponseError, RequestTimeoutError
 
 from retrieval.errors import SourceAuthError, SourceError, SourceNotFoundError, SourceUnreachableError
+from retrieval.retry_after import retry_after_seconds
 from retrieval.sources.base import Changes, Cursor, KnownDocument, SourceDocument
 from retrieval.sources.notion_blocks import blocks_markdown, plain, properties_markdown
 from retrieval.sources.spec import SourceSpec
-from retrieval.sources.wiki import RetryBudget, page_markdown, retry_after_seconds, slug
+from retrieval.sources.wiki import RetryBudget, page_markdown, slug
 
 KEYS = {"token_env", "pages", "databases", "api_url"}
 NOTION_VERSION = "2025-09-03"  # the API version every request asks for (Notion-Version header)

@@ -7,15 +7,14 @@ off the allowed prefix is refused without a request, and the token never leaves 
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 import httpx
 
 from retrieval.errors import SourceRateLimitedError, SourceUnreachableError
+from retrieval.retry_after import retry_after_seconds
 from retrieval.sources.website_pages import normalize, origin
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -132,7 +131,7 @@ class Fetcher:
 
     def _wait_out(self, response: httpx.Response) -> None:
         """Waits as long as a 429's Retry-After asks while the sync's budget lasts; then gives up."""
-        retry_after = _retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
         wait = 1.0 if retry_after is None else retry_after
         if self._waited + wait > RATE_LIMIT_BUDGET:
             raise SourceRateLimitedError(
@@ -165,21 +164,6 @@ def _read(url: str, response: httpx.Response, max_bytes: int, accept: tuple[str,
             return replace(fetched, too_large=True)
         chunks.append(chunk)
     return replace(fetched, body=b"".join(chunks))
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds: a number of seconds, or an HTTP date."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: Exception) -> str:

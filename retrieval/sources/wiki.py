@@ -8,7 +8,6 @@ own title stays the document's title (front matter): citations read "Deploy", no
 
 from __future__ import annotations
 
-import email.utils
 import re
 import time
 import unicodedata
@@ -48,21 +47,6 @@ def _demote_headings(markdown: str) -> str:
             line = _HEADING.sub(lambda m: "#" * min(6, len(m.group(1)) + 1), line)
         parts.append(line)
     return "".join(parts)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass
