@@ -19,6 +19,7 @@ from support.knowledge import (
     all_text,
     channel_message,
     click_on,
+    drop_unused,
     knowledge_bot,
     mention,
     responses,
@@ -33,12 +34,6 @@ UNKNOWN = "What is the wifi password in the Tokyo office?"
 
 def _bot_said(bot: Bot, channel: str, thread_ts: str) -> list[Message]:
     return bot.slack.bot_messages(channel, thread_ts)
-
-
-def _drop_unused(bot: Bot, before: int, pushed: int = 1) -> None:
-    """Scripted replies the pipeline did not ask for are dropped, so they never answer a later question."""
-    for _ in range(pushed - (len(bot.llm.bodies) - before)):
-        bot.llm.next_responder()
 
 
 @pytest.mark.slow
@@ -62,7 +57,7 @@ def test_auto_mode_answers_a_grounded_question_and_stays_silent_on_chatter_and_u
     bot.llm.push(answer(["NOT_IN_DOCS"]))
     unknown = channel_message(bot, HELPDESK, OTHER, UNKNOWN)
     bot.wait_idle()
-    _drop_unused(bot, before)
+    drop_unused(bot, before)
     for ts in [*chatter, unknown]:
         assert _bot_said(bot, HELPDESK, ts) == [], ts
         assert not bot.slack.messages[(HELPDESK, ts)].reactions
@@ -88,7 +83,7 @@ def test_auto_mode_reacts_when_unsure_if_set_and_limits_answers_per_channel(
     unknown = channel_message(bot, HELPDESK, OTHER, UNKNOWN)
     bot.slack.wait_for(lambda s: "eyes" in s.messages[(HELPDESK, unknown)].reactions)
     bot.wait_idle()
-    _drop_unused(bot, before)
+    drop_unused(bot, before)
     assert _bot_said(bot, HELPDESK, unknown) == []
     # that question took the channel's one answer this minute: another person's question waits
     bot.llm.push(answer(VACATION_REPLY))

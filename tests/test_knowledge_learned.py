@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.fake_openai import answer
 from support.fake_slack import Message
 from support.knowledge import (
     ADMIN,
@@ -23,11 +22,11 @@ from support.knowledge import (
     HR_TOO,
     OTHER,
     all_text,
+    asked,
     channel_message,
     click_on,
     ephemerals,
     knowledge_bot,
-    mention,
     opened_view,
     submit_save,
 )
@@ -38,19 +37,6 @@ EXPERT_REPLY = "Contractors get a green badge at reception; bring your contract 
 MARKER = "green badge"
 
 
-def _answer(bot: Bot, channel: str, user: str, text: str, reply: list[str] | None = None) -> Message:
-    """`user` asks the bot in `channel`; the model answers `reply` if the pipeline asks it (else the
-    scripted reply is dropped, so that it never answers a later question)."""
-    before = len(bot.llm.bodies)
-    bot.llm.push(answer(reply or ["NOT_IN_DOCS"]))
-    ts = mention(bot, channel, user, text)
-    found = bot.answer_in(channel, ts)[-1]
-    bot.wait_idle()
-    if len(bot.llm.bodies) == before:
-        bot.llm.next_responder()
-    return found
-
-
 def _prompt_since(bot: Bot, count: int) -> str:
     return json.dumps(bot.llm.bodies[count:])
 
@@ -58,7 +44,7 @@ def _prompt_since(bot: Bot, count: int) -> str:
 def _escalate_and_save(bot: Bot) -> tuple[Message, Message]:
     """The whole loop in HR: asked, not in the docs, escalated, an expert replies and saves it.
     Returns (the bot's answer, the "Saved" notice)."""
-    first = _answer(bot, HR, ASKER, QUESTION)
+    first = asked(bot, HR, ASKER, QUESTION)
     assert "escalate" in [b.get("block_id") for b in first.blocks]
     assert click_on(bot, first, "escalate", ASKER).status == 200
     bot.wait_idle()
@@ -97,7 +83,7 @@ def test_an_expert_answer_saved_in_an_escalated_thread_answers_the_next_question
 
     # another thread, another channel of the same scope: answered from the saved answer, citing it
     count = len(bot.llm.bodies)
-    cited = _answer(bot, HR_TOO, OTHER, QUESTION, ["Contractors get a ", "green badge at reception [1]."])
+    cited = asked(bot, HR_TOO, OTHER, QUESTION, ["Contractors get a ", "green badge at reception [1]."])
     assert MARKER in _prompt_since(bot, count)
     shown = all_text(cited)
     assert "answered by Dana Expert" in shown
@@ -106,7 +92,7 @@ def test_an_expert_answer_saved_in_an_escalated_thread_answers_the_next_question
     # the same question where the scope differs: the saved answer is never read, never cited
     for channel in (ENGINEERING, GENERAL):
         count = len(bot.llm.bodies)
-        elsewhere = _answer(bot, channel, OTHER, QUESTION)
+        elsewhere = asked(bot, channel, OTHER, QUESTION)
         assert MARKER not in _prompt_since(bot, count), channel
         assert "Dana" not in all_text(elsewhere) and "learned/" not in all_text(elsewhere), channel
 
@@ -116,7 +102,7 @@ def test_only_an_expert_or_an_admin_saves_and_a_removed_answer_is_no_longer_cite
     make_bot: Callable[..., Bot], tmp_path: Path, small_index: Path
 ) -> None:
     bot = knowledge_bot(make_bot, tmp_path, small_index)
-    first = _answer(bot, HR, ASKER, QUESTION)
+    first = asked(bot, HR, ASKER, QUESTION)
     click_on(bot, first, "escalate", ASKER)
     bot.wait_idle()
     channel_message(bot, HR, ASKER, "Anyone? I start Monday.", thread_ts=first.thread_ts)  # the asker: no offer
@@ -147,7 +133,7 @@ def test_only_an_expert_or_an_admin_saves_and_a_removed_answer_is_no_longer_cite
     bot.slack.wait_for(lambda s: "removed" in s.messages[(HR, saved.ts)].text.lower())
     bot.wait_idle()
     count = len(bot.llm.bodies)
-    _answer(bot, HR_TOO, OTHER, QUESTION)
+    asked(bot, HR_TOO, OTHER, QUESTION)
     assert MARKER not in _prompt_since(bot, count)
 
 
@@ -166,7 +152,7 @@ def test_an_expired_learned_answer_is_archived_labelled_and_still_found(
     assert "status: archived" in file.read_text()
     count = len(bot.llm.bodies)
     # demoted below the current docs, and marked outdated for the model, as archived docs are
-    cited = _answer(bot, HR_TOO, OTHER, QUESTION, ["It used to be a green badge [3]."])
+    cited = asked(bot, HR_TOO, OTHER, QUESTION, ["It used to be a green badge [3]."])
     prompt = _prompt_since(bot, count)
     assert "answered by Dana Expert" in prompt and "ARCHIVED" in prompt
     assert "answered by Dana Expert" in all_text(cited)

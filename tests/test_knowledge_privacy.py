@@ -19,6 +19,7 @@ from support.knowledge import (
     GENERAL,
     OTHER,
     all_text,
+    asked,
     channel_message,
     click_on,
     ephemerals,
@@ -45,25 +46,14 @@ def _scopes(tmp_path: Path) -> Path:
     return path
 
 
-def _asked(bot: Bot, channel: str, channel_type: str) -> Message:
-    before = len(bot.llm.bodies)
-    bot.llm.push(answer(["NOT_IN_DOCS"]))
-    ts = mention(bot, channel, ASKER, QUESTION, channel_type=channel_type)
-    found = bot.answer_in(channel, ts)[-1]
-    bot.wait_idle()
-    if len(bot.llm.bodies) == before:
-        bot.llm.next_responder()
-    return found
-
-
 def _escalated_and_replied(bot: Bot, channel: str, channel_type: str) -> Message:
     """Asked, escalated, an expert replied: the bot's save offer in the thread."""
-    asked = _asked(bot, channel, channel_type)
-    click_on(bot, asked, "escalate", ASKER)
+    first = asked(bot, channel, ASKER, QUESTION, channel_type=channel_type)
+    click_on(bot, first, "escalate", ASKER)
     bot.wait_idle()
-    channel_message(bot, channel, EXPERT, REPLY, thread_ts=asked.thread_ts, channel_type=channel_type)
+    channel_message(bot, channel, EXPERT, REPLY, thread_ts=first.thread_ts, channel_type=channel_type)
     found: list[Message] = bot.slack.wait_for(
-        lambda s: [m for m in s.bot_messages(channel, asked.thread_ts) if "learned_offer" in all_text(m)]
+        lambda s: [m for m in s.bot_messages(channel, first.thread_ts) if "learned_offer" in all_text(m)]
     )
     return found[0]
 

@@ -56,6 +56,16 @@ def remember(changes: Changes, known: Mapping[str, KnownDocument] = {}) -> dict[
     return after
 
 
+def synced_once(
+    sites: tuple[DocsSite, DocsSite], tmp_path: Path
+) -> tuple[DocsSite, SourceSpec, Changes, dict[str, KnownDocument]]:
+    """The docs site, a spec crawling its /docs/, the first sync and the documents it left known."""
+    site, _ = sites
+    spec = spec_for(start_url=site.url("/docs/"))
+    first = sync(spec, tmp_path)
+    return site, spec, first, remember(first)
+
+
 def build(site: DocsSite, offsite: DocsSite) -> None:
     """The docs under /docs/, with every trap a crawler meets."""
     site.put("/robots.txt", ROBOTS, "text/plain")
@@ -148,10 +158,7 @@ def test_a_crawl_stays_inside_the_prefix_and_honours_robots(sites: tuple[DocsSit
 def test_an_unchanged_crawl_is_re_synced_with_conditional_requests_only(
     sites: tuple[DocsSite, DocsSite], tmp_path: Path
 ) -> None:
-    site, _ = sites
-    spec = spec_for(start_url=site.url("/docs/"))
-    first = sync(spec, tmp_path)
-    known = remember(first)
+    site, spec, first, known = synced_once(sites, tmp_path)
     site.clear()
 
     second = sync(spec, tmp_path, first.cursor, known)
@@ -171,10 +178,7 @@ def test_an_unchanged_crawl_is_re_synced_with_conditional_requests_only(
 
 
 def test_a_changed_page_is_updated_and_a_removed_page_deleted(sites: tuple[DocsSite, DocsSite], tmp_path: Path) -> None:
-    site, _ = sites
-    spec = spec_for(start_url=site.url("/docs/"))
-    first = sync(spec, tmp_path)
-    known = remember(first)
+    site, spec, first, known = synced_once(sites, tmp_path)
     site.put("/docs/guide.html", page("Guide", "<p>Install the tapir toolkit now; the capybara one is retired.</p>"))
     site.remove("/docs/loop-b.html")  # still linked from loop-a: a 404
     site.put("/docs/deploy/", page("Deploy", "<p>Deploy pages moved to the wiki.</p>"))  # no longer links anywhere
@@ -193,10 +197,7 @@ def test_a_changed_page_is_updated_and_a_removed_page_deleted(sites: tuple[DocsS
 def test_a_server_error_keeps_the_page_and_deletes_nothing_it_may_hide(
     sites: tuple[DocsSite, DocsSite], tmp_path: Path
 ) -> None:
-    site, _ = sites
-    spec = spec_for(start_url=site.url("/docs/"))
-    first = sync(spec, tmp_path)
-    known = remember(first)
+    site, spec, first, known = synced_once(sites, tmp_path)
     site.failing = {"/docs/loop-a.html"}  # the only way to loop-b
     site.clear()
     website = connector(spec, tmp_path)

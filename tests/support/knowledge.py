@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from support.fake_openai import answer
 from support.fake_slack import (
     BOT_USER,
     Delivery,
@@ -89,6 +90,27 @@ def mention(
     bot.wait_idle()
     post_event(bot.url, event_body(mention_event(channel, user, said, ts, thread_ts)))
     return ts
+
+
+def drop_unused(bot: Bot, before: int, pushed: int = 1) -> None:
+    """Scripted replies the pipeline did not ask for (of `pushed` pushed when the model had had `before`
+    requests) are dropped, so they never answer a later question."""
+    for _ in range(pushed - (len(bot.llm.bodies) - before)):
+        bot.llm.next_responder()
+
+
+def asked(
+    bot: Bot, channel: str, user: str, text: str, reply: list[str] | None = None, channel_type: str = "channel"
+) -> Message:
+    """`user` mentions the bot with `text` in `channel`; the model answers `reply` (else "not in the docs")
+    if the pipeline asks it. Returns the bot's last message in the thread."""
+    before = len(bot.llm.bodies)
+    bot.llm.push(answer(reply or ["NOT_IN_DOCS"]))
+    ts = mention(bot, channel, user, text, channel_type=channel_type)
+    found = bot.answer_in(channel, ts)[-1]
+    bot.wait_idle()
+    drop_unused(bot, before)
+    return found
 
 
 def button(message: Message, block_id: str) -> dict[str, Any]:
