@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from support.http_fakes import FakeHandler, FakeServer
+from support.http_fakes import FakeHandler, FakeServer, ScriptedRefusals
 
 EMAIL = "bot@example.com"
 TOKEN = "atl-test-token-4f9c2e"
@@ -44,7 +44,7 @@ class Page:
     by: str = "Ada Lovelace"
 
 
-class FakeConfluence(FakeServer):
+class FakeConfluence(ScriptedRefusals, FakeServer):
     def __init__(self, cloud: bool = True, token: str = TOKEN, email: str = EMAIL, site_links: bool = False) -> None:
         self.cloud, self.token, self.email = cloud, token, email
         self.site_links = site_links  # `_links.next` relative to the site ("/wiki/rest/..."), not the context
@@ -52,8 +52,6 @@ class FakeConfluence(FakeServer):
         self.spaces: set[str] = set()
         self.pages: dict[str, Page] = {}
         self.requests: list[str] = []  # path?query of every request
-        self.throttle_left, self.retry_after = 0, "1"
-        self.fail_left, self.fail_status = 0, 503
         self.after_listing: Callable[[], None] | None = None  # runs after each listing answered (a race)
         self._ids = itertools.count(10001)
         self._lock = threading.Lock()
@@ -78,16 +76,6 @@ class FakeConfluence(FakeServer):
             setattr(page, key, value)
         page.version += 1
         page.when = "2026-02-01T09:30:00.000Z"
-
-    def expire(self) -> None:
-        self.token = "revoked-" + self.token
-
-    def throttle(self, times: int, retry_after: str = "1") -> None:
-        self.throttle_left, self.retry_after = times, retry_after
-
-    def fail(self, times: int, status: int) -> None:
-        """The next `times` requests answer `status` (403: no permission to use Confluence; 5xx)."""
-        self.fail_left, self.fail_status = times, status
 
     def ancestors(self, page: Page) -> list[Page]:
         chain: list[Page] = []
@@ -114,13 +102,12 @@ class _Handler(FakeHandler):
                 # Cloud and Data Center answer a bad or expired token with 401 and a JSON message
                 self.send_json(401, {"statusCode": 401, "message": "Current user not permitted to use Confluence"})
                 return
-            if fake.throttle_left > 0:
-                fake.throttle_left -= 1
+            refused = fake.refusal()  # 403: no permission to use Confluence
+            if refused == 429:
                 self.send_json(429, {"statusCode": 429, "message": "Rate limited"}, {"Retry-After": fake.retry_after})
                 return
-            if fake.fail_left > 0:
-                fake.fail_left -= 1
-                self.send_json(fake.fail_status, {"statusCode": fake.fail_status, "message": "scripted failure"})
+            if refused is not None:
+                self.send_json(refused, {"statusCode": refused, "message": "scripted failure"})
                 return
             status, payload = self._route(path, query)
         self.send_json(status, payload)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from support.http_fakes import FakeHandler, FakeServer
+from support.http_fakes import FakeHandler, FakeServer, ScriptedRefusals
 
 TOKEN = "ntn_test_integration_secret_51"
 VERSION = "2025-09-03"
@@ -86,7 +86,7 @@ class Database:
     parent: dict[str, Any]
 
 
-class FakeNotion(FakeServer):
+class FakeNotion(ScriptedRefusals, FakeServer):
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.pages: dict[str, Page] = {}
@@ -94,8 +94,6 @@ class FakeNotion(FakeServer):
         self.requests: list[str] = []  # "METHOD path" of every request
         self.arrivals: list[float] = []  # time.monotonic() of each
         self.after_search: Callable[[], None] | None = None  # runs after each search answered (a race)
-        self.throttle_left, self.retry_after = 0, "1"
-        self.fail_left, self.fail_status = 0, 503
         self._clock = itertools.count(1)
         self._lock = threading.Lock()
         super().__init__(_Handler, "fake-notion")
@@ -136,16 +134,6 @@ class FakeNotion(FakeServer):
         for key, value in changes.items():
             setattr(page, key, value)
         page.edited = f"2026-02-01T09:{next(self._clock) % 60:02d}:00.000Z"  # Notion rounds to the minute
-
-    def expire(self) -> None:
-        self.token = "revoked-" + self.token
-
-    def throttle(self, times: int, retry_after: str = "1") -> None:
-        self.throttle_left, self.retry_after = times, retry_after
-
-    def fail(self, times: int, status: int) -> None:
-        """The next `times` requests answer `status` (403: the integration may not read content; 5xx)."""
-        self.fail_left, self.fail_status = times, status
 
     def visible(self, page_id: str) -> Page | None:
         page = self.pages.get(page_id)
@@ -194,15 +182,11 @@ class _Handler(FakeHandler):
                 status, payload = error(401, "unauthorized", "API token is invalid.")
             elif self.headers.get("Notion-Version") != VERSION:
                 status, payload = error(400, "missing_version", "Notion-Version header failed validation.")
-            elif fake.throttle_left > 0:
-                fake.throttle_left -= 1
+            elif (refused := fake.refusal()) == 429:
                 status, payload = error(429, "rate_limited", "You have been rate limited.")
-            elif fake.fail_left > 0:
-                fake.fail_left -= 1
-                code = {403: "restricted_resource", 500: "internal_server_error"}.get(
-                    fake.fail_status, "service_unavailable"
-                )
-                status, payload = error(fake.fail_status, code, "scripted failure")
+            elif refused is not None:  # 403: the integration may not read content
+                code = {403: "restricted_resource", 500: "internal_server_error"}.get(refused, "service_unavailable")
+                status, payload = error(refused, code, "scripted failure")
             else:
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 status, payload = _Routes(fake).route(method, parts.path, query, body)

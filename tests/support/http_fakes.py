@@ -65,3 +65,34 @@ class FakeHandler(QuietHandler):
         self, status: int, payload: Any, headers: dict[str, str] | None = None, content_type: str = "application/json"
     ) -> None:
         self.send_bytes(status, json.dumps(payload).encode(), content_type, headers)
+
+
+class ScriptedRefusals:
+    """A token-checking fake's scripted refusals: `expire()` revokes its token; `throttle()` and `fail()`
+    make the next requests answer 429 with Retry-After, or a status, instead of being served."""
+
+    token: str
+    throttle_left: int = 0
+    retry_after: str = "1"
+    fail_left: int = 0
+    fail_status: int = 503
+
+    def expire(self) -> None:
+        self.token = "revoked-" + self.token
+
+    def throttle(self, times: int, retry_after: str = "1") -> None:
+        self.throttle_left, self.retry_after = times, retry_after
+
+    def fail(self, times: int, status: int) -> None:
+        """The next `times` requests answer `status` (403: no permission; 5xx)."""
+        self.fail_left, self.fail_status = times, status
+
+    def refusal(self) -> int | None:
+        """The status the next request answers instead of being served (429 first), counted down; None: serve it."""
+        if self.throttle_left > 0:
+            self.throttle_left -= 1
+            return 429
+        if self.fail_left > 0:
+            self.fail_left -= 1
+            return self.fail_status
+        return None
