@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
@@ -106,6 +106,9 @@ class Answerer:
         self.held = self.state_monitor.held  # a state call, made again once an outage is over
         self.hash_user = hash_user
         self.history = ThreadHistory(client)
+        # a mention in a channel with `answers: private`: answered to the asker alone; set where the
+        # listeners are registered (bot/slack/private.py, which builds on this class)
+        self.privately: Callable[[Question], Answer] | None = None
 
     def handle(self, q: Question, *, mentioned: bool, auto: bool = False) -> None:
         """Answers `q` unless it was already handled, is not allowed here, or the user is rate-limited.
@@ -146,7 +149,36 @@ class Answerer:
         if not q.text and not q.in_thread:  # in a thread, a bare mention summons the bot to its question
             self.notice(q, HELP)
             return
+        if self._private_here(q):
+            self._answer_privately(q)
+            return
         self.answer(q, resumed=lease.resumed)
+
+    def _private_here(self, q: Question) -> bool:
+        """A new question (not in a thread: a shared answer's follow-ups are answered as any answer's)
+        in a channel with `answers: private`."""
+        return (
+            self.privately is not None
+            and not (q.in_thread or q.is_dm)
+            and self.policy.options_for(q.channel, q.is_dm).private_answers
+        )
+
+    def _answer_privately(self, q: Question) -> None:
+        assert self.privately is not None
+        started = time.monotonic()
+        try:
+            answer = self.privately(q)
+        except StateUnavailable:  # stopping: told privately too
+            log.error("stopping while the state database is unreachable: a question in %s was not answered", q.channel)
+            self.notice(q, INTERRUPTED)
+            return
+        except Exception:
+            eid = error_id()
+            log.exception("error %s while answering privately in %s", eid, q.channel)
+            self.report(q, "error", total=time.monotonic() - started, note=f"error {eid}")
+            self.notice(q, apology(eid))
+            return
+        self.report(q, answer.mode, answer, total=time.monotonic() - started, note="answered privately")
 
     def _answer_unasked(self, q: Question) -> None:
         """Auto mode (a `mode: auto` channel's top-level message that reads as a question): the answer is
@@ -187,7 +219,10 @@ class Answerer:
             if self.held(lambda: self.state.questions.answer_posted(q.channel, q.ts)):  # it died after posting
                 return
             log.warning("answering in %s (thread %s): the replica answering it stopped", q.channel, q.thread_ts)
-            self.answer(q, resumed=True)
+            if self._private_here(q):
+                self._answer_privately(q)
+            else:
+                self.answer(q, resumed=True)
         except StateUnavailable:
             self._not_answered(q, self._reply(q))
         finally:

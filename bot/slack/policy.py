@@ -38,13 +38,15 @@ class ScopeOptions:
     of questions, the channel where "Ask an owner" posts, and whether its public channels' questions
     may be suggested in its other channels that share theirs (never inherited from the default); its
     experts' user group (mentioned when a thread is escalated), and whether a channel answers every
-    question asked in it without a mention (`mode: auto`; a channel's own, never inherited)."""
+    question asked in it without a mention (`mode: auto`; a channel's own, never inherited), and
+    whether a mention there is answered to the asker alone first (`answers: private`; a channel's own)."""
 
     suggested_prompts: tuple[str, ...] = ()
     ask_channel: str | None = None
     share_questions: bool = False
     experts: str | None = None
     auto: bool = False
+    private_answers: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class ChannelScopes:
             own.share_questions,
             own.experts or self.default_options.experts,
             own.auto if channel in self.options else False,
+            own.private_answers if channel in self.options else False,
         )
 
 
@@ -106,6 +109,7 @@ _SCOPE_KEYS = {
     "share_questions",
     "experts",
     "mode",
+    "answers",
 }
 DEFAULT_SCOPE = "default"  # in a source's answer_in: DMs and the channels the scopes file does not list
 
@@ -130,12 +134,16 @@ def _options(raw: Any, where: str) -> ScopeOptions:
     mode = raw.get("mode", "mention")
     if mode not in ("mention", "auto"):
         raise PolicyError(f"{where}.mode: expected mention or auto, got {mode!r}")
+    answers = raw.get("answers", "public")
+    if answers not in ("public", "private"):
+        raise PolicyError(f"{where}.answers: expected public or private, got {answers!r}")
     return ScopeOptions(
         tuple(p.strip() for p in prompts),
         ask.strip() if ask else None,
         share,
         experts and experts.strip(),
         mode == "auto",
+        answers == "private",
     )
 
 

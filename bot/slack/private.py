@@ -1,7 +1,8 @@
-"""Private first: `/qwenbot ask <question>` answers only the asker (an ephemeral message, with the
-answer's sources) and offers "Share in channel", which posts the same answer, with its sources, in the
-channel as the asker's shared answer: from then on it is an answer like any other there (its thread
-takes follow-ups, it has feedback and "Still need help?").
+"""Private first: `/qwenbot ask <question>`, and a mention in a channel with `answers: private` (the
+channel scopes file), answer only the asker (an ephemeral message, with the answer's sources) and offer
+"Share in channel", which posts the same answer, with its sources, in the channel as the asker's shared
+answer: from then on it is an answer like any other there (its thread takes follow-ups, it has feedback
+and "Still need help?").
 
 Until it is shared, the question is kept apart from the questions asked in the open (private_answers
 in the state): it is never suggested to others, never in the digest."""
@@ -20,7 +21,7 @@ from bot.answer.records import Answer, Done, Source
 from bot.slack.answering import Answerer
 from bot.slack.questions import Question, plain_text
 from bot.slack.render.answer import answer_text, split_markdown
-from bot.slack.render.blocks import Message, markdown_block
+from bot.slack.render.blocks import Block, Message, markdown_block
 from bot.slack.render.blocks import plain_text as one_line
 from bot.slack.render.knowledge import share_block, shared_header
 from bot.slack.render.notices import not_enabled, rate_limited
@@ -42,6 +43,15 @@ def _loaded(raw: str) -> Answer:
     return Answer(data["text"], data["mode"], [Source(**s) for s in data["sources"]])
 
 
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """A private answer as its ephemeral message shows it."""
+
+    answer: Answer
+    text: str
+    blocks: list[Block]
+
+
 class PrivateAnswers:
     def __init__(self, answerer: Answerer) -> None:
         self.answerer = answerer
@@ -59,7 +69,20 @@ class PrivateAnswers:
         if wait:
             respond(text=rate_limited(wait), response_type="ephemeral")
             return
-        text = plain_text(question, None)
+        shown = self._answered(channel, user, plain_text(question, None), is_dm)
+        respond(text=shown.text, blocks=shown.blocks, response_type="ephemeral", replace_original=False)
+
+    def mention(self, q: Question) -> Answer:
+        """A mention in a channel with `answers: private` (the answerer has checked the channel and the
+        rate limit): the answer shown to the asker alone, as `/qwenbot ask` shows it."""
+        shown = self._answered(q.channel, q.user, q.text, q.is_dm)
+        self.answerer.client.chat_postEphemeral(channel=q.channel, user=q.user, text=shown.text, blocks=shown.blocks)
+        return shown.answer
+
+    def _answered(self, channel: str, user: str, text: str, is_dm: bool) -> Shown:
+        """The answer to `text`, kept apart from the questions asked in the open, as the message that
+        shows it: with its sources, and outside DMs "Share in channel"."""
+        a = self.answerer
         answer = None
         for event in a.pipeline.run(text, [], a.policy.scope_for(channel, is_dm)):
             answer = event.answer if isinstance(event, Done) else answer
@@ -72,7 +95,7 @@ class PrivateAnswers:
         ]
         if not is_dm:
             blocks.append(share_block(private_id))
-        respond(text=one_line(answer.text, 3000), blocks=blocks, response_type="ephemeral", replace_original=False)
+        return Shown(answer, one_line(answer.text, 3000), blocks)
 
     def share(self, body: dict[str, Any], respond: Respond) -> None:
         """Posts the private answer in its channel, as its asker's shared answer (once)."""

@@ -67,6 +67,8 @@ def register_listeners(
     )
     actions.register(app, feedback)
     views.register(app, feedback)
-    ask_privately = knowledge.register_private(app, PrivateAnswers(answerer), workers)
+    private = PrivateAnswers(answerer)
+    answerer.privately = private.mention  # `answers: private` channels
+    ask_privately = knowledge.register_private(app, private, workers)
     limiter = RateLimiter(commands.COMMANDS_PER_MINUTE, state.limits)
     commands.register(app, limiter, status_report, reindexer, ask_privately)
