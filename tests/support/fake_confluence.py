@@ -86,11 +86,7 @@ class FakeConfluence(ScriptedRefusals, FakeServer):
         return chain
 
 
-class _Handler(FakeHandler):
-    @property
-    def fake(self) -> FakeConfluence:
-        return self.server.fake  # type: ignore[attr-defined]
-
+class _Handler(FakeHandler[FakeConfluence]):
     def do_GET(self) -> None:
         fake = self.fake
         parts = urlsplit(self.path)

@@ -277,11 +277,7 @@ def _check_assertion(assertion: str, public_key: rsa.RSAPublicKey, email: str) -
     return None
 
 
-class _Handler(FakeHandler):
-    @property
-    def fake(self) -> FakeDrive:
-        return self.server.fake  # type: ignore[attr-defined]
-
+class _Handler(FakeHandler[FakeDrive]):
     def do_POST(self) -> None:
         body = self.read_body().decode()
         if urlsplit(self.path).path != "/token":

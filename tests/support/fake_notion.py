@@ -162,11 +162,7 @@ def error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"object": "error", "status": status, "code": code, "message": message, "request_id": "r-1"}
 
 
-class _Handler(FakeHandler):
-    @property
-    def fake(self) -> FakeNotion:
-        return self.server.fake  # type: ignore[attr-defined]
-
+class _Handler(FakeHandler[FakeNotion]):
     def do_GET(self) -> None:
         self._serve("GET", None)
 

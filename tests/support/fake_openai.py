@@ -83,14 +83,10 @@ class FakeOpenAI(FakeServer):
         super().__exit__(*exc)
 
 
-class _Handler(FakeHandler):
+class _Handler(FakeHandler[FakeOpenAI]):
     # HTTP/1.1 (FakeHandler's): chunked transfer encoding for SSE, so a cut stream is detectable.
     # Unbuffered writes: a stream's headers and chunks go out as written, whatever a responder does between
     wbufsize = 0
-
-    @property
-    def fake(self) -> FakeOpenAI:
-        return self.server.fake  # type: ignore[attr-defined]
 
     def _read_body(self) -> Any:
         raw = self.read_body().decode("utf-8")

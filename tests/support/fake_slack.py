@@ -483,7 +483,7 @@ def _context_actions_ok(block: dict[str, Any]) -> bool:
     return True
 
 
-class _Handler(FakeHandler):
+class _Handler(FakeHandler[FakeSlack]):
     def _args(self) -> dict[str, Any]:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
         raw = self.read_body()
@@ -494,7 +494,7 @@ class _Handler(FakeHandler):
         return {**query, **dict(urllib.parse.parse_qsl(raw.decode()))}
 
     def _handle(self) -> None:
-        fake: FakeSlack = self.server.fake  # type: ignore[attr-defined]
+        fake = self.fake
         path = urllib.parse.urlsplit(self.path).path
         args = self._args()
         if path.startswith("/respond/"):

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 from support.servers import POLL_INTERVAL, FakeHTTPServer
 
 
 class FakeServer:
     """A FakeHTTPServer on a free loopback port, served from a daemon thread while entered as a
-    context manager. Fakes subclass it; their handler reaches the fake as `self.server.fake`."""
+    context manager. Fakes subclass it; their handler (a FakeHandler) reaches the fake as `self.fake`."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
         self._httpd = FakeHTTPServer(("127.0.0.1", 0), handler)
@@ -41,13 +41,20 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass  # keep test output quiet
 
 
-class FakeHandler(QuietHandler):
-    """An API fake's handler: HTTP/1.1 keep-alive, as the real services do."""
+Fake = TypeVar("Fake", bound=FakeServer)
+
+
+class FakeHandler(QuietHandler, Generic[Fake]):
+    """An API fake's handler: HTTP/1.1 keep-alive, as the real services do; `fake` is the FakeServer."""
 
     protocol_version = "HTTP/1.1"
     # one write per response (headers and body buffered): otherwise Nagle and delayed ACKs cost ~40 ms each
     wbufsize = -1
     disable_nagle_algorithm = True
+
+    @property
+    def fake(self) -> Fake:
+        return self.server.fake  # type: ignore[attr-defined]
 
     def read_body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
