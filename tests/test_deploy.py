@@ -45,7 +45,9 @@ def test_the_manifest_asks_for_what_the_bot_uses() -> None:
     manifest = yaml.safe_load((DEPLOY / "manifest.yml").read_text(encoding="utf-8"))
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert {"app_mention", "message.im", "assistant_thread_started", "assistant_thread_context_changed"} <= events
-    assert {"assistant:write", "chat:write", "commands"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    assert "reaction_added" in events  # ✅ marks a thread resolved (resolved_threads in the scopes file)
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"assistant:write", "chat:write", "commands", "reactions:read"} <= scopes
     [command] = manifest["features"]["slash_commands"]
     assert command["command"] == "/qwenbot" and "reindex" in command["usage_hint"]
     assert "assistant_view" in manifest["features"]

@@ -164,10 +164,11 @@ class Answerer:
         )
 
     def _answer_privately(self, q: Question) -> None:
-        assert self.privately is not None
-        started = time.monotonic()
+        privately, started = self.privately, time.monotonic()
+        if privately is None:
+            return
         try:
-            answer = self.privately(q)
+            answer = privately(q)
         except StateUnavailable:  # stopping: told privately too
             log.error("stopping while the state database is unreachable: a question in %s was not answered", q.channel)
             self.notice(q, INTERRUPTED)

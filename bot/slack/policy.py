@@ -47,6 +47,7 @@ class ScopeOptions:
     experts: str | None = None
     auto: bool = False
     private_answers: bool = False
+    resolved_threads: bool = False  # ✅ on a thread's reply saves it as a learned answer (Policy.resolved_threads)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class ChannelScopes:
             own.experts or self.default_options.experts,
             own.auto if channel in self.options else False,
             own.private_answers if channel in self.options else False,
+            own.resolved_threads,
         )
 
 
@@ -110,6 +112,7 @@ _SCOPE_KEYS = {
     "experts",
     "mode",
     "answers",
+    "resolved_threads",
 }
 DEFAULT_SCOPE = "default"  # in a source's answer_in: DMs and the channels the scopes file does not list
 
@@ -137,6 +140,9 @@ def _options(raw: Any, where: str) -> ScopeOptions:
     answers = raw.get("answers", "public")
     if answers not in ("public", "private"):
         raise PolicyError(f"{where}.answers: expected public or private, got {answers!r}")
+    resolved = raw.get("resolved_threads", False)
+    if not isinstance(resolved, bool):
+        raise PolicyError(f"{where}.resolved_threads: expected true or false, got {resolved!r}")
     return ScopeOptions(
         tuple(p.strip() for p in prompts),
         ask.strip() if ask else None,
@@ -144,6 +150,7 @@ def _options(raw: Any, where: str) -> ScopeOptions:
         experts and experts.strip(),
         mode == "auto",
         answers == "private",
+        resolved,
     )
 
 
@@ -255,6 +262,16 @@ class Policy:
 
     def learned_keys(self) -> set[str]:
         return known_keys(self.scopes.default, self.scopes.channels)
+
+    def resolved_threads(self, channel: str, kind: str | None) -> bool:
+        """Whether a ✅ in `channel`'s threads saves the thread as a learned answer: a channel listed with
+        `resolved_threads: true` (a private one too: the admin named it), or one not listed when `default`
+        says so and it is public (`kind`, the channel's type as its message events said). Never a DM."""
+        if channel.startswith("D"):
+            return False
+        if channel in self.scopes.options:
+            return self.scopes.options[channel].resolved_threads
+        return self.scopes.default_options.resolved_threads and kind == "channel"
 
     def channel_wait_seconds(self, channel: str) -> int:
         """Auto mode: 0 when the channel may get another answer now; else whole seconds to wait."""

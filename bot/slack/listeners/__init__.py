@@ -9,7 +9,7 @@ from slack_bolt import App
 
 from bot.knowledge.learned import LearnedAnswers
 from bot.slack.answering import Answerer
-from bot.slack.listeners import actions, commands, events, knowledge, views
+from bot.slack.listeners import actions, commands, events, knowledge, resolved, views
 from bot.slack.listeners.deps import EventDeps, FeedbackDeps, KnowledgeDeps
 from bot.slack.policy import RateLimiter
 from bot.slack.private import PrivateAnswers
@@ -38,8 +38,10 @@ def register_listeners(
         answering=answerer,
         admins=frozenset(config.admin_users),
         learned=learned,
+        claims=state.claims,
     )
     knowledge.register(app, knowing)
+    resolved.register(app, knowing)
     events.register(
         app,
         EventDeps(

@@ -63,6 +63,7 @@ class KnowledgeDeps:
     answering: Answering
     admins: frozenset[str]  # QWENBOT_ADMIN_USERS: may save and remove any learned answer
     learned: LearnedAnswers | None
+    claims: Claims  # a resolved thread is saved once, across replicas
 
 
 @dataclass(frozen=True)

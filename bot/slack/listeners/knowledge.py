@@ -216,11 +216,22 @@ def _may_keep(deps: KnowledgeDeps, channel: str) -> bool:
 
 
 def save(deps: KnowledgeDeps, saver: str, meta: dict[str, Any], question: str, answer: str) -> None:
-    """Saves the learned answer (store, mirror, index) and says so in its thread, with a remove button."""
+    """The save modal's answer, for a thread that was escalated."""
     channel, thread_ts, author = str(meta.get("channel")), str(meta.get("thread_ts")), str(meta.get("author"))
     esc = deps.knowledge.escalation(channel, thread_ts)
     if esc is None or deps.learned is None or not _may_keep(deps, channel):
         log.warning("a learned answer for a thread that was not escalated was not saved")
+        return
+    keep(deps, saver, channel, thread_ts, author, question, answer)
+
+
+def keep(
+    deps: KnowledgeDeps, saver: str, channel: str, thread_ts: str, author: str, question: str, answer: str
+) -> None:
+    """Saves `author`'s answer from the thread as a learned answer, scoped to the channel's scope (store,
+    mirror, index: cited from the next question on), and says so in the thread with a remove button.
+    The caller has checked that the thread may be kept."""
+    if deps.learned is None:  # no learned root: saving is off
         return
     new = NewLearned(
         question=question[:300],
