@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, what in (("show", "one learned answer in full"), ("remove", "stop citing a learned answer")):
         lsub.add_parser(name, help=what).add_argument("id", type=int, help="its id (`qwenbot learned list`)")
+    lsub.add_parser(
+        "export", help="write them as Markdown files with front matter, as the bot mirrors them"
+    ).add_argument("folder", type=Path, help="where to write them (<scope>/<id>-<question>.md; created if missing)")
     return parser
 
 

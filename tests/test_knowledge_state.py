@@ -16,6 +16,8 @@ from bot import cli
 from bot.knowledge.learned import LearnedAnswers, LearnedConfig
 from bot.state import State
 from bot.state.knowledge import NewLearned
+from retrieval.formats.front_matter import split_front_matter
+from retrieval.loaders import load_document
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
@@ -125,3 +127,24 @@ def test_qwenbot_learned_lists_shows_and_removes(
     assert f"{learned_id}  removed" in run("list", "--all")[1]
     code, _, err = run("show", "99")
     assert code != 0 and "no learned answer 99" in err
+
+
+def test_qwenbot_learned_export_writes_markdown_with_front_matter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    state = State(db)
+    kept = state.knowledge.add_learned(_learned(question="Which badge?"))
+    gone = state.knowledge.add_learned(_learned(question="Which locker?"))
+    state.knowledge.set_status(gone, "removed")
+    state.close()
+    monkeypatch.setenv("QWENBOT_STATE_DB", str(db))
+    out_dir = tmp_path / "export"
+
+    assert cli.main(["--env-file", os.devnull, "learned", "export", str(out_dir)]) == 0
+    assert "exported 1 learned answer" in capsys.readouterr().out
+    files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.md"))
+    assert len(files) == 1 and files[0].startswith(f"s-hr/{kept}-")  # the removed one is not exported
+    meta, body = split_front_matter((out_dir / files[0]).read_text(encoding="utf-8"))
+    assert meta["title"].startswith("Which badge?") and meta["owner"] and "A green one" in body
+    assert load_document(out_dir / files[0], files[0]).title.startswith("Which badge?")  # the indexer reads it

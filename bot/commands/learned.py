@@ -1,4 +1,6 @@
-"""`qwenbot learned list | show ID | remove ID`: the answers experts saved in Slack (bot/knowledge/).
+"""`qwenbot learned list | show ID | remove ID | export FOLDER`: the answers experts saved in Slack
+(bot/knowledge/). `export` writes the active and archived ones as the Markdown files (front matter:
+title, url, updated, owner, status) the bot mirrors and indexes, e.g. to keep them in a docs repository.
 
 `remove` takes one out of the answers in the state store; every running bot replica then takes it out
 of its mirror and its index within a minute (its keep-up loop), and a bot started later never indexes
@@ -9,13 +11,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from pathlib import Path
 
 from bot.errors import NotReadyError, UsageError
-from bot.knowledge.learned import document_key
+from bot.knowledge.learned import as_document, document_key
 from bot.settings import Settings
 from bot.state import State
 from bot.state.knowledge import LearnedAnswer
 from bot.text import short
+from retrieval.sources.mirror import write_document
 
 
 def _day(at: float | None) -> str:
@@ -48,6 +52,14 @@ def _show(a: LearnedAnswer) -> str:
     return "\n".join(f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in fields.items())
 
 
+def _export(state: State, folder: Path) -> int:
+    answers = state.knowledge.learned_answers()
+    for answer in answers:
+        write_document(folder, as_document(answer))
+    print(f"exported {len(answers)} learned answer{'' if len(answers) == 1 else 's'} to {folder}")
+    return 0
+
+
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if (missing := State.missing(settings.state_config())) is not None:
         raise NotReadyError(missing)
@@ -59,6 +71,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
                 print(_line(a))
             print(f"{len(answers)} learned answer{'' if len(answers) == 1 else 's'}")
             return 0
+        if args.learned_command == "export":
+            return _export(state, args.folder)
         found = state.knowledge.learned(args.id)
         if found is None:
             raise UsageError(f"no learned answer {args.id}: `qwenbot learned list` shows their ids")
