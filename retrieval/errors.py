@@ -17,7 +17,8 @@ branches) is how callers catch them, and `except ValueError` never catches one b
     │   ├── SourceAuthError         the source refused the credentials (401/403, expired token)
     │   ├── SourceUnreachableError  the host cannot be reached or keeps failing (5xx, timeouts)
     │   ├── SourceRateLimitedError  the source said to slow down (429); `retry_after` seconds, when it said
-    │   └── SourceNotFoundError     a configured space, page, folder, branch or repository no longer exists
+    │   ├── SourceNotFoundError     a configured space, page, folder, branch or repository no longer exists
+    │   └── UnsafePathError         a document's mirror path that could leave the mirror (the sync skips it)
     └── StoreError              the index cannot be opened
         ├── IndexMissingError
         ├── ModelMismatchError
@@ -88,6 +89,10 @@ class SourceRateLimitedError(SourceError):
 
 class SourceNotFoundError(SourceError):
     """A configured space, page, database, folder, branch or repository does not exist (any more)."""
+
+
+class UnsafePathError(SourceError):
+    """A document's mirror path that must not be written; the message says why."""
 
 
 class StoreError(RetrievalError):

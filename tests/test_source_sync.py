@@ -14,12 +14,12 @@ from support.docs import make_pdf
 from bot.state import State
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
-from retrieval.errors import SourceUnreachableError
+from retrieval.errors import SourceUnreachableError, UnsafePathError
 from retrieval.indexer import Indexer
 from retrieval.models import IndexStats
 from retrieval.search import Searcher
 from retrieval.sources.base import Changes, Cursor, KnownDocument, SourceDocument
-from retrieval.sources.mirror import UnsafePathError, remove_document, write_document
+from retrieval.sources.mirror import remove_document, write_document
 from retrieval.sources.spec import SourceSpec
 from retrieval.sources.sync import SourceSync
 

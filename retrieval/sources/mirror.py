@@ -28,17 +28,13 @@ from typing import Any
 
 import yaml
 
-from retrieval.errors import LoadError
+from retrieval.errors import LoadError, UnsafePathError
 from retrieval.formats.front_matter import TAG_LIMIT, TAGS_LIMIT, TEXT_LIMIT, URL_LIMIT, one_line, read_front_matter
 from retrieval.loaders import SUPPORTED_SUFFIXES, sidecar_path
 from retrieval.sources.base import SourceDocument
 
 _MARKDOWN = frozenset({".md", ".markdown"})
 _PATH_LIMIT = 512  # characters of a mirror path: far beyond a readable one
-
-
-class UnsafePathError(ValueError):
-    """A document's mirror path that must not be written; the message says why."""
 
 
 @dataclass(frozen=True)

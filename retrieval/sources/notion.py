@@ -119,10 +119,11 @@ class NotionConnector:
                 if seen is not None and fresh and seen.version == version and seen.path == path:
                     changes.unchanged.append(page.id)
                     continue
-                try:
-                    changes.upserts.append(self._document(page, tree, session, version))
-                except _Vanished:  # not listed now: the sync drops it if it knew it
+                document = self._document(page, tree, session, version)
+                if document is None:  # not listed now: the sync drops it if it knew it
                     changes.notes.append(f"page {page.id} vanished during the sync")
+                else:
+                    changes.upserts.append(document)
             missing = sorted(set(known) - set(pages))
             # Search lags behind a few recent changes; when many known pages are missing at once, they
             # were unshared or deleted (a root unshared): confirming each would cost a request apiece.
@@ -138,8 +139,11 @@ class NotionConnector:
         shape = json.dumps([page.title, tree.ancestors(page), sorted(page.tags), page.properties])
         return f"{page.edited}|{hashlib.sha256(shape.encode()).hexdigest()[:16]}"
 
-    def _document(self, page: _Page, tree: _Tree, session: _Session, version: str) -> SourceDocument:
+    def _document(self, page: _Page, tree: _Tree, session: _Session, version: str) -> SourceDocument | None:
+        """The page as a document; None when it is gone by the time its blocks are read."""
         blocks = session.blocks(page.id)
+        if blocks is None:
+            return None
         body = blocks_markdown(blocks, tree.link)
         if page.properties:
             body = f"{page.properties}\n\n{body}"
@@ -253,10 +257,6 @@ def _trashed(raw: Mapping[str, Any]) -> bool:
     return bool(raw.get("in_trash") or raw.get("archived"))
 
 
-class _Vanished(Exception):
-    """A listed page that is gone when its blocks are read."""
-
-
 class _Session:
     """One sync's requests: the SDK client, the retry budget, and the errors mapped to SourceErrors."""
 
@@ -290,8 +290,9 @@ class _Session:
                 return found
             body["start_cursor"] = answer["next_cursor"]
 
-    def blocks(self, block_id: str, depth: int = 0, budget: list[int] | None = None) -> list[dict[str, Any]]:
-        """The block's children, with their own children under "children" (child pages excepted)."""
+    def blocks(self, block_id: str, depth: int = 0, budget: list[int] | None = None) -> list[dict[str, Any]] | None:
+        """The block's children, with their own children under "children" (child pages excepted); None
+        when the page (depth 0) is gone since the listing."""
         budget = [MAX_BLOCKS] if budget is None else budget
         children: list[dict[str, Any]] = []
         start: str | None = None
@@ -300,7 +301,7 @@ class _Session:
             answer = self.call(partial(self.client.blocks.children.list, **query), f"page {block_id}", True)
             if answer is None:  # deleted or unshared since the listing
                 if depth == 0:
-                    raise _Vanished(block_id)
+                    return None
                 break
             results = answer.get("results", [])[: budget[0]]
             budget[0] -= len(results)
@@ -313,7 +314,7 @@ class _Session:
         for child in children:
             nested = child.get("has_children") and child.get("type") not in ("child_page", "child_database")
             if nested and depth < MAX_DEPTH and budget[0] > 0:
-                child["children"] = self.blocks(str(child["id"]), depth + 1, budget)
+                child["children"] = self.blocks(str(child["id"]), depth + 1, budget) or []
         return children
 
     def block_parent(self, block_id: str) -> tuple[str, str | None]:

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from retrieval.errors import UnsafePathError
 from retrieval.loaders import sidecar_path
 from retrieval.models import IndexStats
 from retrieval.sources.base import Changes, Connector, Cursor, KnownDocument, SourceDocument
-from retrieval.sources.mirror import MirroredFile, UnsafePathError, remove_document, render, shown, write_file
+from retrieval.sources.mirror import MirroredFile, remove_document, render, shown, write_file
 from retrieval.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
