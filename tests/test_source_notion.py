@@ -311,6 +311,8 @@ def test_synced_pages_are_found_by_search_with_their_link_until_trashed(
 
 def test_no_log_line_holds_the_token_even_at_debug(notion: FakeNotion, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    # the bot's logging quiets httpx (its INFO lines name URLs); a test run earlier in this process may have set it up
+    caplog.set_level(logging.DEBUG, logger="httpx")
     workspace(notion)
     unpaced(notion).changes(None, {})
     notion.expire()
