@@ -321,7 +321,8 @@ class FakeSlack(FakeServer):
             return {"ok": False, "error": "message_not_in_streaming_state"}
         return message
 
-    def _api_chat_appendStream(self, args: dict) -> dict:
+    def _appended(self, args: dict) -> Message | dict:
+        """The streaming message with this call's text and chunks added, or the error answer."""
         message = self._streaming(args)
         if isinstance(message, dict):
             return message
@@ -329,18 +330,20 @@ class FakeSlack(FakeServer):
         if refused:
             return refused
         message.text += args.get("markdown_text") or ""
+        return message
+
+    def _api_chat_appendStream(self, args: dict) -> dict:
+        message = self._appended(args)
+        if isinstance(message, dict):
+            return message
         if len(message.text) > 12_000:
             return {"ok": False, "error": "msg_too_long"}
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     def _api_chat_stopStream(self, args: dict) -> dict:
-        message = self._streaming(args)
+        message = self._appended(args)
         if isinstance(message, dict):
             return message
-        refused = self._chunks(args, message)
-        if refused:
-            return refused
-        message.text += args.get("markdown_text") or ""
         message.streaming = False
         message.blocks = [{"type": "markdown", "text": message.text}, *_blocks(args)]
         problem = _check_limits("", message.blocks)
